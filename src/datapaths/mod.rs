@@ -1,0 +1,1 @@
+//! The datapaths: the pod macvlan and the two ways the node reaches it (shim, veth).

@@ -1,0 +1,1 @@
+//! The protocol layer: CNI requests, configuration, results, versions and errors.

@@ -1,0 +1,11 @@
+//! Everything that touches the operating system: namespaces, netlink, sysctls, the file lock,
+//! the attachment records and the execution of delegated (IPAM) plugins.
+
+pub mod error;
+pub mod mac;
+pub mod netlink;
+pub mod netns;
+pub mod sysctl;
+
+pub use error::{SysError, SysResult};
+pub use mac::Mac;
