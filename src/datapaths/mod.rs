@@ -1,1 +1,6 @@
 //! The datapaths: the pod macvlan and the two ways the node reaches it (shim, veth).
+
+pub mod host_access;
+pub mod node;
+pub mod shim;
+pub mod veth;

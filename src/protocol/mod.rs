@@ -1,1 +1,14 @@
-//! The protocol layer: CNI requests, configuration, results, versions and errors.
+//! The protocol layer: CNI requests (environment + configuration), results, versions and
+//! errors. Nothing here touches the system.
+
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod result;
+pub mod version;
+
+pub use config::{HostAccess, Mode, NetConf};
+pub use env::{Command, Environment};
+pub use error::{code, CniError, CniResult, Context};
+pub use result::CniOutput;
+pub use version::CniVersion;

@@ -52,7 +52,10 @@ impl SysError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self.errno(),
-            Some(nix::libc::ENODEV) | Some(nix::libc::ENOENT) | Some(nix::libc::ESRCH) | Some(nix::libc::EADDRNOTAVAIL)
+            Some(nix::libc::ENODEV)
+                | Some(nix::libc::ENOENT)
+                | Some(nix::libc::ESRCH)
+                | Some(nix::libc::EADDRNOTAVAIL)
         )
     }
 

@@ -10,13 +10,7 @@ impl Mac {
     /// A locally administered unicast MAC derived from `seed`, so that an object re-created
     /// from the same seed gets the same MAC (neighbour entries that point at it stay right).
     pub fn stable_local(seed: &[u8]) -> Mac {
-        // FNV-1a, 64 bit: tiny, stable across releases and platforms (std's hasher is neither).
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in seed {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        let b = hash.to_be_bytes();
+        let b = super::names::fnv1a(seed).to_be_bytes();
         // Bit 1 of the first octet: locally administered; bit 0 cleared: unicast.
         Mac([(b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]])
     }
@@ -43,11 +37,14 @@ impl FromStr for Mac {
         let mut out = [0u8; 6];
         let mut parts = s.split(':');
         for byte in out.iter_mut() {
-            let part = parts.next().ok_or_else(|| format!("invalid MAC address {s:?}"))?;
+            let part = parts
+                .next()
+                .ok_or_else(|| format!("invalid MAC address {s:?}"))?;
             if part.len() != 2 {
                 return Err(format!("invalid MAC address {s:?}"));
             }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| format!("invalid MAC address {s:?}"))?;
+            *byte =
+                u8::from_str_radix(part, 16).map_err(|_| format!("invalid MAC address {s:?}"))?;
         }
         if parts.next().is_some() {
             return Err(format!("invalid MAC address {s:?}"));

@@ -9,3 +9,6 @@ pub mod sysctl;
 
 pub use error::{SysError, SysResult};
 pub use mac::Mac;
+pub mod lock;
+pub mod names;
+pub mod state;

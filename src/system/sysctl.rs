@@ -2,21 +2,128 @@
 //! the thread that opens them, so a sysctl of another namespace is written from a thread inside
 //! it (`Netns::run`).
 
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
 use super::netns::Netns;
-use super::SysResult;
+use super::{SysError, SysResult};
 
 /// Writes each `(key, value)`; a key is a path below /proc/sys, e.g.
 /// `net/ipv4/conf/eth0/arp_notify`. Runs on a thread inside `ns`.
 pub fn write_in(ns: &Netns, settings: &[(String, String)]) -> SysResult<()> {
-    todo!("{:?} {settings:?}", ns.path())
+    ns.run(|| write(settings))?.map_err(|e| in_namespace(e, ns))
 }
 
 /// Writes each `(key, value)` in the calling thread's own namespace.
 pub fn write(settings: &[(String, String)]) -> SysResult<()> {
-    todo!("{settings:?}")
+    for (key, value) in settings {
+        let path = path_of(key)?;
+        fs::write(&path, value.as_bytes())
+            .map_err(|e| SysError::io(format!("cannot set sysctl {key}={value}"), e))?;
+    }
+    Ok(())
 }
 
 /// Reads one key in the calling thread's own namespace (trailing newline removed).
 pub fn read(key: &str) -> SysResult<String> {
-    todo!("{key}")
+    let path = path_of(key)?;
+    let mut value = fs::read_to_string(&path)
+        .map_err(|e| SysError::io(format!("cannot read sysctl {key}"), e))?;
+    if value.ends_with('\n') {
+        value.pop();
+    }
+    Ok(value)
+}
+
+fn path_of(key: &str) -> SysResult<PathBuf> {
+    // Keys come partly from interface names; a key that climbs out of /proc/sys would turn a
+    // sysctl write into a write anywhere.
+    let relative = Path::new(key);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if key.is_empty() || !plain {
+        return Err(SysError::other(format!("invalid sysctl key {key:?}")));
+    }
+    Ok(Path::new("/proc/sys").join(relative))
+}
+
+fn in_namespace(error: SysError, ns: &Netns) -> SysError {
+    let label = ns.path().display();
+    match error {
+        SysError::Io { context, source } => SysError::Io {
+            context: format!("{context} in network namespace {label}"),
+            source,
+        },
+        SysError::Other(message) => {
+            SysError::Other(format!("{message} in network namespace {label}"))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::netns::test_support::TempNetns;
+
+    #[test]
+    fn write_in_changes_only_that_namespace() {
+        let temp = TempNetns::new("sysctl");
+        let key = "net/ipv4/conf/lo/arp_ignore";
+        let machine_before = read(key).unwrap();
+        let settings = [
+            (key.to_string(), "2".to_string()),
+            ("net/ipv4/ip_forward".to_string(), "1".to_string()),
+        ];
+
+        write_in(&temp.ns, &settings).unwrap();
+
+        let inside = temp
+            .ns
+            .run(|| (read(key).unwrap(), read("net/ipv4/ip_forward").unwrap()))
+            .unwrap();
+        assert_eq!(inside, ("2".to_string(), "1".to_string()));
+        let seen_by_ip = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &temp.name,
+                "cat",
+                "/proc/sys/net/ipv4/conf/lo/arp_ignore",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&seen_by_ip.stdout).trim(), "2");
+        assert_eq!(read(key).unwrap(), machine_before);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_namespace() {
+        let temp = TempNetns::new("sysctl");
+        let settings = [(
+            "net/ipv4/conf/nosuchdev/arp_filter".to_string(),
+            "1".to_string(),
+        )];
+        let error = write_in(&temp.ns, &settings).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("net/ipv4/conf/nosuchdev/arp_filter"),
+            "{message}"
+        );
+        assert!(message.contains(&temp.name), "{message}");
+        assert_eq!(error.errno(), Some(nix::libc::ENOENT));
+    }
+
+    #[test]
+    fn keys_cannot_leave_proc_sys() {
+        for key in [
+            "",
+            "../../etc/passwd",
+            "/etc/passwd",
+            "net/../../etc/passwd",
+        ] {
+            assert!(read(key).is_err(), "{key:?} was accepted");
+        }
+    }
 }

@@ -1,0 +1,31 @@
+# Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
+CARGO ?= cargo
+
+.PHONY: all build test deps fmt fmt-check clippy demo bench
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+deps:
+	scripts/install-deps.sh
+
+fmt:
+	$(CARGO) fmt
+
+fmt-check:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Unit tests and the namespace integration tests (each test builds its own namespaces).
+test: deps fmt-check clippy
+	$(CARGO) test
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh

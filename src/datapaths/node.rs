@@ -1,0 +1,95 @@
+//! The node's side of a call: its namespace, a netlink connection in it, and the questions
+//! every datapath asks about it (which master, which addresses).
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+use crate::protocol::{CniError, CniResult, Context};
+use crate::system::netlink::{Address, Link, Netlink};
+use crate::system::netns::Netns;
+
+pub struct Node {
+    pub ns: Netns,
+    pub netlink: Netlink,
+}
+
+impl Node {
+    /// The plugin runs inside the node's namespace: that is the node.
+    pub fn open() -> CniResult<Node> {
+        let ns = Netns::current().context("opening the node's network namespace")?;
+        let netlink = Netlink::open().context("opening netlink in the node's namespace")?;
+        Ok(Node { ns, netlink })
+    }
+
+    /// `master` when configured, else the interface of the node's default route.
+    pub fn resolve_master(&self, configured: Option<&str>) -> CniResult<Link> {
+        if let Some(name) = configured {
+            return self
+                .netlink
+                .link_by_name(name)
+                .with_context(|| format!("looking up master {name:?}"))?
+                .ok_or_else(|| CniError::config(format!("master {name:?} does not exist in the node's network namespace")));
+        }
+        let routes = self.netlink.routes().context("reading the node's routes to find the default interface")?;
+        let default_oif = [false, true]
+            .into_iter()
+            .find_map(|v6| {
+                routes.iter().find(|r| {
+                    let is_default = r.destination.is_none_or(|d| d.prefix() == 0);
+                    let family_v6 = r.destination.map(|d| d.is_ipv6()).or(r.gateway.map(|g| g.is_ipv6()));
+                    is_default && family_v6 == Some(v6) && r.output_index.is_some()
+                })
+            })
+            .and_then(|r| r.output_index)
+            .ok_or_else(|| {
+                CniError::config("master is not set and the node has no default route to take it from: set \"master\" to the LAN interface")
+            })?;
+        self.netlink
+            .link_by_index(default_oif)
+            .context("looking up the default route's interface")?
+            .ok_or_else(|| CniError::internal(format!("the default route's interface (index {default_oif}) vanished")))
+    }
+
+    pub fn master_by_index(&self, index: u32) -> CniResult<Link> {
+        self.netlink
+            .link_by_index(index)
+            .with_context(|| format!("looking up the pod link's parent (index {index}) in the node's namespace"))?
+            .ok_or_else(|| CniError::internal(format!("the pod link's parent (index {index}) does not exist in the node's namespace")))
+    }
+
+    /// Every address of the node (one dump; its size does not grow with the number of pods,
+    /// which get no addresses on the node).
+    pub fn addresses(&self) -> CniResult<Vec<Address>> {
+        self.netlink.all_addresses().context("reading the node's addresses")
+    }
+}
+
+/// The addresses of `master` that the node can use as a source towards its pods: global
+/// scope, not tentative, not failed.
+pub fn usable_addresses_of(addresses: &[Address], master: &Link) -> Vec<IpNetwork> {
+    addresses
+        .iter()
+        .filter(|a| a.index == master.index && a.scope == 0 && !a.tentative && !a.dad_failed)
+        .map(|a| a.network)
+        .collect()
+}
+
+/// Refuses a pod address that the node itself has: routing it to the pod would cut the node
+/// off from its own address.
+pub fn refuse_node_local(addresses: &[Address], pod: &[IpNetwork]) -> CniResult<()> {
+    for p in pod {
+        if let Some(a) = addresses.iter().find(|a| a.network.ip() == p.ip()) {
+            return Err(CniError::config(format!(
+                "pod address {} is a local address of the node (interface index {}): it cannot be routed to the pod",
+                p.ip(),
+                a.index
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}

@@ -1,0 +1,329 @@
+//! The network configuration on stdin: read leniently (unknown keys are kept, never rejected,
+//! so a newer runtime or a configuration meant for a chain still works), validated strictly
+//! (every invalid value is refused with code 7, naming the key and the value).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use ipnetwork::IpNetwork;
+use serde_json::{Map, Value};
+
+use super::env::validate_ifname;
+use super::error::{code, CniError, CniResult};
+use super::version::CniVersion;
+use crate::system::netlink::MacvlanMode;
+
+pub const DEFAULT_STATE_DIR: &str = "/run/cni/macvlan-host";
+
+/// How the node reaches the pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostAccess {
+    /// A macvlan in the node's namespace, shared by the pods of one master, with /32 routes.
+    Shim,
+    /// A veth pair per pod.
+    Veth,
+    /// No host access: a plain macvlan plugin.
+    None,
+}
+
+impl HostAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostAccess::Shim => "shim",
+            HostAccess::Veth => "veth",
+            HostAccess::None => "none",
+        }
+    }
+}
+
+/// Who creates the pod's macvlan.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// This plugin creates it and delegates IP allocation to `ipam.type`.
+    Interface { ipam: Map<String, Value> },
+    /// A previous plugin in the list (the reference `macvlan`) created it; its result is here.
+    /// DEL may come without it: then the plugin's own record says what to remove.
+    Chained { prev_result: Option<Value> },
+}
+
+#[derive(Clone, Debug)]
+pub struct NetConf {
+    pub cni_version: CniVersion,
+    pub name: String,
+    pub plugin_type: String,
+    pub mode: Mode,
+    pub master: Option<String>,
+    pub macvlan_mode: MacvlanMode,
+    pub mtu: Option<u32>,
+    pub host_access: HostAccess,
+    pub shim_name: Option<String>,
+    pub shim_addresses: Vec<IpNetwork>,
+    pub host_routes: Vec<IpNetwork>,
+    pub veth_name: Option<String>,
+    pub state_dir: PathBuf,
+    pub log_file: Option<PathBuf>,
+    pub log_level: log::LevelFilter,
+    /// GC: the attachments that must be kept, `(containerID, ifname)`.
+    pub valid_attachments: Option<Vec<(String, String)>>,
+    /// The configuration exactly as received, handed on to delegated plugins.
+    pub raw: Map<String, Value>,
+}
+
+impl NetConf {
+    /// Parses and validates. `for_del` relaxes the one rule that would make DEL fail:
+    /// a DEL with neither `ipam` nor `prevResult` is a chained DEL served from the record.
+    pub fn parse(stdin: &[u8], for_del: bool) -> CniResult<NetConf> {
+        let value: Value = serde_json::from_slice(stdin).map_err(|e| {
+            CniError::new(
+                code::DECODING_FAILURE,
+                format!("the network configuration on stdin is not valid JSON: {e}"),
+            )
+        })?;
+        let Value::Object(raw) = value else {
+            return Err(CniError::new(
+                code::DECODING_FAILURE,
+                "the network configuration on stdin is not a JSON object",
+            ));
+        };
+        let reader = Reader(&raw);
+        let cni_version = CniVersion::parse(&reader.required_str("cniVersion")?)?;
+        let name = reader.required_str("name")?;
+        validate_network_name(&name)?;
+        let plugin_type = reader.optional_str("type")?.unwrap_or_default();
+
+        let ipam = match raw.get("ipam") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(ipam)) if ipam.is_empty() => None,
+            Some(Value::Object(ipam)) => {
+                match ipam.get("type").and_then(Value::as_str) {
+                    Some(t) if !t.is_empty() && !t.contains('/') => {}
+                    _ => return Err(CniError::config(format!(
+                        "ipam.type must name an IPAM plugin in CNI_PATH (e.g. \"host-local\"), got {}",
+                        ipam.get("type").map(Value::to_string).unwrap_or_else(|| "nothing".into())
+                    ))),
+                }
+                Some(ipam.clone())
+            }
+            Some(other) => {
+                return Err(CniError::config(format!(
+                    "ipam must be an object, got {other}"
+                )))
+            }
+        };
+        let prev_result = match raw.get("prevResult") {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v.clone()),
+            Some(other) => {
+                return Err(CniError::config(format!(
+                    "prevResult must be an object, got {other}"
+                )))
+            }
+        };
+        let mode = match (ipam, prev_result) {
+            (Some(ipam), _) => Mode::Interface { ipam },
+            (None, Some(prev)) => Mode::Chained { prev_result: Some(prev) },
+            (None, None) if for_del => Mode::Chained { prev_result: None },
+            (None, None) => {
+                return Err(CniError::config(
+                    "neither \"ipam\" nor \"prevResult\" is present: in interface mode macvlan-host creates the pod's \
+                     macvlan itself and needs an \"ipam\" section (e.g. {\"type\": \"host-local\", ...}); in chained mode \
+                     it runs after the \"macvlan\" plugin in a conflist, which passes it the pod's addresses as \"prevResult\"",
+                ))
+            }
+        };
+
+        let master = reader.optional_str("master")?;
+        if let Some(master) = &master {
+            check_ifname("master", master)?;
+        }
+        let macvlan_mode = match reader.optional_str("mode")?.as_deref() {
+            None | Some("bridge") => MacvlanMode::Bridge,
+            Some("private") => MacvlanMode::Private,
+            Some("vepa") => MacvlanMode::Vepa,
+            Some("passthru") => MacvlanMode::Passthru,
+            Some(other) => {
+                return Err(CniError::config(format!(
+                "mode {other:?} is invalid: use \"bridge\", \"private\", \"vepa\" or \"passthru\""
+            )))
+            }
+        };
+        let mtu = reader.optional_u64("mtu")?;
+        if let Some(mtu) = mtu {
+            if !(68..=65535).contains(&mtu) {
+                return Err(CniError::config(format!(
+                    "mtu {mtu} is out of range: it must be between 68 and 65535"
+                )));
+            }
+        }
+        let host_access = match reader.optional_str("hostAccess")?.as_deref() {
+            None | Some("shim") => HostAccess::Shim,
+            Some("veth") => HostAccess::Veth,
+            Some("none") => HostAccess::None,
+            Some(other) => {
+                return Err(CniError::config(format!(
+                    "hostAccess {other:?} is invalid: use \"shim\" (default), \"veth\" or \"none\""
+                )))
+            }
+        };
+        let shim_name = reader.optional_str("shimName")?;
+        if let Some(n) = &shim_name {
+            check_ifname("shimName", n)?;
+        }
+        let veth_name = reader.optional_str("vethName")?;
+        if let Some(n) = &veth_name {
+            check_ifname("vethName", n)?;
+        }
+        let log_level = match reader.optional_str("logLevel")?.as_deref() {
+            None | Some("info") => log::LevelFilter::Info,
+            Some(other) => log::LevelFilter::from_str(other).map_err(|_| {
+                CniError::config(format!(
+                    "logLevel {other:?} is invalid: use \"error\", \"warn\", \"info\", \"debug\", \"trace\" or \"off\""
+                ))
+            })?,
+        };
+
+        Ok(NetConf {
+            cni_version,
+            name,
+            plugin_type,
+            mode,
+            master,
+            macvlan_mode,
+            mtu: mtu.map(|m| m as u32),
+            host_access,
+            shim_name,
+            shim_addresses: reader.cidr_list("shimAddresses")?,
+            host_routes: reader.cidr_list("hostRoutes")?,
+            veth_name,
+            state_dir: reader
+                .optional_str("stateDir")?
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            log_file: reader.optional_str("logFile")?.map(PathBuf::from),
+            log_level,
+            valid_attachments: valid_attachments(&raw)?,
+            raw,
+        })
+    }
+
+    /// The previous plugin's result in chained mode.
+    pub fn prev_result(&self) -> Option<&Value> {
+        match &self.mode {
+            Mode::Chained { prev_result } => prev_result.as_ref(),
+            Mode::Interface { .. } => self.raw.get("prevResult").filter(|v| v.is_object()),
+        }
+    }
+}
+
+/// Typed access to the keys of the configuration, with errors that name the key.
+struct Reader<'a>(&'a Map<String, Value>);
+
+impl Reader<'_> {
+    fn optional_str(&self, key: &str) -> CniResult<Option<String>> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(CniError::config(format!(
+                "{key} must be a string, got {other}"
+            ))),
+        }
+    }
+
+    fn required_str(&self, key: &str) -> CniResult<String> {
+        self.optional_str(key)?.ok_or_else(|| {
+            CniError::config(format!("{key} is required in the network configuration"))
+        })
+    }
+
+    fn optional_u64(&self, key: &str) -> CniResult<Option<u64>> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                CniError::config(format!("{key} must be a positive integer, got {v}"))
+            }),
+        }
+    }
+
+    fn cidr_list(&self, key: &str) -> CniResult<Vec<IpNetwork>> {
+        let items = match self.0.get(key) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                return Err(CniError::config(format!(
+                    "{key} must be a list of CIDRs, got {other}"
+                )))
+            }
+        };
+        items
+            .iter()
+            .map(|item| {
+                let text = item.as_str().ok_or_else(|| {
+                    CniError::config(format!("{key} must be a list of CIDRs, got {item}"))
+                })?;
+                parse_cidr(text).map_err(|why| CniError::config(format!("{key}: {text:?} {why}")))
+            })
+            .collect()
+    }
+}
+
+/// A CIDR with an explicit prefix length ("10.0.0.3/32", "fd00::/64").
+pub fn parse_cidr(text: &str) -> Result<IpNetwork, String> {
+    if !text.contains('/') {
+        return Err("is not a CIDR: the prefix length is missing (e.g. \"10.0.0.3/32\")".into());
+    }
+    text.parse::<IpNetwork>()
+        .map_err(|e| format!("is not a valid CIDR: {e}"))
+}
+
+fn check_ifname(key: &str, name: &str) -> CniResult<()> {
+    validate_ifname(name).map_err(|why| CniError::config(format!("{key} {name:?} {why}")))
+}
+
+/// Network names also name state files: the specification's character set, bounded length.
+fn validate_network_name(name: &str) -> CniResult<()> {
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok && name.len() <= 100 {
+        Ok(())
+    } else {
+        Err(CniError::config(format!(
+            "name {name:?} is invalid: it must be 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// GC's list of attachments to keep: `cni.dev/valid-attachments`, or the older
+/// `cni.dev/attachments`.
+fn valid_attachments(raw: &Map<String, Value>) -> CniResult<Option<Vec<(String, String)>>> {
+    let Some((key, value)) = ["cni.dev/valid-attachments", "cni.dev/attachments"]
+        .into_iter()
+        .find_map(|k| raw.get(k).map(|v| (k, v)))
+    else {
+        return Ok(None);
+    };
+    let Value::Array(items) = value else {
+        return Err(CniError::config(format!(
+            "{key} must be a list, got {value}"
+        )));
+    };
+    items
+        .iter()
+        .map(|item| {
+            let id = item.get("containerID").and_then(Value::as_str);
+            let ifname = item.get("ifname").and_then(Value::as_str);
+            match (id, ifname) {
+                (Some(id), Some(ifname)) => Ok((id.to_owned(), ifname.to_owned())),
+                _ => Err(CniError::config(format!(
+                    "{key}: every entry needs \"containerID\" and \"ifname\", got {item}"
+                ))),
+            }
+        })
+        .collect::<CniResult<Vec<_>>>()
+        .map(Some)
+}

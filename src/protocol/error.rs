@@ -1,0 +1,119 @@
+//! The CNI error: what a plugin prints on stdout when a verb fails.
+//!
+//! Codes are those of the CNI specification; 999 is the generic failure that the reference
+//! plugins use for anything without a more precise code.
+
+use std::fmt;
+
+use serde_json::json;
+
+use crate::system::SysError;
+
+pub mod code {
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    pub const UNSUPPORTED_FIELD: u32 = 2;
+    pub const UNKNOWN_CONTAINER: u32 = 3;
+    pub const INVALID_ENVIRONMENT: u32 = 4;
+    pub const IO_FAILURE: u32 = 5;
+    pub const DECODING_FAILURE: u32 = 6;
+    pub const INVALID_CONFIG: u32 = 7;
+    pub const TRY_AGAIN_LATER: u32 = 11;
+    pub const NOT_AVAILABLE: u32 = 50;
+    pub const LIMITED_CONNECTIVITY: u32 = 51;
+    pub const INTERNAL: u32 = 999;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniError {
+    pub code: u32,
+    pub msg: String,
+    pub details: String,
+}
+
+pub type CniResult<T> = Result<T, CniError>;
+
+impl CniError {
+    pub fn new(code: u32, msg: impl Into<String>) -> Self {
+        CniError {
+            code,
+            msg: msg.into(),
+            details: String::new(),
+        }
+    }
+
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = details.into();
+        self
+    }
+
+    /// A missing or invalid CNI_* environment variable.
+    pub fn env(msg: impl Into<String>) -> Self {
+        Self::new(code::INVALID_ENVIRONMENT, msg)
+    }
+
+    /// An invalid network configuration; the message names the key and the value.
+    pub fn config(msg: impl Into<String>) -> Self {
+        Self::new(code::INVALID_CONFIG, msg)
+    }
+
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Self::new(code::INTERNAL, msg)
+    }
+
+    /// Prefixes the message with what the plugin was doing, keeping the code.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.msg = format!("{what}: {}", self.msg);
+        self
+    }
+
+    /// The JSON object printed on stdout.
+    pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
+        let mut value = json!({
+            "cniVersion": cni_version,
+            "code": self.code,
+            "msg": self.msg,
+        });
+        if !self.details.is_empty() {
+            value["details"] = json!(self.details);
+        }
+        value
+    }
+}
+
+impl fmt::Display for CniError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.msg, self.code)?;
+        if !self.details.is_empty() {
+            write!(f, ": {}", self.details)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CniError {}
+
+impl From<SysError> for CniError {
+    fn from(err: SysError) -> Self {
+        let code = match &err {
+            SysError::Io { .. } => code::IO_FAILURE,
+            _ => code::INTERNAL,
+        };
+        CniError::new(code, err.to_string())
+    }
+}
+
+/// Adds context to any error that converts into a `CniError`.
+pub trait Context<T> {
+    fn context(self, what: impl fmt::Display) -> CniResult<T>;
+    fn with_context<D: fmt::Display>(self, what: impl FnOnce() -> D) -> CniResult<T>;
+}
+
+impl<T, E: Into<CniError>> Context<T> for Result<T, E> {
+    fn context(self, what: impl fmt::Display) -> CniResult<T> {
+        self.map_err(|e| e.into().context(what))
+    }
+
+    fn with_context<D: fmt::Display>(self, what: impl FnOnce() -> D) -> CniResult<T> {
+        self.map_err(|e| e.into().context(what()))
+    }
+}
