@@ -1,1 +1,74 @@
-fn main() {}
+//! The `macvlan-host` binary: environment + stdin in, one JSON document (result or error) out.
+
+use std::io::{IsTerminal, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::process::ExitCode;
+
+use macvlan_host::plugin;
+use macvlan_host::protocol::{CniError, CniVersion, Environment};
+use macvlan_host::system::logger;
+
+fn usage() -> String {
+    format!(
+        "macvlan-host {}: a CNI plugin that attaches pods with macvlan and lets the node reach them.\n\
+         It is run by a container runtime, with CNI_COMMAND (ADD, DEL, CHECK, VERSION, GC, STATUS)\n\
+         and the other CNI_* variables set and the network configuration on stdin.\n\
+         CNI versions supported: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        CniVersion::ALL.map(CniVersion::as_str).join(", ")
+    )
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let asked_for_help = args.iter().any(|a| a == "--help" || a == "-h" || a == "--version");
+    let run_by_a_person = std::env::var_os("CNI_COMMAND").is_none() && std::io::stdin().is_terminal();
+    if asked_for_help || run_by_a_person {
+        print!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+
+    let mut stdin = Vec::new();
+    let mut version = CniVersion::LATEST.as_str().to_owned();
+    // A panic must still end as a CNI error on stdout, never as a bare backtrace: the hook
+    // logs it, catch_unwind turns it into code 999.
+    panic::set_hook(Box::new(|info| log::error!("internal error: {info}")));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| -> Result<Option<serde_json::Value>, CniError> {
+        std::io::stdin()
+            .read_to_end(&mut stdin)
+            .map_err(|e| CniError::new(macvlan_host::protocol::code::IO_FAILURE, format!("reading stdin: {e}")))?;
+        if let Some(v) = serde_json::from_slice::<serde_json::Value>(&stdin)
+            .ok()
+            .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_owned))
+        {
+            version = v;
+        }
+        let env = Environment::from_process()?;
+        plugin::run(&env, &stdin, |conf| {
+            let tag = format!("{} {} {}", env.command.as_str(), env.container_id(), env.ifname());
+            logger::init(tag, conf.log_file.as_deref(), conf.log_level);
+        })
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(CniError::internal(format!("internal error (a bug in macvlan-host): {what}")))
+    });
+
+    let mut stdout = std::io::stdout().lock();
+    match outcome {
+        Ok(Some(result)) => {
+            let _ = writeln!(stdout, "{result}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(err) => {
+            log::warn!("{err}");
+            let _ = writeln!(stdout, "{}", err.to_json(&version));
+            ExitCode::FAILURE
+        }
+    }
+}

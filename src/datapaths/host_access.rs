@@ -345,3 +345,39 @@ pub fn check(node: &Node, record: &Record, pod_netlink: Option<&Netlink>) -> Cni
     }
     Ok(())
 }
+
+/// GC: shims that no attachment uses any more (left by a crash between the last DEL's steps).
+pub fn remove_unused_shims(node: &Node, store: &StateStore) -> Vec<CniError> {
+    let _lock = match NodeLock::acquire(store.dir()) {
+        Ok(lock) => lock,
+        Err(e) => return vec![CniError::from(e).context("taking the node lock")],
+    };
+    let mut errors = Vec::new();
+    let shims = match store.known_shims() {
+        Ok(shims) => shims,
+        Err(e) => return vec![e.into()],
+    };
+    for name in shims {
+        match store.has_no_users(&name) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                errors.push(e.into());
+                continue;
+            }
+        }
+        match node.netlink.link_by_name(&name) {
+            Ok(Some(link)) if link.kind.as_deref() == Some("macvlan") => {
+                if let Err(e) = node.netlink.delete_link(link.index) {
+                    errors.push(CniError::from(e).context(format!("removing unused shim {name}")));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(e.into()),
+        }
+        if let Err(e) = store.forget_shim(&name) {
+            errors.push(e.into());
+        }
+    }
+    errors
+}

@@ -10,5 +10,6 @@ pub mod sysctl;
 pub use error::{SysError, SysResult};
 pub use mac::Mac;
 pub mod lock;
+pub mod logger;
 pub mod names;
 pub mod state;

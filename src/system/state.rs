@@ -192,6 +192,16 @@ impl StateStore {
         }
     }
 
+    /// Removes the (empty) users directory of a shim that no longer exists.
+    pub fn forget_shim(&self, shim: &str) -> SysResult<()> {
+        let dir = self.users_dir(shim);
+        match fs::remove_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SysError::io(format!("removing {}", dir.display()), e)),
+        }
+    }
+
     /// The shims that have a users directory (GC looks for unused ones).
     pub fn known_shims(&self) -> SysResult<Vec<String>> {
         Ok(read_dir(&self.dir.join("users"))?

@@ -1,0 +1,189 @@
+//! The pod's macvlan in interface mode: created directly inside the pod's namespace (the
+//! master stays on the node), configured from the IPAM result, verified by CHECK.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+
+use crate::protocol::result::{CniOutput, RouteEntry};
+use crate::protocol::{CniError, CniResult, Context, NetConf};
+use crate::system::netlink::{Link, Netlink, MacvlanSpec, Route};
+use crate::system::netns::Netns;
+use crate::system::{sysctl, Mac};
+
+/// How long ADD waits for IPv6 duplicate address detection before giving up.
+const DAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Refuses an interface name the pod already uses, before any IP is allocated for it.
+pub fn ensure_name_free(pod: &Netlink, ifname: &str) -> CniResult<()> {
+    if pod.link_by_name(ifname).context("looking up CNI_IFNAME in the pod")?.is_some() {
+        return Err(CniError::config(format!(
+            "the pod already has an interface named {ifname:?} (CNI_IFNAME)"
+        )));
+    }
+    Ok(())
+}
+
+/// A name no other ADD uses at the same time, for the moments between creation and rename
+/// (the pod's namespace may hold any name, and the kernel refuses duplicates).
+fn temporary_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("mvh{:08x}", std::process::id() ^ nanos)
+}
+
+/// Creates the macvlan inside the pod and returns its index and MAC. On failure the half-made
+/// link is removed; the caller still owns the IPAM allocation.
+pub fn create(
+    node: &Netlink,
+    pod_ns: &Netns,
+    pod: &Netlink,
+    master: &Link,
+    conf: &NetConf,
+    ifname: &str,
+    ipam: &CniOutput,
+) -> CniResult<(u32, Mac)> {
+    let temporary = temporary_name();
+    node.create_macvlan(&MacvlanSpec {
+        name: temporary.clone(),
+        master_index: master.index,
+        mode: conf.macvlan_mode,
+        mtu: conf.mtu,
+        mac: None,
+        netns_fd: Some(pod_ns.as_fd().as_raw_fd()),
+    })
+    .with_context(|| format!("creating the pod's macvlan on master {}", master.name))?;
+    let link = pod
+        .link_by_name(&temporary)
+        .context("looking up the new macvlan in the pod")?
+        .ok_or_else(|| CniError::internal(format!("macvlan {temporary} vanished from the pod right after creation")))?;
+    let configured = configure(pod_ns, pod, link.index, ifname, ipam);
+    if let Err(err) = configured {
+        if let Err(e) = pod.delete_link(link.index) {
+            log::warn!("removing the half-made macvlan {ifname} from the pod: {e}");
+        }
+        return Err(err);
+    }
+    let mac = link
+        .mac
+        .ok_or_else(|| CniError::internal(format!("macvlan {ifname} has no MAC address")))?;
+    Ok((link.index, mac))
+}
+
+fn configure(pod_ns: &Netns, pod: &Netlink, index: u32, ifname: &str, ipam: &CniOutput) -> CniResult<()> {
+    // Renamed while down: older kernels refuse to rename an up link.
+    pod.rename_link(index, ifname)
+        .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
+    let has_v6 = ipam.ips.iter().any(|ip| ip.address.is_ipv6());
+    let mut settings = vec![(format!("net/ipv4/conf/{ifname}/arp_notify"), "1".to_owned())];
+    if has_v6 {
+        settings.push((format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1".to_owned()));
+    }
+    // Gratuitous ARP / unsolicited NA when the link comes up: the LAN learns the new MAC of a
+    // reused address at once.
+    sysctl::write_in(pod_ns, &settings).with_context(|| format!("configuring {ifname} in the pod"))?;
+    for ip in &ipam.ips {
+        pod.add_address(index, ip.address, false)
+            .with_context(|| format!("adding address {} to {ifname}", ip.address))?;
+    }
+    pod.set_link_up(index).with_context(|| format!("bringing {ifname} up"))?;
+    if has_v6 {
+        wait_for_dad(pod, index, ifname)?;
+    }
+    for route in &ipam.routes {
+        let gateway = route.gw.or_else(|| {
+            ipam.ips
+                .iter()
+                .filter_map(|ip| ip.gateway)
+                .find(|gw| gw.is_ipv4() == route.dst.is_ipv4())
+        });
+        pod.add_route(&pod_route(route, gateway, index), false)
+            .with_context(|| format!("adding route {} in the pod", describe(route, gateway)))?;
+    }
+    Ok(())
+}
+
+fn pod_route(route: &RouteEntry, gateway: Option<std::net::IpAddr>, index: u32) -> Route {
+    Route {
+        destination: Some(route.dst),
+        gateway,
+        output_index: Some(index),
+        scope_link: gateway.is_none(),
+        ..Route::default()
+    }
+}
+
+fn describe(route: &RouteEntry, gateway: Option<std::net::IpAddr>) -> String {
+    match gateway {
+        Some(gw) => format!("{} via {gw}", route.dst),
+        None => route.dst.to_string(),
+    }
+}
+
+/// IPv6 addresses are usable only after duplicate address detection; a runtime expects the
+/// pod's addresses to work when ADD returns, as they do with the reference plugins.
+fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
+    let deadline = Instant::now() + DAD_TIMEOUT;
+    loop {
+        let addresses = pod.addresses(index).with_context(|| format!("reading the addresses of {ifname}"))?;
+        if let Some(failed) = addresses.iter().find(|a| a.dad_failed) {
+            return Err(CniError::internal(format!(
+                "address {} on {ifname} is already in use on the LAN (duplicate address detection failed)",
+                failed.network
+            )));
+        }
+        if !addresses.iter().any(|a| a.tentative) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(CniError::internal(format!(
+                "duplicate address detection on {ifname} did not finish within {DAD_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// CHECK: the pod's macvlan is there, in the configured mode on the master, with every address
+/// and route of the result it was given.
+pub fn verify(pod: &Netlink, ifname: &str, conf: &NetConf, master: &Link, prev: &CniOutput) -> CniResult<()> {
+    let link = pod
+        .link_by_name(ifname)
+        .context("looking up the pod's interface")?
+        .ok_or_else(|| CniError::internal(format!("interface {ifname} does not exist in the pod")))?;
+    if link.kind.as_deref() != Some("macvlan") {
+        return Err(CniError::internal(format!("{ifname} in the pod is not a macvlan")));
+    }
+    if link.macvlan_mode != Some(conf.macvlan_mode) {
+        return Err(CniError::internal(format!(
+            "{ifname} is in macvlan mode {:?}, the configuration says {:?}",
+            link.macvlan_mode, conf.macvlan_mode
+        )));
+    }
+    if link.parent_index != Some(master.index) {
+        return Err(CniError::internal(format!("{ifname} is not a macvlan of master {}", master.name)));
+    }
+    let addresses = pod.addresses(link.index).context("reading the pod's addresses")?;
+    for ip in &prev.ips {
+        if !addresses.iter().any(|a| a.network == ip.address) {
+            return Err(CniError::internal(format!("address {} is missing on {ifname}", ip.address)));
+        }
+    }
+    let routes = pod.routes().context("reading the pod's routes")?;
+    for route in &prev.routes {
+        let present = routes.iter().any(|r| {
+            let dst_matches = match r.destination {
+                Some(d) => d == route.dst,
+                None => route.dst.prefix() == 0 && r.gateway.is_some_and(|g| g.is_ipv4() == route.dst.is_ipv4()),
+            };
+            dst_matches && (route.gw.is_none() || r.gateway == route.gw)
+        });
+        if !present {
+            return Err(CniError::internal(format!("route {} is missing in the pod", describe(route, route.gw))));
+        }
+    }
+    Ok(())
+}
+

@@ -1,0 +1,60 @@
+//! DEL: remove what ADD made. DEL must succeed whenever there is nothing left to remove (the
+//! namespace, prevResult, record, shim or master already gone): a failing DEL would keep the
+//! runtime from running the plugins behind this one, and their IP allocations would leak.
+
+use super::ipam::Ipam;
+use super::{attachment_key, combine, Pod};
+use crate::datapaths::host_access;
+use crate::datapaths::node::Node;
+use crate::datapaths::veth;
+use crate::protocol::{CniError, CniResult, Context, Environment, HostAccess, Mode, NetConf};
+use crate::system::state::StateStore;
+
+pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
+    let node = Node::open()?;
+    let mut errors = release_host_access(env, conf, &node);
+    if let Mode::Interface { .. } = conf.mode {
+        // IPAM first and always: the allocation must go even when the pod is gone.
+        let ipam = Ipam::of(env, conf).expect("interface mode always has ipam");
+        if let Err(e) = ipam.del() {
+            errors.push(e);
+        }
+        if let Err(e) = remove_pod_link(env) {
+            errors.push(e);
+        }
+    }
+    combine(errors)
+}
+
+fn release_host_access(env: &Environment, conf: &NetConf, node: &Node) -> Vec<CniError> {
+    let key = attachment_key(env, conf);
+    let store = match StateStore::open(&conf.state_dir).context("opening stateDir") {
+        Ok(store) => store,
+        Err(e) => return vec![e],
+    };
+    match store.load(&key).context("reading the attachment record") {
+        Ok(Some(record)) => host_access::detach(node, &store, &record),
+        // No record: nothing was set up, or it was removed already. A veth's node end is found
+        // by its derived name all the same, in case a crash left it without a record.
+        Ok(None) if conf.host_access == HostAccess::Veth => {
+            let name = veth::host_end_name(&key);
+            match node.netlink.link_by_name(&name) {
+                Ok(Some(link)) => node.netlink.delete_link(link.index).err().map(CniError::from).into_iter().collect(),
+                Ok(None) => Vec::new(),
+                Err(e) => vec![e.into()],
+            }
+        }
+        Ok(None) => Vec::new(),
+        Err(e) => vec![e],
+    }
+}
+
+fn remove_pod_link(env: &Environment) -> CniResult<()> {
+    let Some(pod) = Pod::open_if_present(env)? else { return Ok(()) };
+    if let Some(link) = pod.netlink.link_by_name(env.ifname()).context("looking up the pod's interface")? {
+        pod.netlink
+            .delete_link(link.index)
+            .with_context(|| format!("removing {} from the pod", env.ifname()))?;
+    }
+    Ok(())
+}

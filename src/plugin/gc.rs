@@ -1,0 +1,41 @@
+//! GC: remove everything of this network that belongs to an attachment the runtime no longer
+//! knows. Goes on past errors, so one broken leftover never protects the others.
+
+use std::collections::HashSet;
+
+use super::combine;
+use super::ipam::Ipam;
+use crate::datapaths::host_access;
+use crate::datapaths::node::Node;
+use crate::protocol::{CniError, CniResult, Context, Environment, NetConf};
+use crate::system::state::StateStore;
+
+pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
+    let valid: HashSet<(String, String)> = conf
+        .valid_attachments
+        .clone()
+        .ok_or_else(|| {
+            // Without the list every attachment would look stale: refuse rather than wipe.
+            CniError::config("GC needs \"cni.dev/valid-attachments\": the list of attachments to keep")
+        })?
+        .into_iter()
+        .collect();
+    let node = Node::open()?;
+    let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
+    let mut errors = Vec::new();
+    for record in store.records_of(&conf.name).context("listing attachment records")? {
+        let key = &record.key;
+        if valid.contains(&(key.container_id.clone(), key.ifname.clone())) {
+            continue;
+        }
+        log::info!("GC: removing stale attachment {}", key.file_stem());
+        errors.extend(host_access::detach(&node, &store, &record));
+    }
+    errors.extend(host_access::remove_unused_shims(&node, &store));
+    if let Some(ipam) = Ipam::of(env, conf) {
+        if let Err(e) = ipam.gc() {
+            errors.push(e);
+        }
+    }
+    combine(errors)
+}
