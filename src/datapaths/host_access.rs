@@ -293,6 +293,11 @@ fn detach_locked(node: &Node, store: &StateStore, record: &Record) -> Vec<CniErr
             Err(e) => errors.push(CniError::from(e).context(format!("removing {host_name}"))),
         }
     }
+    if let (true, HostSide::Shim { name }) = (remove_link, &record.host_side) {
+        if let Err(e) = store.forget_shim(name) {
+            errors.push(e.into());
+        }
+    }
     if let Err(e) = store.remove(key) {
         errors.push(e.into());
     }
