@@ -29,7 +29,8 @@ if ((${#missing[@]} > 0)); then
     echo "install-deps: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
-    apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+    # With recommends, as podman needs them for its CNI backend (containers-common, iptables).
+    apt-get install -y "${PACKAGES[@]}"
 fi
 
 # `make test` runs rustfmt and clippy; add them to the toolchain when rustup manages it.

@@ -86,7 +86,10 @@ impl NetConf {
             ));
         };
         let reader = Reader(&raw);
-        let cni_version = CniVersion::parse(&reader.required_str("cniVersion")?)?;
+        // A missing cniVersion is an incompatible version (code 1), not a malformed file: the
+        // reference plugins read it as "0.1.0", which they refuse with code 1 too.
+        let cni_version =
+            CniVersion::parse(&reader.optional_str("cniVersion")?.unwrap_or_default())?;
         let name = reader.required_str("name")?;
         validate_network_name(&name)?;
         let plugin_type = reader.optional_str("type")?.unwrap_or_default();

@@ -188,6 +188,10 @@ pub fn pass_through(prev: &Value, version: CniVersion, extra: &[Interface]) -> V
         map.insert("cniVersion".into(), json!(version.as_str()));
         if !extra.is_empty() {
             let list = map.entry("interfaces").or_insert_with(|| json!([]));
+            if !list.is_array() {
+                // `null` (or nothing usable): the appended entries must not be lost.
+                *list = json!([]);
+            }
             if let Value::Array(items) = list {
                 items.extend(extra.iter().map(interface_json));
             }
