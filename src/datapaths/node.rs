@@ -35,10 +35,10 @@ impl Node {
         let default_oif = [false, true]
             .into_iter()
             .find_map(|v6| {
+                // Dumped default routes are 0.0.0.0/0 or ::/0, with or without a gateway.
                 routes.iter().find(|r| {
-                    let is_default = r.destination.is_none_or(|d| d.prefix() == 0);
-                    let family_v6 = r.destination.map(|d| d.is_ipv6()).or(r.gateway.map(|g| g.is_ipv6()));
-                    is_default && family_v6 == Some(v6) && r.output_index.is_some()
+                    let is_default = r.destination.is_some_and(|d| d.prefix() == 0 && d.is_ipv6() == v6);
+                    is_default && r.output_index.is_some()
                 })
             })
             .and_then(|r| r.output_index)

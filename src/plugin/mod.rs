@@ -23,7 +23,10 @@ pub fn run(env: &Environment, stdin: &[u8], on_config: impl FnOnce(&NetConf)) ->
     if env.command == Command::Version {
         return Ok(Some(version_reply(stdin)));
     }
-    let conf = NetConf::parse(stdin, env.command == Command::Del)?;
+    // DEL, GC and STATUS never carry a prevResult: a chained configuration (no `ipam`) is
+    // valid for them as it is.
+    let without_prev_result = matches!(env.command, Command::Del | Command::Gc | Command::Status);
+    let conf = NetConf::parse(stdin, without_prev_result)?;
     on_config(&conf);
     require_version_for(env.command, &conf)?;
     log::debug!("{} {} {}", env.command.as_str(), env.container_id(), env.ifname());

@@ -108,7 +108,9 @@ pub struct Address {
 /// A route in the main table. Fields that are None are left out of the request.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Route {
-    pub destination: Option<IpNetwork>, // None: the default route of the gateway's family
+    /// None when adding: the default route of the gateway's family. Dumps report a default
+    /// route as 0.0.0.0/0 or ::/0, since it may have no gateway (`default dev ppp0`).
+    pub destination: Option<IpNetwork>,
     pub gateway: Option<IpAddr>,
     pub output_index: Option<u32>,
     pub source: Option<IpAddr>,
@@ -809,10 +811,12 @@ fn parse_route(message: RouteMessage) -> Option<Route> {
     if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
         return None;
     }
-    if header.destination_prefix_length > 0 {
-        let ip = destination?;
-        route.destination = Some(IpNetwork::new(ip, header.destination_prefix_length).ok()?);
-    }
+    let ip = match header.address_family {
+        _ if header.destination_prefix_length > 0 => destination?,
+        AddressFamily::Inet6 => IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::from(Ipv4Addr::UNSPECIFIED),
+    };
+    route.destination = Some(IpNetwork::new(ip, header.destination_prefix_length).ok()?);
     Some(route)
 }
 
@@ -1157,7 +1161,7 @@ mod tests {
                 .clone()
         };
         assert_eq!(find(host.destination), host);
-        let dumped_default = find(None);
+        let dumped_default = find(Some(net("0.0.0.0/0")));
         assert_eq!(dumped_default.gateway, default.gateway);
         assert_eq!(dumped_default.output_index, Some(a));
         assert!(!dumped_default.scope_link);

@@ -1,0 +1,802 @@
+//! Interface mode (issue 3): `macvlan-host` creates the pod's macvlan itself, with IPAM
+//! delegated to the real `host-local`, running inside NODE1 of the test LAN. `hostAccess` is
+//! `"none"` throughout: these tests are about the pod's own interface, not the node's path to it.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const NETWORK: &str = "mvh-test";
+const TCP_PORT: u16 = 8080;
+
+/// One node's allocation range inside the LAN's subnets; NODE1 and NODE2 use disjoint ones,
+/// each with its own host-local `dataDir`, as real nodes do.
+struct Range {
+    v4: (&'static str, &'static str),
+    v6: (&'static str, &'static str),
+}
+
+const NODE1_RANGE: Range = Range {
+    v4: ("10.99.0.100", "10.99.0.149"),
+    v6: ("fd99::100", "fd99::149"),
+};
+const NODE2_RANGE: Range = Range {
+    v4: ("10.99.0.150", "10.99.0.199"),
+    v6: ("fd99::150", "fd99::199"),
+};
+
+/// A dual-stack interface-mode configuration: master eth0, bridge mode, no host access,
+/// host-local on `data_dir` with PEER as gateway and default routes in both families.
+fn config(version: &str, range: &Range, data_dir: &TempDir, state_dir: &TempDir) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": NETWORK,
+        "type": OUR_TYPE,
+        "master": "eth0",
+        "mode": "bridge",
+        "hostAccess": "none",
+        "stateDir": state_dir.str(),
+        "ipam": {
+            "type": "host-local",
+            "dataDir": data_dir.str(),
+            "ranges": [
+                [{"subnet": SUBNET4, "rangeStart": range.v4.0, "rangeEnd": range.v4.1, "gateway": PEER_IP4}],
+                [{"subnet": SUBNET6, "rangeStart": range.v6.0, "rangeEnd": range.v6.1, "gateway": PEER_IP6}],
+            ],
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+        },
+    })
+}
+
+/// A LAN, our plugin, and NODE1's temporary host-local `dataDir` and `stateDir`.
+struct Bed {
+    lan: Lan,
+    plugin: Plugin,
+    data_dir: TempDir,
+    state_dir: TempDir,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        Bed {
+            lan: Lan::new(),
+            plugin: Plugin::ours(),
+            data_dir: TempDir::new("data"),
+            state_dir: TempDir::new("state"),
+        }
+    }
+
+    /// NODE1's configuration at `version`.
+    fn conf(&self, version: &str) -> Value {
+        config(version, &NODE1_RANGE, &self.data_dir, &self.state_dir)
+    }
+
+    fn allocations(&self) -> Vec<String> {
+        host_local_allocations(self.data_dir.path())
+    }
+
+    /// ADD in NODE1, which must succeed; returns the result.
+    fn add(&self, at: &Attachment, conf: &Value) -> Value {
+        self.plugin
+            .add(&self.lan.node1, at, conf)
+            .expect_ok()
+            .clone()
+    }
+}
+
+/// `conf` with `prevResult` set, as a runtime passes the cached ADD result to CHECK and DEL.
+fn with_prev(conf: &Value, result: &Value) -> Value {
+    let mut conf = conf.clone();
+    conf["prevResult"] = result.clone();
+    conf
+}
+
+/// The addresses of a result's `ips`, without prefix length: `["10.99.0.100", "fd99::100"]`.
+fn result_ips(result: &Value) -> Vec<String> {
+    result["ips"]
+        .as_array()
+        .expect("ips")
+        .iter()
+        .map(|ip| {
+            let cidr = ip["address"].as_str().expect("ips[].address");
+            cidr.split('/').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// The result's IPv4 or IPv6 address.
+fn result_ip(result: &Value, v6: bool) -> String {
+    result_ips(result)
+        .into_iter()
+        .find(|ip| ip.contains(':') == v6)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {} address in {result}",
+                if v6 { "IPv6" } else { "IPv4" }
+            )
+        })
+}
+
+/// Names of the links in a namespace.
+fn link_names(ns: &Netns) -> BTreeSet<String> {
+    as_array(ns.ip_json(["link", "show"]))
+        .iter()
+        .map(|l| l["ifname"].as_str().expect("ifname").to_string())
+        .collect()
+}
+
+/// What a failed or undone call must leave unchanged on the node: its links, their addresses
+/// (without flags, which change as duplicate address detection ends) and its routes.
+fn node_state(node: &Netns) -> (BTreeSet<String>, BTreeSet<String>, Vec<Value>, Vec<Value>) {
+    let addresses = as_array(node.ip_json(["addr", "show"]))
+        .iter()
+        .flat_map(|link| {
+            let name = link["ifname"].as_str().unwrap_or_default().to_string();
+            link["addr_info"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |a| {
+                    format!(
+                        "{name} {}/{}",
+                        a["local"].as_str().unwrap_or_default(),
+                        a["prefixlen"]
+                    )
+                })
+        })
+        .collect();
+    (
+        link_names(node),
+        addresses,
+        node.routes("-4"),
+        node.routes("-6"),
+    )
+}
+
+/// Global addresses on `dev` in `ns` as `address/prefix`.
+fn global_addresses(ns: &Netns, dev: &str) -> BTreeSet<String> {
+    let links = as_array(ns.ip_json(["addr", "show", "dev", dev]));
+    links[0]["addr_info"]
+        .as_array()
+        .expect("addr_info")
+        .iter()
+        .filter(|a| a["scope"] == "global")
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect()
+}
+
+fn as_array(v: Value) -> Vec<Value> {
+    v.as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+}
+
+/// Asserts that only `lo` is left in the pod and that it has no routes.
+fn assert_pod_empty(pod: &Pod) {
+    assert_eq!(
+        link_names(pod),
+        BTreeSet::from(["lo".to_string()]),
+        "links left in {}",
+        pod.name()
+    );
+    assert_eq!(
+        pod.routes("-4"),
+        Vec::<Value>::new(),
+        "IPv4 routes in the pod"
+    );
+    assert_eq!(
+        pod.routes("-6"),
+        Vec::<Value>::new(),
+        "IPv6 routes in the pod"
+    );
+}
+
+/// Whether host-local has ever allocated in `data_dir` (it keeps `last_reserved_ip.*` after a
+/// release): proves that a failed ADD got past IPAM ADD.
+fn host_local_allocated_once(data_dir: &Path) -> bool {
+    std::fs::read_dir(data_dir.join(NETWORK))
+        .map(|dir| {
+            dir.filter_map(Result::ok).any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("last_reserved_ip")
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// The attachment records of our stateDir (none expected with `hostAccess: "none"`, and none
+/// may outlive a DEL).
+fn state_files(state_dir: &TempDir) -> Vec<String> {
+    let mut found = Vec::new();
+    for sub in ["attachments", "owners", "users"] {
+        if let Ok(dir) = std::fs::read_dir(state_dir.join(sub)) {
+            found.extend(
+                dir.filter_map(Result::ok)
+                    .map(|e| format!("{sub}/{:?}", e.file_name())),
+            );
+        }
+    }
+    found
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connectivity
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pods_reach_the_peer_and_a_pod_on_the_other_node_over_ipv4_and_ipv6() {
+    let bed = Bed::new();
+    let lan = &bed.lan;
+    let pod1 = lan.pod("a");
+    let pod2 = lan.pod("b");
+    let r1 = bed.add(&Attachment::new(&pod1), &bed.conf("1.0.0"));
+    // NODE2 runs the plugin too, with its own host-local state and range.
+    let (data2, state2) = (TempDir::new("data2"), TempDir::new("state2"));
+    let conf2 = config("1.0.0", &NODE2_RANGE, &data2, &state2);
+    let r2 = bed
+        .plugin
+        .add(&lan.node2, &Attachment::new(&pod2), &conf2)
+        .expect_ok()
+        .clone();
+
+    let _peer_server = lan.peer.tcp_server(TCP_PORT);
+    let _pod1_server = pod1.tcp_server(TCP_PORT);
+    let _pod2_server = pod2.tcp_server(TCP_PORT);
+    for v6 in [false, true] {
+        let (peer, ip1, ip2) = (
+            if v6 { PEER_IP6 } else { PEER_IP4 },
+            result_ip(&r1, v6),
+            result_ip(&r2, v6),
+        );
+        assert!(pod1.ping(peer), "pod1 -> PEER {peer}");
+        assert!(lan.peer.ping(&ip1), "PEER -> pod1 {ip1}");
+        assert!(pod1.ping(&ip2), "pod1 -> pod2 {ip2}");
+        assert!(pod2.ping(&ip1), "pod2 -> pod1 {ip1}");
+        assert!(pod1.tcp_connect(peer, TCP_PORT), "pod1 -> PEER {peer} TCP");
+        assert!(
+            lan.peer.tcp_connect(&ip1, TCP_PORT),
+            "PEER -> pod1 {ip1} TCP"
+        );
+        assert!(pod1.tcp_connect(&ip2, TCP_PORT), "pod1 -> pod2 {ip2} TCP");
+        assert!(pod2.tcp_connect(&ip1, TCP_PORT), "pod2 -> pod1 {ip1} TCP");
+    }
+    // Off-subnet traffic leaves through the default route via PEER: PEER's loopback
+    // address is reachable only that way.
+    lan.peer.ip(["addr", "add", "192.0.2.1/32", "dev", "lo"]);
+    assert!(
+        pod1.ping("192.0.2.1"),
+        "pod1 -> off-subnet address behind the gateway"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ADD result
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn add_result_describes_the_pods_real_interface_at_every_version() {
+    let bed = Bed::new();
+    for (i, version) in ["1.0.0", "0.4.0", "1.1.0"].into_iter().enumerate() {
+        let pod = bed.lan.pod(&format!("v{i}"));
+        let result = bed.add(&Attachment::new(&pod), &bed.conf(version));
+        let context = format!("cniVersion {version}: {result}");
+        assert_eq!(result["cniVersion"], version, "{context}");
+
+        // interfaces[0] is the pod's link as the kernel sees it.
+        let link = &as_array(pod.ip_json(["-d", "link", "show", "dev", "eth0"]))[0];
+        let interfaces = result["interfaces"].as_array().expect("interfaces");
+        assert_eq!(interfaces.len(), 1, "{context}");
+        assert_eq!(interfaces[0]["name"], "eth0", "{context}");
+        assert_eq!(interfaces[0]["mac"], link["address"], "{context}");
+        assert_eq!(interfaces[0]["sandbox"], pod.path().as_str(), "{context}");
+        assert_eq!(link["linkinfo"]["info_kind"], "macvlan", "{context}");
+
+        // ips: one per family, on interface 0, with the gateway, present on the pod's link.
+        let ips = result["ips"].as_array().expect("ips");
+        assert_eq!(ips.len(), 2, "{context}");
+        let on_link = global_addresses(&pod, "eth0");
+        for ip in ips {
+            let address = ip["address"].as_str().expect("address");
+            let v6 = address.contains(':');
+            assert_eq!(ip["interface"], 0, "{context}");
+            assert_eq!(
+                ip["gateway"],
+                if v6 { PEER_IP6 } else { PEER_IP4 },
+                "{context}"
+            );
+            assert!(
+                on_link.contains(address),
+                "{address} not on the pod's eth0 {on_link:?}"
+            );
+            if version == "0.4.0" {
+                assert_eq!(ip["version"], if v6 { "6" } else { "4" }, "{context}");
+            } else {
+                assert!(ip.get("version").is_none(), "{context}");
+            }
+        }
+        assert_eq!(
+            on_link.len(),
+            2,
+            "the pod has exactly the result's addresses"
+        );
+
+        // routes: the default routes of the IPAM configuration, present in the pod via PEER.
+        let dsts: BTreeSet<&str> = result["routes"]
+            .as_array()
+            .expect("routes")
+            .iter()
+            .map(|r| r["dst"].as_str().expect("dst"))
+            .collect();
+        assert_eq!(dsts, BTreeSet::from(["0.0.0.0/0", "::/0"]), "{context}");
+        for (family, gateway) in [("-4", PEER_IP4), ("-6", PEER_IP6)] {
+            let default = pod
+                .routes(family)
+                .into_iter()
+                .find(|r| r["dst"] == "default")
+                .unwrap_or_else(|| panic!("no {family} default route in the pod ({context})"));
+            assert_eq!(default["gateway"], gateway, "{context}");
+            assert_eq!(default["dev"], "eth0", "{context}");
+        }
+        assert!(result["dns"].is_object(), "{context}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn add_check_del_and_del_again() {
+    let bed = Bed::new();
+    let node = &bed.lan.node1;
+    let before = node_state(node);
+    let pod = bed.lan.pod("a");
+    let at = Attachment::new(&pod);
+    let conf = bed.conf("1.0.0");
+    let result = bed.add(&at, &conf);
+    assert_eq!(bed.allocations().len(), 2, "one address per family");
+
+    let cached = with_prev(&conf, &result);
+    bed.plugin.check(node, &at, &cached).expect_ok();
+    bed.plugin.del(node, &at, &cached).expect_ok();
+    assert_pod_empty(&pod);
+    assert_eq!(
+        bed.allocations(),
+        Vec::<String>::new(),
+        "allocations after DEL"
+    );
+    bed.plugin.del(node, &at, &cached).expect_ok();
+    bed.plugin.del(node, &at, &conf).expect_ok();
+    assert_eq!(node_state(node), before, "the node after DEL");
+    assert_eq!(state_files(&bed.state_dir), Vec::<String>::new());
+
+    // The same attachment can be added again after its DEL.
+    let result2 = bed.add(&at, &conf);
+    assert_eq!(bed.allocations().len(), 2);
+    bed.plugin
+        .del(node, &at, &with_prev(&conf, &result2))
+        .expect_ok();
+    assert_eq!(bed.allocations(), Vec::<String>::new());
+}
+
+#[test]
+fn del_succeeds_and_releases_the_allocation_when_the_namespace_is_gone() {
+    let bed = Bed::new();
+    let node = &bed.lan.node1;
+    let conf = bed.conf("1.0.0");
+
+    // CNI_NETNS still set, but the namespace was deleted.
+    let pod = bed.lan.pod("gone");
+    let at = Attachment::new(&pod);
+    let result = bed.add(&at, &conf);
+    assert_eq!(bed.allocations().len(), 2);
+    drop(pod);
+    bed.plugin
+        .del(node, &at, &with_prev(&conf, &result))
+        .expect_ok();
+    assert_eq!(bed.allocations(), Vec::<String>::new(), "namespace gone");
+
+    // CNI_NETNS empty, as a runtime passes it once the namespace is gone.
+    let pod = bed.lan.pod("nonetns");
+    let at = Attachment::new(&pod);
+    let result = bed.add(&at, &conf);
+    drop(pod);
+    let del = bed.plugin.del(
+        node,
+        &at.clone().without_netns(),
+        &with_prev(&conf, &result),
+    );
+    del.expect_ok();
+    assert_eq!(bed.allocations(), Vec::<String>::new(), "CNI_NETNS empty");
+    // And DEL once more, with neither namespace nor prevResult.
+    bed.plugin.del(node, &at.without_netns(), &conf).expect_ok();
+
+    // CNI_NETNS naming a file that is not a namespace (the runtime's bind mount is gone).
+    let pod = bed.lan.pod("notns");
+    let mut at = Attachment::new(&pod);
+    let result = bed.add(&at, &conf);
+    let not_a_namespace = TempDir::new("notns");
+    std::fs::write(not_a_namespace.join("netns"), "").unwrap();
+    at.netns = not_a_namespace.join("netns").display().to_string();
+    bed.plugin
+        .del(node, &at, &with_prev(&conf, &result))
+        .expect_ok();
+    assert_eq!(
+        bed.allocations(),
+        Vec::<String>::new(),
+        "CNI_NETNS not a namespace"
+    );
+}
+
+#[test]
+fn del_without_prev_result_removes_the_link_and_the_allocation() {
+    let bed = Bed::new();
+    let pod = bed.lan.pod("a");
+    let at = Attachment::new(&pod);
+    let conf = bed.conf("1.0.0");
+    bed.add(&at, &conf);
+    assert!(pod.has_link("eth0"));
+    bed.plugin.del(&bed.lan.node1, &at, &conf).expect_ok();
+    assert_pod_empty(&pod);
+    assert_eq!(bed.allocations(), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures leave nothing behind
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_existing_ifname_in_the_pod_is_refused_before_any_allocation() {
+    let bed = Bed::new();
+    let node = &bed.lan.node1;
+    let before = node_state(node);
+    let pod = bed.lan.pod("a");
+    pod.ip([
+        "link", "add", "eth0", "type", "veth", "peer", "name", "other0",
+    ]);
+    let pod_links = link_names(&pod);
+
+    let out = bed
+        .plugin
+        .add(node, &Attachment::new(&pod), &bed.conf("1.0.0"));
+    out.expect_error();
+    let msg = out.stdout["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("eth0"), "the error names the interface: {msg}");
+    assert!(
+        !host_local_allocated_once(bed.data_dir.path()),
+        "IPAM ADD ran"
+    );
+    assert_eq!(bed.allocations(), Vec::<String>::new());
+    assert_eq!(link_names(&pod), pod_links, "the pod's links");
+    let eth0 = &as_array(pod.ip_json(["-d", "link", "show", "dev", "eth0"]))[0];
+    assert_eq!(
+        eth0["linkinfo"]["info_kind"], "veth",
+        "the pod's own eth0 was left alone"
+    );
+    assert_eq!(node_state(node), before);
+}
+
+#[test]
+fn the_nodes_own_namespace_is_refused_as_a_pod() {
+    let bed = Bed::new();
+    let node = &bed.lan.node1;
+    let before = node_state(node);
+    let mut at = Attachment::new(&bed.lan.pod("a"));
+    at.netns = node.path();
+
+    let out = bed.plugin.add(node, &at, &bed.conf("1.0.0"));
+    out.expect_error();
+    let msg = out.stdout["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&node.path()),
+        "the error names CNI_NETNS: {msg}"
+    );
+    assert_eq!(node_state(node), before, "the node was changed");
+    assert_eq!(bed.allocations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_master_is_a_configuration_error_naming_it() {
+    let bed = Bed::new();
+    let pod = bed.lan.pod("a");
+    let mut conf = bed.conf("1.0.0");
+    conf["master"] = json!("nosuch0");
+
+    let out = bed
+        .plugin
+        .add(&bed.lan.node1, &Attachment::new(&pod), &conf);
+    assert_eq!(out.expect_error(), 7, "{}", out.stdout);
+    let msg = out.stdout["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("nosuch0"), "the error names the master: {msg}");
+    assert_eq!(bed.allocations(), Vec::<String>::new());
+    assert_pod_empty(&pod);
+}
+
+#[test]
+fn a_failure_after_ipam_add_is_rolled_back_completely() {
+    let bed = Bed::new();
+    let node = &bed.lan.node1;
+    // The kernel refuses a macvlan with an MTU above its master's: the failure comes after
+    // host-local has allocated.
+    node.ip(["link", "set", "eth0", "mtu", "1400"]);
+    let before = node_state(node);
+    let pod = bed.lan.pod("a");
+    let mut conf = bed.conf("1.0.0");
+    conf["mtu"] = json!(1500);
+
+    let out = bed.plugin.add(node, &Attachment::new(&pod), &conf);
+    out.expect_error();
+    assert!(
+        host_local_allocated_once(bed.data_dir.path()),
+        "the failure came before IPAM ADD: {}",
+        out.stdout
+    );
+    assert_eq!(
+        bed.allocations(),
+        Vec::<String>::new(),
+        "allocation left behind"
+    );
+    assert_pod_empty(&pod);
+    assert_eq!(node_state(node), before, "the node was changed");
+    assert_eq!(state_files(&bed.state_dir), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn twenty_pods_added_and_deleted_concurrently() {
+    const PODS: usize = 20;
+    let bed = Bed::new();
+    let (node, plugin) = (&bed.lan.node1, &bed.plugin);
+    let before = node_state(node);
+    let conf = bed.conf("1.0.0");
+    let pods: Vec<Pod> = (0..PODS).map(|i| bed.lan.pod(&format!("c{i}"))).collect();
+    let attachments: Vec<Attachment> = pods.iter().map(Attachment::new).collect();
+
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = attachments
+            .iter()
+            .map(|at| s.spawn(|| plugin.add(node, at, &conf)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("ADD thread").expect_ok().clone())
+            .collect()
+    });
+
+    let mut seen = BTreeSet::new();
+    for (pod, result) in pods.iter().zip(&results) {
+        for ip in result_ips(result) {
+            assert!(seen.insert(ip.clone()), "{ip} given twice");
+        }
+        let on_link = global_addresses(pod, "eth0");
+        for ip in result["ips"].as_array().unwrap() {
+            assert!(
+                on_link.contains(ip["address"].as_str().unwrap()),
+                "{}: {on_link:?}",
+                pod.name()
+            );
+        }
+    }
+    assert_eq!(seen.len(), 2 * PODS);
+    assert_eq!(bed.allocations().len(), 2 * PODS);
+
+    std::thread::scope(|s| {
+        let handles: Vec<_> = attachments
+            .iter()
+            .zip(&results)
+            .map(|(at, result)| {
+                let conf = with_prev(&conf, result);
+                s.spawn(move || plugin.del(node, at, &conf))
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("DEL thread").expect_ok();
+        }
+    });
+    for pod in &pods {
+        assert_pod_empty(pod);
+    }
+    assert_eq!(bed.allocations(), Vec::<String>::new());
+    assert_eq!(node_state(node), before);
+    assert_eq!(state_files(&bed.state_dir), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A drop-in replacement for the reference macvlan plugin
+// ---------------------------------------------------------------------------------------------
+
+/// What a user sees of a pod's attachment: the global addresses on eth0, the routes (the
+/// link-local fe80::/64 route aside, whose presence is compared), the macvlan mode and MTU.
+fn pod_view(pod: &Pod) -> Value {
+    let link = &as_array(pod.ip_json(["-d", "link", "show", "dev", "eth0"]))[0];
+    let mut routes6 = pod.routes("-6");
+    for r in &mut routes6 {
+        // Lifetimes count down; everything else must match.
+        r.as_object_mut().unwrap().remove("expires");
+    }
+    json!({
+        "addresses": global_addresses(pod, "eth0"),
+        "routes4": pod.routes("-4"),
+        "routes6": routes6,
+        "mode": link["linkinfo"]["info_data"]["mode"],
+        "mtu": link["mtu"],
+        "up": link["flags"].as_array().unwrap().contains(&json!("UP")),
+    })
+}
+
+#[test]
+fn same_pods_as_the_reference_macvlan_plugin() {
+    let lan = Lan::new();
+    let reference = Plugin::by_type("macvlan");
+    let ours = Plugin::ours();
+    for mode in ["bridge", "vepa"] {
+        let mut views = Vec::new();
+        let mut results = Vec::new();
+        for (plugin, type_name) in [(&reference, "macvlan"), (&ours, OUR_TYPE)] {
+            // Separate dataDirs: both pods get the same addresses. One pod at a time, so the
+            // two never hold the same address on the LAN together.
+            let (data_dir, state_dir) = (TempDir::new("data"), TempDir::new("state"));
+            let mut conf = config("1.0.0", &NODE1_RANGE, &data_dir, &state_dir);
+            conf["type"] = json!(type_name);
+            conf["mode"] = json!(mode);
+            conf["mtu"] = json!(1400);
+            if type_name == "macvlan" {
+                conf.as_object_mut().unwrap().remove("hostAccess");
+                conf.as_object_mut().unwrap().remove("stateDir");
+            }
+            let pod = lan.pod(&format!("{type_name}-{mode}"));
+            let at = Attachment::new(&pod);
+            let result = plugin.add(&lan.node1, &at, &conf).expect_ok().clone();
+            assert!(pod.ping(PEER_IP4), "{type_name} {mode}: pod -> PEER");
+            views.push(pod_view(&pod));
+            results.push(result.clone());
+            plugin
+                .del(&lan.node1, &at, &with_prev(&conf, &result))
+                .expect_ok();
+            assert_pod_empty(&pod);
+            assert_eq!(
+                host_local_allocations(data_dir.path()),
+                Vec::<String>::new()
+            );
+        }
+        assert_eq!(
+            views[0], views[1],
+            "mode {mode}: reference (left) vs ours (right)"
+        );
+        assert_eq!(views[1]["mode"], mode);
+        assert_eq!(views[1]["mtu"], 1400);
+        for key in ["ips", "routes", "dns"] {
+            assert_eq!(
+                results[0][key], results[1][key],
+                "mode {mode}: result {key}"
+            );
+        }
+        assert_eq!(
+            results[0]["interfaces"][0]["name"],
+            results[1]["interfaces"][0]["name"]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// STATUS and CHECK
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn status_reports_whether_the_master_exists() {
+    let bed = Bed::new();
+    let node = &bed.lan.node1;
+    let conf = bed.conf("1.1.0");
+    bed.plugin
+        .run(node, "STATUS", &Attachment::none(), &conf)
+        .expect_ok();
+
+    let mut missing = conf.clone();
+    missing["master"] = json!("nosuch0");
+    let out = bed
+        .plugin
+        .run(node, "STATUS", &Attachment::none(), &missing);
+    assert_eq!(out.expect_error(), 50, "{}", out.stdout);
+    let msg = out.stdout["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("nosuch0"), "the error names the master: {msg}");
+}
+
+#[test]
+fn check_detects_a_removed_route_or_address_in_the_pod() {
+    let bed = Bed::new();
+    let node = &bed.lan.node1;
+    let pod = bed.lan.pod("a");
+    let at = Attachment::new(&pod);
+    let conf = bed.conf("1.0.0");
+    let result = bed.add(&at, &conf);
+    let cached = with_prev(&conf, &result);
+    bed.plugin.check(node, &at, &cached).expect_ok();
+
+    pod.ip(["route", "del", "default", "via", PEER_IP4]);
+    let out = bed.plugin.check(node, &at, &cached);
+    out.expect_error();
+    let msg = out.stdout["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("0.0.0.0/0"),
+        "the error names the route: {msg}"
+    );
+    pod.ip(["route", "add", "default", "via", PEER_IP4, "dev", "eth0"]);
+    bed.plugin.check(node, &at, &cached).expect_ok();
+
+    let v6 = result["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ip| ip["address"].as_str().unwrap().to_string())
+        .find(|a| a.contains(':'))
+        .expect("an IPv6 address");
+    pod.ip(["addr", "del", &v6, "dev", "eth0"]);
+    let out = bed.plugin.check(node, &at, &cached);
+    out.expect_error();
+    let msg = out.stdout["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains(&v6), "the error names the address: {msg}");
+
+    bed.plugin.del(node, &at, &cached).expect_ok();
+    assert_eq!(bed.allocations(), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Default master
+// ---------------------------------------------------------------------------------------------
+
+/// The ifindex of the pod's eth0's parent, in the parent's (the node's) namespace.
+fn parent_index(pod: &Pod) -> Value {
+    let link = &as_array(pod.ip_json(["-d", "link", "show", "dev", "eth0"]))[0];
+    link["link_index"].clone()
+}
+
+fn ifindex(ns: &Netns, dev: &str) -> Value {
+    as_array(ns.ip_json(["link", "show", "dev", dev]))[0]["ifindex"].clone()
+}
+
+#[test]
+fn without_master_the_interface_of_the_default_route_is_used() {
+    let bed = Bed::new();
+    let node = &bed.lan.node1;
+    // A second interface, up, that is not the default route's: a guess by name or by order
+    // could take it.
+    node.ip([
+        "link", "add", "aux0", "type", "veth", "peer", "name", "aux1",
+    ]);
+    node.ip(["link", "set", "aux0", "up"]);
+    node.ip(["link", "set", "aux1", "up"]);
+    let mut conf = bed.conf("1.0.0");
+    conf.as_object_mut().unwrap().remove("master");
+
+    let pod = bed.lan.pod("a");
+    bed.add(&Attachment::new(&pod), &conf);
+    assert_eq!(
+        parent_index(&pod),
+        ifindex(node, "eth0"),
+        "parent of the pod's eth0"
+    );
+    assert!(pod.ping(PEER_IP4), "pod -> PEER");
+    let mut status_conf = conf.clone();
+    status_conf["cniVersion"] = json!("1.1.0");
+    bed.plugin
+        .run(node, "STATUS", &Attachment::none(), &status_conf)
+        .expect_ok();
+
+    // Move the IPv4 default route to aux1: the next pod follows it.
+    node.ip(["route", "replace", "default", "dev", "aux1"]);
+    let pod2 = bed.lan.pod("b");
+    bed.add(&Attachment::new(&pod2), &conf);
+    assert_eq!(
+        parent_index(&pod2),
+        ifindex(node, "aux1"),
+        "parent after the route moved"
+    );
+}
