@@ -73,8 +73,7 @@ enum Degraded {
 }
 
 /// DEL succeeds and leaves nothing: no veth, host route or neighbour entry on the node, no
-/// record, no IP allocation. (With the record removed, DEL cannot know the addresses, so the
-/// route owners' files are not looked at.)
+/// record, no route owner, no IP allocation.
 fn del_leaves_nothing(chaining: Chaining, case: Degraded) {
     let lan = Lan::new();
     let mut pod = Some(lan.pod("d"));
@@ -100,9 +99,7 @@ fn del_leaves_nothing(chaining: Chaining, case: Degraded) {
     assert_no_host_side(&lan.node1);
     assert_eq!(net.state_files("attachments"), Vec::<String>::new());
     assert_eq!(host_local_allocations(&net.data_dir), Vec::<String>::new());
-    if !matches!(case, Degraded::RecordRemoved) {
-        assert_eq!(net.state_files("owners"), Vec::<String>::new());
-    }
+    assert_eq!(net.state_files("owners"), Vec::<String>::new());
     if let Some(pod) = &pod {
         assert!(!pod.has_link("eth0"), "the pod's macvlan removed");
         assert!(!pod.has_link("host-eth0"), "the pod's veth end removed");

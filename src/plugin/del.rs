@@ -34,17 +34,20 @@ fn release_host_access(env: &Environment, conf: &NetConf, node: &Node) -> Vec<Cn
     };
     match store.load(&key).context("reading the attachment record") {
         Ok(Some(record)) => host_access::detach(node, &store, &record),
-        // No record: nothing was set up, or it was removed already. A veth's node end is found
-        // by its derived name all the same, in case a crash left it without a record.
-        Ok(None) if conf.host_access == HostAccess::Veth => {
-            let name = veth::host_end_name(&key);
-            match node.netlink.link_by_name(&name) {
-                Ok(Some(link)) => node.netlink.delete_link(link.index).err().map(CniError::from).into_iter().collect(),
-                Ok(None) => Vec::new(),
-                Err(e) => vec![e.into()],
+        // No record: nothing was set up, or the record was lost. What can be found without it
+        // goes: route ownerships of this attachment, and a veth's node end by its derived name.
+        Ok(None) if conf.host_access == HostAccess::None => Vec::new(),
+        Ok(None) => {
+            let mut errors: Vec<CniError> = store.clear_owners_of(&key).err().map(CniError::from).into_iter().collect();
+            if conf.host_access == HostAccess::Veth {
+                match node.netlink.link_by_name(&veth::host_end_name(&key)) {
+                    Ok(Some(link)) => errors.extend(node.netlink.delete_link(link.index).err().map(CniError::from)),
+                    Ok(None) => {}
+                    Err(e) => errors.push(e.into()),
+                }
             }
+            errors
         }
-        Ok(None) => Vec::new(),
         Err(e) => vec![e],
     }
 }

@@ -70,9 +70,10 @@ pub struct NetConf {
 }
 
 impl NetConf {
-    /// Parses and validates. `for_del` relaxes the one rule that would make DEL fail:
-    /// a DEL with neither `ipam` nor `prevResult` is a chained DEL served from the record.
-    pub fn parse(stdin: &[u8], for_del: bool) -> CniResult<NetConf> {
+    /// Parses and validates. `without_prev_result` is set for the verbs that may come without a
+    /// prevResult (DEL, GC, STATUS): for them a configuration with neither `ipam` nor
+    /// `prevResult` is a chained one, served from the records.
+    pub fn parse(stdin: &[u8], without_prev_result: bool) -> CniResult<NetConf> {
         let value: Value = serde_json::from_slice(stdin).map_err(|e| {
             CniError::new(
                 code::DECODING_FAILURE,
@@ -125,7 +126,7 @@ impl NetConf {
         let mode = match (ipam, prev_result) {
             (Some(ipam), _) => Mode::Interface { ipam },
             (None, Some(prev)) => Mode::Chained { prev_result: Some(prev) },
-            (None, None) if for_del => Mode::Chained { prev_result: None },
+            (None, None) if without_prev_result => Mode::Chained { prev_result: None },
             (None, None) => {
                 return Err(CniError::config(
                     "neither \"ipam\" nor \"prevResult\" is present: in interface mode macvlan-host creates the pod's \

@@ -162,6 +162,18 @@ impl StateStore {
         remove_file_if_present(&self.owner_path(ip))
     }
 
+    /// Clears every route ownership of `key`: for a DEL that has lost the record (and with it
+    /// the list of addresses). Reads the whole owners directory, so only that rare path uses it.
+    pub fn clear_owners_of(&self, key: &AttachmentKey) -> SysResult<()> {
+        let stem = key.file_stem();
+        for entry in read_dir(&self.dir.join("owners"))? {
+            if fs::read_to_string(entry.path()).is_ok_and(|owner| owner == stem) {
+                remove_file_if_present(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
     fn users_dir(&self, shim: &str) -> PathBuf {
         self.dir.join("users").join(shim)
     }
