@@ -279,7 +279,13 @@ fn detach_locked(node: &Node, store: &StateStore, record: &Record) -> Vec<CniErr
     }
     let remove_link = match &record.host_side {
         HostSide::Shim { name } => match store.remove_user(name, key) {
-            Ok(unused) => unused,
+            Ok(true) => {
+                if let Err(e) = store.forget_shim(name) {
+                    errors.push(e.into());
+                }
+                host_link.as_ref().is_some_and(|link| !still_routed(node, link))
+            }
+            Ok(false) => false,
             Err(e) => {
                 errors.push(e.into());
                 false
@@ -293,15 +299,33 @@ fn detach_locked(node: &Node, store: &StateStore, record: &Record) -> Vec<CniErr
             Err(e) => errors.push(CniError::from(e).context(format!("removing {host_name}"))),
         }
     }
-    if let (true, HostSide::Shim { name }) = (remove_link, &record.host_side) {
-        if let Err(e) = store.forget_shim(name) {
-            errors.push(e.into());
-        }
-    }
     if let Err(e) = store.remove(key) {
         errors.push(e.into());
     }
     errors
+}
+
+/// True when routes other than ours still go through the shim: pods of a network configured
+/// with another `stateDir` (and so another set of records) share it. Asked only when the last
+/// user known here leaves, so the route dump is not on the path of every DEL.
+fn still_routed(node: &Node, shim: &Link) -> bool {
+    match node.netlink.routes() {
+        Ok(routes) => {
+            // Pod routes are host routes; a prefix route of a `shimAddresses` entry is not a pod.
+            let in_use = routes.iter().any(|r| {
+                r.output_index == Some(shim.index)
+                    && r.destination.is_some_and(|d| d.prefix() == if d.is_ipv4() { 32 } else { 128 })
+            });
+            if in_use {
+                log::warn!("shim {} is still routed to by pods this stateDir does not know; keeping it", shim.name);
+            }
+            in_use
+        }
+        Err(e) => {
+            log::warn!("reading the node's routes before removing shim {}: {e}; keeping it", shim.name);
+            true
+        }
+    }
 }
 
 /// CHECK: every piece `attach` made is still there. The error names the missing piece.
