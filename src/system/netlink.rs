@@ -738,7 +738,7 @@ fn route_message(route: &Route) -> Result<RouteMessage, &'static str> {
         (None, Some(gateway)) => family_of(gateway),
         (None, None) => return Err("a route needs a destination or a gateway"),
     };
-    let same_family = |ip: Option<IpAddr>| ip.map_or(true, |ip| family_of(ip) == family);
+    let same_family = |ip: Option<IpAddr>| ip.is_none_or(|ip| family_of(ip) == family);
     if !same_family(route.gateway) || !same_family(route.source) {
         return Err("the destination, gateway and source mix IPv4 and IPv6");
     }
