@@ -21,8 +21,11 @@ fn usage() -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let asked_for_help = args.iter().any(|a| a == "--help" || a == "-h" || a == "--version");
-    let run_by_a_person = std::env::var_os("CNI_COMMAND").is_none() && std::io::stdin().is_terminal();
+    let asked_for_help = args
+        .iter()
+        .any(|a| a == "--help" || a == "-h" || a == "--version");
+    let run_by_a_person =
+        std::env::var_os("CNI_COMMAND").is_none() && std::io::stdin().is_terminal();
     if asked_for_help || run_by_a_person {
         print!("{}", usage());
         return ExitCode::SUCCESS;
@@ -33,29 +36,41 @@ fn main() -> ExitCode {
     // A panic must still end as a CNI error on stdout, never as a bare backtrace: the hook
     // logs it, catch_unwind turns it into code 999.
     panic::set_hook(Box::new(|info| log::error!("internal error: {info}")));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| -> Result<Option<serde_json::Value>, CniError> {
-        std::io::stdin()
-            .read_to_end(&mut stdin)
-            .map_err(|e| CniError::new(macvlan_host::protocol::code::IO_FAILURE, format!("reading stdin: {e}")))?;
-        if let Some(v) = serde_json::from_slice::<serde_json::Value>(&stdin)
-            .ok()
-            .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_owned))
-        {
-            version = v;
-        }
-        let env = Environment::from_process()?;
-        plugin::run(&env, &stdin, |conf| {
-            let tag = format!("{} {} {}", env.command.as_str(), env.container_id(), env.ifname());
-            logger::init(tag, conf.log_file.as_deref(), conf.log_level);
-        })
-    }))
+    let outcome = panic::catch_unwind(AssertUnwindSafe(
+        || -> Result<Option<serde_json::Value>, CniError> {
+            std::io::stdin().read_to_end(&mut stdin).map_err(|e| {
+                CniError::new(
+                    macvlan_host::protocol::code::IO_FAILURE,
+                    format!("reading stdin: {e}"),
+                )
+            })?;
+            if let Some(v) = serde_json::from_slice::<serde_json::Value>(&stdin)
+                .ok()
+                .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_owned))
+            {
+                version = v;
+            }
+            let env = Environment::from_process()?;
+            plugin::run(&env, &stdin, |conf| {
+                let tag = format!(
+                    "{} {} {}",
+                    env.command.as_str(),
+                    env.container_id(),
+                    env.ifname()
+                );
+                logger::init(tag, conf.log_file.as_deref(), conf.log_level);
+            })
+        },
+    ))
     .unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        Err(CniError::internal(format!("internal error (a bug in macvlan-host): {what}")))
+        Err(CniError::internal(format!(
+            "internal error (a bug in macvlan-host): {what}"
+        )))
     });
 
     let mut stdout = std::io::stdout().lock();

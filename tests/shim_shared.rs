@@ -44,9 +44,15 @@ fn a_shim_shared_across_state_dirs_stays_while_any_network_routes_through_it() {
     // Network A's last pod leaves: its records say the shim is unused, the routing table says
     // otherwise.
     plugin.del(&lan.node1, &at_a, &net_a).expect_ok();
-    assert!(lan.node1.has_link("mvh-eth0"), "the shim must stay for network B");
+    assert!(
+        lan.node1.has_link("mvh-eth0"),
+        "the shim must stay for network B"
+    );
     assert!(lan.node1.ping(&ip_b), "network B's pod must stay reachable");
 
     plugin.del(&lan.node1, &at_b, &net_b).expect_ok();
-    assert!(!lan.node1.has_link("mvh-eth0"), "the shim goes with the last pod");
+    assert!(
+        !lan.node1.has_link("mvh-eth0"),
+        "the shim goes with the last pod"
+    );
 }

@@ -52,9 +52,13 @@ pub fn attach(
 ) -> CniResult<Record> {
     let plan = plan(node, conf, key, master, pod)?;
     let _lock = NodeLock::acquire(store.dir()).context("taking the node lock")?;
-    store.save(&plan.record).context("saving the attachment record")?;
+    store
+        .save(&plan.record)
+        .context("saving the attachment record")?;
     if let HostSide::Shim { name } = &plan.record.host_side {
-        store.add_user(name, key).context("registering the shim's user")?;
+        store
+            .add_user(name, key)
+            .context("registering the shim's user")?;
     }
     if let Err(err) = apply(node, store, conf, &plan, pod) {
         for cleanup in detach_locked(node, store, &plan.record) {
@@ -65,7 +69,13 @@ pub fn attach(
     Ok(plan.record)
 }
 
-fn plan(node: &Node, conf: &NetConf, key: &AttachmentKey, master: &Link, pod: &PodEnd) -> CniResult<Plan> {
+fn plan(
+    node: &Node,
+    conf: &NetConf,
+    key: &AttachmentKey,
+    master: &Link,
+    pod: &PodEnd,
+) -> CniResult<Plan> {
     let node_addresses = node.addresses()?;
     refuse_node_local(&node_addresses, pod.addresses)?;
     let on_master = usable_addresses_of(&node_addresses, master);
@@ -81,14 +91,26 @@ fn plan(node: &Node, conf: &NetConf, key: &AttachmentKey, master: &Link, pod: &P
             }
             let name = shim::name_for(conf, master);
             let mac = shim::mac_for(master, &name);
-            (HostSide::Shim { name }, mac, pod.mac, conf.shim_addresses.clone())
+            (
+                HostSide::Shim { name },
+                mac,
+                pod.mac,
+                conf.shim_addresses.clone(),
+            )
         }
         HostAccess::Veth => {
             let (host_mac, pod_mac) = veth::macs_for(key);
-            let side = HostSide::Veth { name: veth::host_end_name(key), pod_end: veth::pod_end_name(conf, pod.ifname) };
+            let side = HostSide::Veth {
+                name: veth::host_end_name(key),
+                pod_end: veth::pod_end_name(conf, pod.ifname),
+            };
             (side, host_mac, pod_mac, Vec::new())
         }
-        HostAccess::None => return Err(CniError::internal("host access planned with hostAccess none")),
+        HostAccess::None => {
+            return Err(CniError::internal(
+                "host access planned with hostAccess none",
+            ))
+        }
     };
 
     // Per family: the shim's own address when configured, else the node's on the master.
@@ -97,7 +119,11 @@ fn plan(node: &Node, conf: &NetConf, key: &AttachmentKey, master: &Link, pod: &P
         if !pod.addresses.iter().any(|a| a.is_ipv4() == family_v4) {
             continue;
         }
-        let pick = |list: &[IpNetwork]| list.iter().find(|a| a.is_ipv4() == family_v4).map(|a| a.ip());
+        let pick = |list: &[IpNetwork]| {
+            list.iter()
+                .find(|a| a.is_ipv4() == family_v4)
+                .map(|a| a.ip())
+        };
         let source = pick(&extra_sources).or_else(|| pick(&on_master)).ok_or_else(|| {
             let family = if family_v4 { "IPv4" } else { "IPv6" };
             CniError::config(format!(
@@ -108,7 +134,11 @@ fn plan(node: &Node, conf: &NetConf, key: &AttachmentKey, master: &Link, pod: &P
         })?;
         sources.push(source);
     }
-    let mut node_ips: Vec<IpAddr> = extra_sources.iter().chain(&on_master).map(|a| a.ip()).collect();
+    let mut node_ips: Vec<IpAddr> = extra_sources
+        .iter()
+        .chain(&on_master)
+        .map(|a| a.ip())
+        .collect();
     node_ips.retain(|ip| pod.addresses.iter().any(|p| same_family(p.ip(), *ip)));
     node_ips.dedup();
 
@@ -141,7 +171,13 @@ fn parse_mac(text: &str) -> CniResult<Mac> {
     text.parse::<Mac>().map_err(CniError::internal)
 }
 
-fn apply(node: &Node, store: &StateStore, conf: &NetConf, plan: &Plan, pod: &PodEnd) -> CniResult<()> {
+fn apply(
+    node: &Node,
+    store: &StateStore,
+    conf: &NetConf,
+    plan: &Plan,
+    pod: &PodEnd,
+) -> CniResult<()> {
     let record = &plan.record;
     let host_mac = parse_mac(&record.host_mac)?;
     let pod_mac = parse_mac(&record.pod_mac)?;
@@ -153,7 +189,12 @@ fn apply(node: &Node, store: &StateStore, conf: &NetConf, plan: &Plan, pod: &Pod
                 .netlink
                 .link_by_name(pod.ifname)
                 .context("looking up the pod's interface")?
-                .ok_or_else(|| CniError::internal(format!("interface {} does not exist in the pod", pod.ifname)))?
+                .ok_or_else(|| {
+                    CniError::internal(format!(
+                        "interface {} does not exist in the pod",
+                        pod.ifname
+                    ))
+                })?
                 .index;
             (index, pod_index, pod.ifname.to_owned())
         }
@@ -182,7 +223,9 @@ fn apply(node: &Node, store: &StateStore, conf: &NetConf, plan: &Plan, pod: &Pod
         node.netlink
             .set_permanent_neighbour(host_index, ip, pod_mac)
             .with_context(|| format!("adding the node's neighbour entry {ip} -> {pod_mac}"))?;
-        store.set_owner(ip, &record.key).context("recording the route's owner")?;
+        store
+            .set_owner(ip, &record.key)
+            .context("recording the route's owner")?;
     }
 
     // Pod side.
@@ -194,11 +237,15 @@ fn apply(node: &Node, store: &StateStore, conf: &NetConf, plan: &Plan, pod: &Pod
         if is_veth || !on_link {
             pod.netlink
                 .add_route(&host_route(*ip, pod_device, None), true)
-                .with_context(|| format!("adding the pod's route to node address {ip} via {pod_device_name}"))?;
+                .with_context(|| {
+                    format!("adding the pod's route to node address {ip} via {pod_device_name}")
+                })?;
         }
         pod.netlink
             .set_permanent_neighbour(pod_device, *ip, host_mac)
-            .with_context(|| format!("adding the pod's neighbour entry {ip} -> {host_mac} on {pod_device_name}"))?;
+            .with_context(|| {
+                format!("adding the pod's neighbour entry {ip} -> {host_mac} on {pod_device_name}")
+            })?;
     }
     for cidr in &record.host_routes {
         let via = record
@@ -270,7 +317,9 @@ fn detach_locked(node: &Node, store: &StateStore, record: &Record) -> Vec<CniErr
                 errors.push(CniError::from(e).context(format!("removing the route to {ip}")));
             }
             if let Err(e) = node.netlink.delete_neighbour(link.index, ip) {
-                errors.push(CniError::from(e).context(format!("removing the neighbour entry of {ip}")));
+                errors.push(
+                    CniError::from(e).context(format!("removing the neighbour entry of {ip}")),
+                );
             }
         }
         if let Err(e) = store.clear_owner(ip) {
@@ -283,7 +332,9 @@ fn detach_locked(node: &Node, store: &StateStore, record: &Record) -> Vec<CniErr
                 if let Err(e) = store.forget_shim(name) {
                     errors.push(e.into());
                 }
-                host_link.as_ref().is_some_and(|link| !still_routed(node, link))
+                host_link
+                    .as_ref()
+                    .is_some_and(|link| !still_routed(node, link))
             }
             Ok(false) => false,
             Err(e) => {
@@ -314,15 +365,22 @@ fn still_routed(node: &Node, shim: &Link) -> bool {
             // Pod routes are host routes; a prefix route of a `shimAddresses` entry is not a pod.
             let in_use = routes.iter().any(|r| {
                 r.output_index == Some(shim.index)
-                    && r.destination.is_some_and(|d| d.prefix() == if d.is_ipv4() { 32 } else { 128 })
+                    && r.destination
+                        .is_some_and(|d| d.prefix() == if d.is_ipv4() { 32 } else { 128 })
             });
             if in_use {
-                log::warn!("shim {} is still routed to by pods this stateDir does not know; keeping it", shim.name);
+                log::warn!(
+                    "shim {} is still routed to by pods this stateDir does not know; keeping it",
+                    shim.name
+                );
             }
             in_use
         }
         Err(e) => {
-            log::warn!("reading the node's routes before removing shim {}: {e}; keeping it", shim.name);
+            log::warn!(
+                "reading the node's routes before removing shim {}: {e}; keeping it",
+                shim.name
+            );
             true
         }
     }
@@ -339,34 +397,62 @@ pub fn check(node: &Node, record: &Record, pod_netlink: Option<&Netlink>) -> Cni
         .ok_or_else(|| CniError::internal(format!("master {} does not exist", record.master)))?;
     let (host_index, pod_device_name) = match &record.host_side {
         HostSide::Shim { name } => (shim::verify(node, name, &master, host_mac)?, None),
-        HostSide::Veth { name, pod_end } => (veth::verify_host_end(node, name, host_mac)?, Some(pod_end.clone())),
+        HostSide::Veth { name, pod_end } => (
+            veth::verify_host_end(node, name, host_mac)?,
+            Some(pod_end.clone()),
+        ),
     };
     let routes = node.netlink.routes().context("reading the node's routes")?;
-    let neighbours = node.netlink.neighbours(host_index).context("reading the node's neighbour entries")?;
+    let neighbours = node
+        .netlink
+        .neighbours(host_index)
+        .context("reading the node's neighbour entries")?;
     for address in &record.pod_addresses {
         let ip = address.ip();
         let dst = IpNetwork::from(ip);
-        if !routes.iter().any(|r| r.destination == Some(dst) && r.output_index == Some(host_index)) {
-            return Err(CniError::internal(format!("the node's route to pod address {ip} is missing")));
+        if !routes
+            .iter()
+            .any(|r| r.destination == Some(dst) && r.output_index == Some(host_index))
+        {
+            return Err(CniError::internal(format!(
+                "the node's route to pod address {ip} is missing"
+            )));
         }
-        if !neighbours.iter().any(|n| n.address == ip && n.permanent && n.mac == Some(pod_mac)) {
+        if !neighbours
+            .iter()
+            .any(|n| n.address == ip && n.permanent && n.mac == Some(pod_mac))
+        {
             return Err(CniError::internal(format!(
                 "the node's permanent neighbour entry {ip} -> {pod_mac} is missing"
             )));
         }
     }
-    let Some(pod_netlink) = pod_netlink else { return Ok(()) };
+    let Some(pod_netlink) = pod_netlink else {
+        return Ok(());
+    };
     let pod_if = match &pod_device_name {
         Some(name) => veth::verify_pod_end(pod_netlink, name)?,
-        None => pod_netlink
-            .link_by_name(&record.key.ifname)
-            .context("looking up the pod's interface")?
-            .ok_or_else(|| CniError::internal(format!("interface {} does not exist in the pod", record.key.ifname)))?
-            .index,
+        None => {
+            pod_netlink
+                .link_by_name(&record.key.ifname)
+                .context("looking up the pod's interface")?
+                .ok_or_else(|| {
+                    CniError::internal(format!(
+                        "interface {} does not exist in the pod",
+                        record.key.ifname
+                    ))
+                })?
+                .index
+        }
     };
-    let pod_neighbours = pod_netlink.neighbours(pod_if).context("reading the pod's neighbour entries")?;
+    let pod_neighbours = pod_netlink
+        .neighbours(pod_if)
+        .context("reading the pod's neighbour entries")?;
     for ip in &record.node_addresses {
-        if !pod_neighbours.iter().any(|n| n.address == *ip && n.permanent && n.mac == Some(host_mac)) {
+        if !pod_neighbours
+            .iter()
+            .any(|n| n.address == *ip && n.permanent && n.mac == Some(host_mac))
+        {
             return Err(CniError::internal(format!(
                 "the pod's permanent neighbour entry for node address {ip} -> {host_mac} is missing"
             )));

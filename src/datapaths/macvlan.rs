@@ -4,10 +4,9 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
-
 use crate::protocol::result::{CniOutput, RouteEntry};
 use crate::protocol::{CniError, CniResult, Context, NetConf};
-use crate::system::netlink::{Link, Netlink, MacvlanSpec, Route};
+use crate::system::netlink::{Link, MacvlanSpec, Netlink, Route};
 use crate::system::netns::Netns;
 use crate::system::{sysctl, Mac};
 
@@ -16,7 +15,11 @@ const DAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Refuses an interface name the pod already uses, before any IP is allocated for it.
 pub fn ensure_name_free(pod: &Netlink, ifname: &str) -> CniResult<()> {
-    if pod.link_by_name(ifname).context("looking up CNI_IFNAME in the pod")?.is_some() {
+    if pod
+        .link_by_name(ifname)
+        .context("looking up CNI_IFNAME in the pod")?
+        .is_some()
+    {
         return Err(CniError::config(format!(
             "the pod already has an interface named {ifname:?} (CNI_IFNAME)"
         )));
@@ -58,7 +61,11 @@ pub fn create(
     let link = pod
         .link_by_name(&temporary)
         .context("looking up the new macvlan in the pod")?
-        .ok_or_else(|| CniError::internal(format!("macvlan {temporary} vanished from the pod right after creation")))?;
+        .ok_or_else(|| {
+            CniError::internal(format!(
+                "macvlan {temporary} vanished from the pod right after creation"
+            ))
+        })?;
     let configured = configure(pod_ns, pod, link.index, ifname, ipam);
     if let Err(err) = configured {
         if let Err(e) = pod.delete_link(link.index) {
@@ -72,23 +79,34 @@ pub fn create(
     Ok((link.index, mac))
 }
 
-fn configure(pod_ns: &Netns, pod: &Netlink, index: u32, ifname: &str, ipam: &CniOutput) -> CniResult<()> {
+fn configure(
+    pod_ns: &Netns,
+    pod: &Netlink,
+    index: u32,
+    ifname: &str,
+    ipam: &CniOutput,
+) -> CniResult<()> {
     // Renamed while down: older kernels refuse to rename an up link.
     pod.rename_link(index, ifname)
         .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
     let has_v6 = ipam.ips.iter().any(|ip| ip.address.is_ipv6());
     let mut settings = vec![(format!("net/ipv4/conf/{ifname}/arp_notify"), "1".to_owned())];
     if has_v6 {
-        settings.push((format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1".to_owned()));
+        settings.push((
+            format!("net/ipv6/conf/{ifname}/ndisc_notify"),
+            "1".to_owned(),
+        ));
     }
     // Gratuitous ARP / unsolicited NA when the link comes up: the LAN learns the new MAC of a
     // reused address at once.
-    sysctl::write_in(pod_ns, &settings).with_context(|| format!("configuring {ifname} in the pod"))?;
+    sysctl::write_in(pod_ns, &settings)
+        .with_context(|| format!("configuring {ifname} in the pod"))?;
     for ip in &ipam.ips {
         pod.add_address(index, ip.address, false)
             .with_context(|| format!("adding address {} to {ifname}", ip.address))?;
     }
-    pod.set_link_up(index).with_context(|| format!("bringing {ifname} up"))?;
+    pod.set_link_up(index)
+        .with_context(|| format!("bringing {ifname} up"))?;
     if has_v6 {
         wait_for_dad(pod, index, ifname)?;
     }
@@ -127,7 +145,9 @@ fn describe(route: &RouteEntry, gateway: Option<std::net::IpAddr>) -> String {
 fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
     let deadline = Instant::now() + DAD_TIMEOUT;
     loop {
-        let addresses = pod.addresses(index).with_context(|| format!("reading the addresses of {ifname}"))?;
+        let addresses = pod
+            .addresses(index)
+            .with_context(|| format!("reading the addresses of {ifname}"))?;
         if let Some(failed) = addresses.iter().find(|a| a.dad_failed) {
             return Err(CniError::internal(format!(
                 "address {} on {ifname} is already in use on the LAN (duplicate address detection failed)",
@@ -148,13 +168,23 @@ fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
 
 /// CHECK: the pod's macvlan is there, in the configured mode on the master, with every address
 /// and route of the result it was given.
-pub fn verify(pod: &Netlink, ifname: &str, conf: &NetConf, master: &Link, prev: &CniOutput) -> CniResult<()> {
+pub fn verify(
+    pod: &Netlink,
+    ifname: &str,
+    conf: &NetConf,
+    master: &Link,
+    prev: &CniOutput,
+) -> CniResult<()> {
     let link = pod
         .link_by_name(ifname)
         .context("looking up the pod's interface")?
-        .ok_or_else(|| CniError::internal(format!("interface {ifname} does not exist in the pod")))?;
+        .ok_or_else(|| {
+            CniError::internal(format!("interface {ifname} does not exist in the pod"))
+        })?;
     if link.kind.as_deref() != Some("macvlan") {
-        return Err(CniError::internal(format!("{ifname} in the pod is not a macvlan")));
+        return Err(CniError::internal(format!(
+            "{ifname} in the pod is not a macvlan"
+        )));
     }
     if link.macvlan_mode != Some(conf.macvlan_mode) {
         return Err(CniError::internal(format!(
@@ -163,12 +193,20 @@ pub fn verify(pod: &Netlink, ifname: &str, conf: &NetConf, master: &Link, prev: 
         )));
     }
     if link.parent_index != Some(master.index) {
-        return Err(CniError::internal(format!("{ifname} is not a macvlan of master {}", master.name)));
+        return Err(CniError::internal(format!(
+            "{ifname} is not a macvlan of master {}",
+            master.name
+        )));
     }
-    let addresses = pod.addresses(link.index).context("reading the pod's addresses")?;
+    let addresses = pod
+        .addresses(link.index)
+        .context("reading the pod's addresses")?;
     for ip in &prev.ips {
         if !addresses.iter().any(|a| a.network == ip.address) {
-            return Err(CniError::internal(format!("address {} is missing on {ifname}", ip.address)));
+            return Err(CniError::internal(format!(
+                "address {} is missing on {ifname}",
+                ip.address
+            )));
         }
     }
     let routes = pod.routes().context("reading the pod's routes")?;
@@ -176,14 +214,20 @@ pub fn verify(pod: &Netlink, ifname: &str, conf: &NetConf, master: &Link, prev: 
         let present = routes.iter().any(|r| {
             let dst_matches = match r.destination {
                 Some(d) => d == route.dst,
-                None => route.dst.prefix() == 0 && r.gateway.is_some_and(|g| g.is_ipv4() == route.dst.is_ipv4()),
+                None => {
+                    route.dst.prefix() == 0
+                        && r.gateway
+                            .is_some_and(|g| g.is_ipv4() == route.dst.is_ipv4())
+                }
             };
             dst_matches && (route.gw.is_none() || r.gateway == route.gw)
         });
         if !present {
-            return Err(CniError::internal(format!("route {} is missing in the pod", describe(route, route.gw))));
+            return Err(CniError::internal(format!(
+                "route {} is missing in the pod",
+                describe(route, route.gw)
+            )));
         }
     }
     Ok(())
 }
-

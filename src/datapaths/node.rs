@@ -29,9 +29,16 @@ impl Node {
                 .netlink
                 .link_by_name(name)
                 .with_context(|| format!("looking up master {name:?}"))?
-                .ok_or_else(|| CniError::config(format!("master {name:?} does not exist in the node's network namespace")));
+                .ok_or_else(|| {
+                    CniError::config(format!(
+                        "master {name:?} does not exist in the node's network namespace"
+                    ))
+                });
         }
-        let routes = self.netlink.routes().context("reading the node's routes to find the default interface")?;
+        let routes = self
+            .netlink
+            .routes()
+            .context("reading the node's routes to find the default interface")?;
         let default_oif = [false, true]
             .into_iter()
             .find_map(|v6| {
@@ -48,20 +55,32 @@ impl Node {
         self.netlink
             .link_by_index(default_oif)
             .context("looking up the default route's interface")?
-            .ok_or_else(|| CniError::internal(format!("the default route's interface (index {default_oif}) vanished")))
+            .ok_or_else(|| {
+                CniError::internal(format!(
+                    "the default route's interface (index {default_oif}) vanished"
+                ))
+            })
     }
 
     pub fn master_by_index(&self, index: u32) -> CniResult<Link> {
         self.netlink
             .link_by_index(index)
-            .with_context(|| format!("looking up the pod link's parent (index {index}) in the node's namespace"))?
-            .ok_or_else(|| CniError::internal(format!("the pod link's parent (index {index}) does not exist in the node's namespace")))
+            .with_context(|| {
+                format!("looking up the pod link's parent (index {index}) in the node's namespace")
+            })?
+            .ok_or_else(|| {
+                CniError::internal(format!(
+                    "the pod link's parent (index {index}) does not exist in the node's namespace"
+                ))
+            })
     }
 
     /// Every address of the node (one dump; its size does not grow with the number of pods,
     /// which get no addresses on the node).
     pub fn addresses(&self) -> CniResult<Vec<Address>> {
-        self.netlink.all_addresses().context("reading the node's addresses")
+        self.netlink
+            .all_addresses()
+            .context("reading the node's addresses")
     }
 }
 

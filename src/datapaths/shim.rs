@@ -49,8 +49,18 @@ fn sysctls(name: &str) -> Vec<(String, String)> {
 }
 
 /// Creates the shim, or checks and reuses the existing one. Returns its index.
-pub fn ensure(node: &Node, name: &str, master: &Link, mac: Mac, addresses: &[IpNetwork]) -> CniResult<u32> {
-    let index = match node.netlink.link_by_name(name).context("looking up the shim")? {
+pub fn ensure(
+    node: &Node,
+    name: &str,
+    master: &Link,
+    mac: Mac,
+    addresses: &[IpNetwork],
+) -> CniResult<u32> {
+    let index = match node
+        .netlink
+        .link_by_name(name)
+        .context("looking up the shim")?
+    {
         Some(link) => {
             verify_identity(&link, master, mac)?;
             link.index
@@ -78,14 +88,24 @@ fn create(node: &Node, name: &str, master: &Link, mac: Mac) -> CniResult<u32> {
             mac: Some(mac),
             netns_fd: None,
         })
-        .with_context(|| format!("creating shim {name} (macvlan bridge) on master {}", master.name))?;
+        .with_context(|| {
+            format!(
+                "creating shim {name} (macvlan bridge) on master {}",
+                master.name
+            )
+        })?;
     let link = node
         .netlink
         .link_by_name(name)
         .context("looking up the new shim")?
-        .ok_or_else(|| CniError::internal(format!("shim {name} vanished right after its creation")))?;
+        .ok_or_else(|| {
+            CniError::internal(format!("shim {name} vanished right after its creation"))
+        })?;
     sysctl::write(&sysctls(name)).with_context(|| format!("configuring shim {name}"))?;
-    log::info!("created shim {name} on master {} with MAC {mac}", master.name);
+    log::info!(
+        "created shim {name} on master {} with MAC {mac}",
+        master.name
+    );
     Ok(link.index)
 }
 
@@ -93,7 +113,10 @@ fn create(node: &Node, name: &str, master: &Link, mac: Mac) -> CniResult<u32> {
 /// with the derived MAC. Anything else is a name collision that must not be taken over.
 fn verify_identity(link: &Link, master: &Link, mac: Mac) -> CniResult<()> {
     let problem = if link.kind.as_deref() != Some("macvlan") {
-        Some(format!("is a {} interface, not a macvlan", link.kind.as_deref().unwrap_or("physical")))
+        Some(format!(
+            "is a {} interface, not a macvlan",
+            link.kind.as_deref().unwrap_or("physical")
+        ))
     } else if link.parent_index != Some(master.index) || link.link_netnsid.is_some() {
         Some(format!("is not on master {}", master.name))
     } else if link.macvlan_mode != Some(MacvlanMode::Bridge) {

@@ -42,14 +42,24 @@ pub fn create(
     pod_mac: Mac,
     mtu: Option<u32>,
 ) -> CniResult<(u32, u32)> {
-    if pod_netlink.link_by_name(pod_name).context("looking up the veth's pod end")?.is_some() {
+    if pod_netlink
+        .link_by_name(pod_name)
+        .context("looking up the veth's pod end")?
+        .is_some()
+    {
         return Err(CniError::config(format!(
             "the pod already has an interface named {pod_name}: set \"vethName\" to another name"
         )));
     }
     // A node end left by a crashed ADD of this same attachment is ours to replace.
-    if let Some(stale) = node.netlink.link_by_name(host_name).context("looking up the veth's node end")? {
-        node.netlink.delete_link(stale.index).with_context(|| format!("removing stale veth {host_name}"))?;
+    if let Some(stale) = node
+        .netlink
+        .link_by_name(host_name)
+        .context("looking up the veth's node end")?
+    {
+        node.netlink
+            .delete_link(stale.index)
+            .with_context(|| format!("removing stale veth {host_name}"))?;
     }
     node.netlink
         .create_veth(&VethSpec {
@@ -63,8 +73,12 @@ pub fn create(
         .with_context(|| format!("creating veth {host_name} (node) / {pod_name} (pod)"))?;
     let host = require(&node.netlink, host_name, "node")?;
     let pod = require(pod_netlink, pod_name, "pod")?;
-    node.netlink.set_link_up(host.index).with_context(|| format!("bringing veth {host_name} up"))?;
-    pod_netlink.set_link_up(pod.index).with_context(|| format!("bringing veth {pod_name} up in the pod"))?;
+    node.netlink
+        .set_link_up(host.index)
+        .with_context(|| format!("bringing veth {host_name} up"))?;
+    pod_netlink
+        .set_link_up(pod.index)
+        .with_context(|| format!("bringing veth {pod_name} up in the pod"))?;
     Ok((host.index, pod.index))
 }
 
@@ -72,7 +86,11 @@ fn require(netlink: &Netlink, name: &str, side: &str) -> CniResult<Link> {
     netlink
         .link_by_name(name)
         .with_context(|| format!("looking up veth {name} in the {side}"))?
-        .ok_or_else(|| CniError::internal(format!("veth {name} is missing in the {side} right after its creation")))
+        .ok_or_else(|| {
+            CniError::internal(format!(
+                "veth {name} is missing in the {side} right after its creation"
+            ))
+        })
 }
 
 /// CHECK: the node end exists, is a veth, is up. Returns its index.
@@ -83,13 +101,20 @@ pub fn verify_host_end(node: &Node, name: &str, mac: Mac) -> CniResult<u32> {
         .context("looking up the veth's node end")?
         .ok_or_else(|| CniError::internal(format!("veth {name} does not exist on the node")))?;
     if link.kind.as_deref() != Some("veth") {
-        return Err(CniError::internal(format!("{name} on the node is not a veth")));
+        return Err(CniError::internal(format!(
+            "{name} on the node is not a veth"
+        )));
     }
     if link.mac != Some(mac) {
-        return Err(CniError::internal(format!("veth {name} has MAC {:?}, expected {mac}", link.mac)));
+        return Err(CniError::internal(format!(
+            "veth {name} has MAC {:?}, expected {mac}",
+            link.mac
+        )));
     }
     if !link.up {
-        return Err(CniError::internal(format!("veth {name} on the node is down")));
+        return Err(CniError::internal(format!(
+            "veth {name} on the node is down"
+        )));
     }
     Ok(link.index)
 }
@@ -101,7 +126,9 @@ pub fn verify_pod_end(pod_netlink: &Netlink, name: &str) -> CniResult<u32> {
         .context("looking up the veth's pod end")?
         .ok_or_else(|| CniError::internal(format!("veth {name} does not exist in the pod")))?;
     if link.kind.as_deref() != Some("veth") || !link.up {
-        return Err(CniError::internal(format!("veth {name} in the pod is not an up veth")));
+        return Err(CniError::internal(format!(
+            "veth {name} in the pod is not an up veth"
+        )));
     }
     Ok(link.index)
 }

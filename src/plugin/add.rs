@@ -20,7 +20,9 @@ pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
     match &conf.mode {
         Mode::Interface { .. } => add_interface(env, conf, &node, &pod),
         Mode::Chained { prev_result } => {
-            let prev = prev_result.as_ref().expect("ADD in chained mode always has a prevResult");
+            let prev = prev_result
+                .as_ref()
+                .expect("ADD in chained mode always has a prevResult");
             add_chained(env, conf, &node, &pod, prev)
         }
     }
@@ -38,13 +40,29 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
         if allocation.ips.is_empty() {
             return Err(CniError::internal("the IPAM plugin returned no address"));
         }
-        let (index, mac) = macvlan::create(&node.netlink, &pod.ns, &pod.netlink, &master, conf, ifname, &allocation)?;
-        let record = attach_host(env, conf, node, pod, &master, mac, &allocation_addresses(&allocation))
-            .inspect_err(|_| {
-                if let Err(e) = pod.netlink.delete_link(index) {
-                    log::warn!("rolling back: removing {ifname} from the pod: {e}");
-                }
-            })?;
+        let (index, mac) = macvlan::create(
+            &node.netlink,
+            &pod.ns,
+            &pod.netlink,
+            &master,
+            conf,
+            ifname,
+            &allocation,
+        )?;
+        let record = attach_host(
+            env,
+            conf,
+            node,
+            pod,
+            &master,
+            mac,
+            &allocation_addresses(&allocation),
+        )
+        .inspect_err(|_| {
+            if let Err(e) = pod.netlink.delete_link(index) {
+                log::warn!("rolling back: removing {ifname} from the pod: {e}");
+            }
+        })?;
         Ok((mac, record))
     })();
     let (mac, record) = match attached {
@@ -58,7 +76,11 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
     };
 
     let mut result = allocation;
-    result.interfaces = vec![Interface { name: ifname.to_owned(), mac: Some(mac.to_string()), sandbox: Some(pod.path.clone()) }];
+    result.interfaces = vec![Interface {
+        name: ifname.to_owned(),
+        mac: Some(mac.to_string()),
+        sandbox: Some(pod.path.clone()),
+    }];
     result.interfaces.extend(host_interfaces(record.as_ref()));
     for ip in &mut result.ips {
         ip.interface = Some(0);
@@ -72,26 +94,42 @@ fn allocation_addresses(allocation: &CniOutput) -> Vec<ipnetwork::IpNetwork> {
 
 /// Chained mode: the previous plugin made the pod's interface; add host access and pass its
 /// result through.
-fn add_chained(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod, prev: &Value) -> CniResult<Value> {
+fn add_chained(
+    env: &Environment,
+    conf: &NetConf,
+    node: &Node,
+    pod: &Pod,
+    prev: &Value,
+) -> CniResult<Value> {
     let ifname = env.ifname();
     let pod_if = CniOutput::parse(prev, "prevResult")?.pod_interface(ifname, "prevResult")?;
     let link = pod
         .netlink
         .link_by_name(ifname)
         .context("looking up the pod's interface")?
-        .ok_or_else(|| CniError::config(format!("prevResult names interface {ifname:?} but the pod has no such interface")))?;
+        .ok_or_else(|| {
+            CniError::config(format!(
+                "prevResult names interface {ifname:?} but the pod has no such interface"
+            ))
+        })?;
     let master = match conf.master.as_deref() {
         Some(name) => node.resolve_master(Some(name))?,
         // The macvlan's parent, as the kernel reports it: never a guess.
         None => node.master_by_index(link.parent_index.ok_or_else(|| {
-            CniError::config(format!("{ifname} in the pod has no parent link: is it a macvlan? Set \"master\" otherwise"))
+            CniError::config(format!(
+                "{ifname} in the pod has no parent link: is it a macvlan? Set \"master\" otherwise"
+            ))
         })?)?,
     };
     let mac = link
         .mac
         .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?;
     let record = attach_host(env, conf, node, pod, &master, mac, &pod_if.addresses)?;
-    Ok(pass_through(prev, conf.cni_version, &host_interfaces(record.as_ref())))
+    Ok(pass_through(
+        prev,
+        conf.cni_version,
+        &host_interfaces(record.as_ref()),
+    ))
 }
 
 /// The host-access step both modes share; None with `hostAccess: "none"`.
@@ -123,13 +161,25 @@ fn attach_host(
         macvlan_mode: link.macvlan_mode,
         addresses,
     };
-    host_access::attach(node, &store, conf, &attachment_key(env, conf), master, &pod_end).map(Some)
+    host_access::attach(
+        node,
+        &store,
+        conf,
+        &attachment_key(env, conf),
+        master,
+        &pod_end,
+    )
+    .map(Some)
 }
 
 /// Host-side interfaces to report: the node end of a veth. The shim is shared, not the pod's.
 fn host_interfaces(record: Option<&Record>) -> Vec<Interface> {
     match record.map(|r| (&r.host_side, &r.host_mac)) {
-        Some((HostSide::Veth { name, .. }, mac)) => vec![Interface { name: name.clone(), mac: Some(mac.clone()), sandbox: None }],
+        Some((HostSide::Veth { name, .. }, mac)) => vec![Interface {
+            name: name.clone(),
+            mac: Some(mac.clone()),
+            sandbox: None,
+        }],
         _ => Vec::new(),
     }
 }

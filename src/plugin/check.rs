@@ -19,7 +19,9 @@ pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
     if let Mode::Interface { .. } = conf.mode {
         let master = node.resolve_master(conf.master.as_deref())?;
         macvlan::verify(&pod.netlink, env.ifname(), conf, &master, &prev)?;
-        Ipam::of(env, conf).expect("interface mode always has ipam").check()?;
+        Ipam::of(env, conf)
+            .expect("interface mode always has ipam")
+            .check()?;
     } else {
         // The previous plugin checks the interface; here only that it is there at all.
         prev.pod_interface(env.ifname(), "prevResult")?;

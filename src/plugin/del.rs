@@ -38,10 +38,20 @@ fn release_host_access(env: &Environment, conf: &NetConf, node: &Node) -> Vec<Cn
         // goes: route ownerships of this attachment, and a veth's node end by its derived name.
         Ok(None) if conf.host_access == HostAccess::None => Vec::new(),
         Ok(None) => {
-            let mut errors: Vec<CniError> = store.clear_owners_of(&key).err().map(CniError::from).into_iter().collect();
+            let mut errors: Vec<CniError> = store
+                .clear_owners_of(&key)
+                .err()
+                .map(CniError::from)
+                .into_iter()
+                .collect();
             if conf.host_access == HostAccess::Veth {
                 match node.netlink.link_by_name(&veth::host_end_name(&key)) {
-                    Ok(Some(link)) => errors.extend(node.netlink.delete_link(link.index).err().map(CniError::from)),
+                    Ok(Some(link)) => errors.extend(
+                        node.netlink
+                            .delete_link(link.index)
+                            .err()
+                            .map(CniError::from),
+                    ),
                     Ok(None) => {}
                     Err(e) => errors.push(e.into()),
                 }
@@ -53,8 +63,14 @@ fn release_host_access(env: &Environment, conf: &NetConf, node: &Node) -> Vec<Cn
 }
 
 fn remove_pod_link(env: &Environment) -> CniResult<()> {
-    let Some(pod) = Pod::open_if_present(env)? else { return Ok(()) };
-    if let Some(link) = pod.netlink.link_by_name(env.ifname()).context("looking up the pod's interface")? {
+    let Some(pod) = Pod::open_if_present(env)? else {
+        return Ok(());
+    };
+    if let Some(link) = pod
+        .netlink
+        .link_by_name(env.ifname())
+        .context("looking up the pod's interface")?
+    {
         pod.netlink
             .delete_link(link.index)
             .with_context(|| format!("removing {} from the pod", env.ifname()))?;

@@ -16,14 +16,19 @@ pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
         .clone()
         .ok_or_else(|| {
             // Without the list every attachment would look stale: refuse rather than wipe.
-            CniError::config("GC needs \"cni.dev/valid-attachments\": the list of attachments to keep")
+            CniError::config(
+                "GC needs \"cni.dev/valid-attachments\": the list of attachments to keep",
+            )
         })?
         .into_iter()
         .collect();
     let node = Node::open()?;
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
     let mut errors = Vec::new();
-    for record in store.records_of(&conf.name).context("listing attachment records")? {
+    for record in store
+        .records_of(&conf.name)
+        .context("listing attachment records")?
+    {
         let key = &record.key;
         if valid.contains(&(key.container_id.clone(), key.ifname.clone())) {
             continue;

@@ -24,8 +24,12 @@ impl<'a> Ipam<'a> {
     }
 
     pub fn add(&self) -> CniResult<Value> {
-        self.call(Command::Add)?
-            .ok_or_else(|| CniError::internal(format!("IPAM plugin {:?} returned no result for ADD", self.plugin)))
+        self.call(Command::Add)?.ok_or_else(|| {
+            CniError::internal(format!(
+                "IPAM plugin {:?} returned no result for ADD",
+                self.plugin
+            ))
+        })
     }
 
     pub fn del(&self) -> CniResult<()> {
@@ -58,7 +62,10 @@ impl<'a> Ipam<'a> {
                     .filter(|v| *v < version)
                     .max()
                     .ok_or(e)?;
-                log::debug!("IPAM plugin {} does not speak {version}; using {common}", self.plugin);
+                log::debug!(
+                    "IPAM plugin {} does not speak {version}; using {common}",
+                    self.plugin
+                );
                 self.exec(command, common)
             }
             other => other,
@@ -88,7 +95,12 @@ impl<'a> Ipam<'a> {
                 CniError::config(format!(
                     "ipam.type {:?}: no such plugin in CNI_PATH ({})",
                     self.plugin,
-                    self.env.path.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+                    self.env
+                        .path
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(":")
                 ))
             })
     }
@@ -105,10 +117,19 @@ impl<'a> Ipam<'a> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| CniError::new(code::IO_FAILURE, format!("{what}: cannot run {}: {e}", binary.display())))?;
+            .map_err(|e| {
+                CniError::new(
+                    code::IO_FAILURE,
+                    format!("{what}: cannot run {}: {e}", binary.display()),
+                )
+            })?;
         // A plugin that exits without reading stdin makes this write fail with EPIPE; its exit
         // status and output below say why, so the write error itself is not reported.
-        let _ = child.stdin.take().expect("stdin is piped").write_all(&stdin);
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(&stdin);
         let output = child
             .wait_with_output()
             .map_err(|e| CniError::new(code::IO_FAILURE, format!("{what}: {e}")))?;
@@ -128,7 +149,13 @@ impl<'a> Ipam<'a> {
         let msg = reply
             .as_ref()
             .and_then(|r| r.get("msg")?.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("exited with {} and no error message; stderr: {}", output.status, stderr.trim()));
+            .unwrap_or_else(|| {
+                format!(
+                    "exited with {} and no error message; stderr: {}",
+                    output.status,
+                    stderr.trim()
+                )
+            });
         let details = reply
             .as_ref()
             .and_then(|r| r.get("details")?.as_str().map(str::to_owned))

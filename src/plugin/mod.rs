@@ -19,7 +19,11 @@ use crate::system::state::AttachmentKey;
 
 /// Runs one call. `Ok(Some(result))` is printed on stdout; `Ok(None)` prints nothing.
 /// `on_config` sees the parsed configuration before the verb runs (the binary sets up logging).
-pub fn run(env: &Environment, stdin: &[u8], on_config: impl FnOnce(&NetConf)) -> CniResult<Option<Value>> {
+pub fn run(
+    env: &Environment,
+    stdin: &[u8],
+    on_config: impl FnOnce(&NetConf),
+) -> CniResult<Option<Value>> {
     if env.command == Command::Version {
         return Ok(Some(version_reply(stdin)));
     }
@@ -29,7 +33,12 @@ pub fn run(env: &Environment, stdin: &[u8], on_config: impl FnOnce(&NetConf)) ->
     let conf = NetConf::parse(stdin, without_prev_result)?;
     on_config(&conf);
     require_version_for(env.command, &conf)?;
-    log::debug!("{} {} {}", env.command.as_str(), env.container_id(), env.ifname());
+    log::debug!(
+        "{} {} {}",
+        env.command.as_str(),
+        env.container_id(),
+        env.ifname()
+    );
     match env.command {
         Command::Add => add::add(env, &conf).map(Some),
         Command::Del => del::del(env, &conf).map(|()| None),
@@ -93,17 +102,27 @@ impl Pod {
             )));
         }
         let netlink = Netlink::open_in(&ns)?;
-        Ok(Pod { ns, netlink, path: path.display().to_string() })
+        Ok(Pod {
+            ns,
+            netlink,
+            path: path.display().to_string(),
+        })
     }
 
     /// For DEL: the pod if its namespace still exists, None when it is gone (nothing to clean
     /// inside it then).
     fn open_if_present(env: &Environment) -> CniResult<Option<Pod>> {
-        let Some(path) = env.netns.as_deref() else { return Ok(None) };
+        let Some(path) = env.netns.as_deref() else {
+            return Ok(None);
+        };
         match Netns::open(path) {
             Ok(ns) => {
                 let netlink = Netlink::open_in(&ns)?;
-                Ok(Some(Pod { ns, netlink, path: path.display().to_string() }))
+                Ok(Some(Pod {
+                    ns,
+                    netlink,
+                    path: path.display().to_string(),
+                }))
             }
             Err(OpenError::Empty | OpenError::Missing(_) | OpenError::NotANamespace(_)) => Ok(None),
             Err(e) => Err(CniError::new(code::IO_FAILURE, format!("CNI_NETNS: {e}"))),
@@ -114,11 +133,16 @@ impl Pod {
 /// Folds the errors of a cleanup that went on past failures into one error.
 fn combine(errors: Vec<CniError>) -> CniResult<()> {
     let mut iter = errors.into_iter();
-    let Some(first) = iter.next() else { return Ok(()) };
+    let Some(first) = iter.next() else {
+        return Ok(());
+    };
     let rest: Vec<String> = iter.map(|e| e.msg).collect();
     if rest.is_empty() {
         Err(first)
     } else {
-        Err(CniError::new(first.code, format!("{}; also: {}", first.msg, rest.join("; "))))
+        Err(CniError::new(
+            first.code,
+            format!("{}; also: {}", first.msg, rest.join("; ")),
+        ))
     }
 }

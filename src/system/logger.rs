@@ -17,14 +17,21 @@ struct Logger {
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= Level::Warn || (self.file.is_some() && metadata.level() <= self.file_level)
+        metadata.level() <= Level::Warn
+            || (self.file.is_some() && metadata.level() <= self.file_level)
     }
 
     fn log(&self, record: &Record) {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format!("macvlan-host[{}] {} {}: {}\n", std::process::id(), self.tag, record.level(), record.args());
+        let line = format!(
+            "macvlan-host[{}] {} {}: {}\n",
+            std::process::id(),
+            self.tag,
+            record.level(),
+            record.args()
+        );
         if record.level() <= Level::Warn {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
@@ -44,15 +51,28 @@ impl Log for Logger {
 
 /// Installs the logger once per process. `tag` names the call ("ADD abc123 eth0").
 pub fn init(tag: String, file: Option<&Path>, file_level: LevelFilter) {
-    let file = file.and_then(|path| match OpenOptions::new().create(true).append(true).open(path) {
-        Ok(f) => Some(Mutex::new(f)),
-        Err(e) => {
-            eprintln!("macvlan-host: cannot open logFile {}: {e}", path.display());
-            None
-        }
-    });
-    let max = if file.is_some() { file_level.max(LevelFilter::Warn) } else { LevelFilter::Warn };
-    if log::set_boxed_logger(Box::new(Logger { tag, file, file_level })).is_ok() {
+    let file =
+        file.and_then(
+            |path| match OpenOptions::new().create(true).append(true).open(path) {
+                Ok(f) => Some(Mutex::new(f)),
+                Err(e) => {
+                    eprintln!("macvlan-host: cannot open logFile {}: {e}", path.display());
+                    None
+                }
+            },
+        );
+    let max = if file.is_some() {
+        file_level.max(LevelFilter::Warn)
+    } else {
+        LevelFilter::Warn
+    };
+    if log::set_boxed_logger(Box::new(Logger {
+        tag,
+        file,
+        file_level,
+    }))
+    .is_ok()
+    {
         log::set_max_level(max);
     }
 }
