@@ -1,11 +1,11 @@
 //! The `macvlan-host` binary: environment + stdin in, one JSON document (result or error) out.
 
 use std::io::{IsTerminal, Read, Write};
-use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 
 use macvlan_host::plugin;
-use macvlan_host::protocol::{CniError, CniVersion, Environment};
+use macvlan_host::protocol::error::catch_panics;
+use macvlan_host::protocol::{code, CniError, CniVersion, Environment};
 use macvlan_host::system::logger;
 
 fn usage() -> String {
@@ -16,6 +16,17 @@ fn usage() -> String {
          CNI versions supported: {}\n",
         env!("CARGO_PKG_VERSION"),
         CniVersion::ALL.map(CniVersion::as_str).join(", ")
+    )
+}
+
+/// What every log line of this call starts with: verb, container ID, interface.
+fn call_tag() -> String {
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    format!(
+        "{} {} {}",
+        var("CNI_COMMAND"),
+        var("CNI_CONTAINERID"),
+        var("CNI_IFNAME")
     )
 }
 
@@ -31,46 +42,25 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
+    logger::init(call_tag());
     let mut stdin = Vec::new();
     let mut version = CniVersion::LATEST.as_str().to_owned();
-    // A panic must still end as a CNI error on stdout, never as a bare backtrace: the hook
-    // logs it, catch_unwind turns it into code 999.
-    panic::set_hook(Box::new(|info| log::error!("internal error: {info}")));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(
-        || -> Result<Option<serde_json::Value>, CniError> {
-            std::io::stdin().read_to_end(&mut stdin).map_err(|e| {
-                CniError::new(
-                    macvlan_host::protocol::code::IO_FAILURE,
-                    format!("reading stdin: {e}"),
-                )
-            })?;
-            if let Some(v) = serde_json::from_slice::<serde_json::Value>(&stdin)
-                .ok()
-                .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_owned))
-            {
-                version = v;
+    let outcome = catch_panics(|| {
+        std::io::stdin()
+            .read_to_end(&mut stdin)
+            .map_err(|e| CniError::new(code::IO_FAILURE, format!("reading stdin: {e}")))?;
+        if let Some(v) = serde_json::from_slice::<serde_json::Value>(&stdin)
+            .ok()
+            .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_owned))
+        {
+            version = v;
+        }
+        let env = Environment::from_process()?;
+        plugin::run(&env, &stdin, |conf| {
+            if let Some(path) = &conf.log_file {
+                logger::log_to_file(path, conf.log_level);
             }
-            let env = Environment::from_process()?;
-            plugin::run(&env, &stdin, |conf| {
-                let tag = format!(
-                    "{} {} {}",
-                    env.command.as_str(),
-                    env.container_id(),
-                    env.ifname()
-                );
-                logger::init(tag, conf.log_file.as_deref(), conf.log_level);
-            })
-        },
-    ))
-    .unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(CniError::internal(format!(
-            "internal error (a bug in macvlan-host): {what}"
-        )))
+        })
     });
 
     let mut stdout = std::io::stdout().lock();

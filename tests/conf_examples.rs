@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use macvlan_host::protocol::{Mode, NetConf};
+use macvlan_host::protocol::{Command, Mode, NetConf};
 use serde_json::{json, Value};
 
 #[test]
@@ -26,7 +26,7 @@ fn every_example_conflist_parses_in_its_mode() {
                 conf["prevResult"] = json!({"interfaces": [{"name": "eth0", "sandbox": "/run/netns/x"}],
                                             "ips": [{"address": "192.168.1.200/24", "interface": 0}]});
             }
-            let parsed = NetConf::parse(conf.to_string().as_bytes(), false)
+            let parsed = NetConf::parse(conf.to_string().as_bytes(), Command::Add)
                 .unwrap_or_else(|e| panic!("{file}: {e}"));
             match parsed.mode {
                 Mode::Chained { .. } => assert!(file.starts_with("chained"), "{file}"),

@@ -42,7 +42,7 @@ fn conf_with(key: &str, value: Option<Value>) -> Vec<u8> {
 }
 
 fn parse(conf: Value) -> NetConf {
-    NetConf::parse(&serde_json::to_vec(&conf).unwrap(), false).unwrap()
+    NetConf::parse(&serde_json::to_vec(&conf).unwrap(), Command::Add).unwrap()
 }
 
 #[test]
@@ -264,8 +264,8 @@ fn every_invalid_key_is_refused_with_its_code_naming_the_key_and_the_value() {
     for (key, value, expected_code, needles) in &cases {
         let stdin = conf_with(key, value.clone());
         let label = format!("{key} = {value:?}");
-        for for_del in [false, true] {
-            let err = NetConf::parse(&stdin, for_del).expect_err(&label);
+        for command in [Command::Add, Command::Del] {
+            let err = NetConf::parse(&stdin, command).expect_err(&label);
             assert_eq!(err.code, *expected_code, "{label}: {}", err.msg);
             for needle in needles {
                 assert!(
@@ -289,7 +289,7 @@ fn stdin_that_is_not_a_json_object_is_a_decoding_failure() {
         b"\"lan\"",
         b"null",
     ] {
-        let err = NetConf::parse(stdin, false).expect_err(&String::from_utf8_lossy(stdin));
+        let err = NetConf::parse(stdin, Command::Add).expect_err(&String::from_utf8_lossy(stdin));
         assert_eq!(err.code, code::DECODING_FAILURE, "{}", err.msg);
         assert!(err.msg.contains("network configuration"), "{}", err.msg);
     }
@@ -299,7 +299,7 @@ fn stdin_that_is_not_a_json_object_is_a_decoding_failure() {
 fn without_ipam_or_prev_result_add_is_refused_and_del_is_a_chained_del() {
     for empty_ipam in [None, Some(Value::Null), Some(json!({}))] {
         let stdin = conf_with("ipam", empty_ipam.clone());
-        let err = NetConf::parse(&stdin, false).unwrap_err();
+        let err = NetConf::parse(&stdin, Command::Add).unwrap_err();
         assert_eq!(err.code, code::INVALID_CONFIG);
         for needle in [
             "\"ipam\"",
@@ -314,7 +314,7 @@ fn without_ipam_or_prev_result_add_is_refused_and_del_is_a_chained_del() {
                 err.msg
             );
         }
-        let conf = NetConf::parse(&stdin, true).unwrap();
+        let conf = NetConf::parse(&stdin, Command::Del).unwrap();
         assert_eq!(conf.mode, Mode::Chained { prev_result: None });
         assert_eq!(conf.prev_result(), None);
     }
@@ -488,7 +488,7 @@ fn every_valid_value_is_read() {
         ),
     ];
     for (key, value, holds) in tables {
-        let conf = NetConf::parse(&conf_with(key, Some(value.clone())), false)
+        let conf = NetConf::parse(&conf_with(key, Some(value.clone())), Command::Add)
             .unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
         assert!(holds(&conf), "{key} = {value}");
     }
@@ -526,7 +526,7 @@ fn unknown_keys_are_kept_in_raw_exactly_as_received() {
 fn ipam_means_interface_mode_even_with_a_prev_result() {
     let prev =
         json!({ "cniVersion": "1.0.0", "interfaces": [{ "name": "net1", "sandbox": "/x" }] });
-    let conf = NetConf::parse(&conf_with("prevResult", Some(prev.clone())), false).unwrap();
+    let conf = NetConf::parse(&conf_with("prevResult", Some(prev.clone())), Command::Add).unwrap();
     let Mode::Interface { ipam } = &conf.mode else {
         panic!("expected interface mode, got {:?}", conf.mode)
     };
@@ -540,8 +540,8 @@ fn prev_result_alone_means_chained_mode() {
     let mut conf = base_conf();
     conf.remove("ipam");
     conf.insert("prevResult".into(), prev.clone());
-    for for_del in [false, true] {
-        let parsed = NetConf::parse(&serde_json::to_vec(&conf).unwrap(), for_del).unwrap();
+    for command in [Command::Add, Command::Del] {
+        let parsed = NetConf::parse(&serde_json::to_vec(&conf).unwrap(), command).unwrap();
         assert_eq!(
             parsed.mode,
             Mode::Chained {
@@ -563,9 +563,9 @@ fn gc_attachments_are_read_from_both_keys() {
         ("c2".to_owned(), "eth0".to_owned()),
     ]);
     for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
-        let conf = NetConf::parse(&conf_with(key, Some(list.clone())), false).unwrap();
+        let conf = NetConf::parse(&conf_with(key, Some(list.clone())), Command::Add).unwrap();
         assert_eq!(conf.valid_attachments, expected, "{key}");
-        let conf = NetConf::parse(&conf_with(key, Some(json!([]))), false).unwrap();
+        let conf = NetConf::parse(&conf_with(key, Some(json!([]))), Command::Add).unwrap();
         assert_eq!(
             conf.valid_attachments,
             Some(vec![]),

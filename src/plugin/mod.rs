@@ -27,12 +27,8 @@ pub fn run(
     if env.command == Command::Version {
         return Ok(Some(version_reply(stdin)));
     }
-    // DEL, GC and STATUS never carry a prevResult: a chained configuration (no `ipam`) is
-    // valid for them as it is.
-    let without_prev_result = matches!(env.command, Command::Del | Command::Gc | Command::Status);
-    let conf = NetConf::parse(stdin, without_prev_result)?;
+    let conf = NetConf::parse(stdin, env.command)?;
     on_config(&conf);
-    require_version_for(env.command, &conf)?;
     log::debug!(
         "{} {} {}",
         env.command.as_str(),
@@ -46,26 +42,6 @@ pub fn run(
         Command::Gc => gc::gc(env, &conf).map(|()| None),
         Command::Status => status::status(&conf).map(|()| None),
         Command::Version => unreachable!("answered above"),
-    }
-}
-
-fn require_version_for(command: Command, conf: &NetConf) -> CniResult<()> {
-    let (allowed, since) = match command {
-        Command::Check => (conf.cni_version.has_check(), "0.4.0"),
-        Command::Gc | Command::Status => (conf.cni_version.has_gc_and_status(), "1.1.0"),
-        _ => (true, ""),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(CniError::new(
-            code::INCOMPATIBLE_VERSION,
-            format!(
-                "{} needs cniVersion {since} or later; the configuration has {}",
-                command.as_str(),
-                conf.cni_version
-            ),
-        ))
     }
 }
 

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 
-use super::env::validate_ifname;
+use super::env::{validate_ifname, Command};
 use super::error::{code, CniError, CniResult};
 use super::version::CniVersion;
 use crate::system::netlink::MacvlanMode;
@@ -70,10 +70,12 @@ pub struct NetConf {
 }
 
 impl NetConf {
-    /// Parses and validates. `without_prev_result` is set for the verbs that may come without a
-    /// prevResult (DEL, GC, STATUS): for them a configuration with neither `ipam` nor
-    /// `prevResult` is a chained one, served from the records.
-    pub fn parse(stdin: &[u8], without_prev_result: bool) -> CniResult<NetConf> {
+    /// Parses and validates the configuration of a call of `command`. The verb matters twice:
+    /// a verb the configuration's version does not have is refused (code 1) before anything
+    /// else, and DEL, GC and STATUS, which may come without a prevResult, accept a chained
+    /// configuration with neither `ipam` nor `prevResult` (served from the records).
+    pub fn parse(stdin: &[u8], command: Command) -> CniResult<NetConf> {
+        let without_prev_result = matches!(command, Command::Del | Command::Gc | Command::Status);
         let value: Value = serde_json::from_slice(stdin).map_err(|e| {
             CniError::new(
                 code::DECODING_FAILURE,
@@ -91,6 +93,7 @@ impl NetConf {
         // reference plugins read it as "0.1.0", which they refuse with code 1 too.
         let cni_version =
             CniVersion::parse(&reader.optional_str("cniVersion")?.unwrap_or_default())?;
+        cni_version.require_verb(command)?;
         let name = reader.required_str("name")?;
         validate_network_name(&name)?;
         let plugin_type = reader.optional_str("type")?.unwrap_or_default();

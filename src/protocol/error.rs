@@ -102,6 +102,23 @@ impl From<SysError> for CniError {
     }
 }
 
+/// Runs `f`, turning a panic into a code-999 error: whatever happens, the runtime gets a CNI
+/// error on stdout, never a bare backtrace. The default hook's backtrace is replaced by a log
+/// line (stderr, and the log file when one is configured).
+pub fn catch_panics<T>(f: impl FnOnce() -> CniResult<T>) -> CniResult<T> {
+    std::panic::set_hook(Box::new(|info| log::error!("internal error: {info}")));
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(CniError::internal(format!(
+            "internal error (a bug in macvlan-host): {what}"
+        )))
+    })
+}
+
 /// Adds context to any error that converts into a `CniError`.
 pub trait Context<T> {
     fn context(self, what: impl fmt::Display) -> CniResult<T>;
@@ -115,5 +132,24 @@ impl<T, E: Into<CniError>> Context<T> for Result<T, E> {
 
     fn with_context<D: fmt::Display>(self, what: impl FnOnce() -> D) -> CniResult<T> {
         self.map_err(|e| e.into().context(what()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_cni_error() {
+        let err = catch_panics(|| -> CniResult<()> { panic!("boom at {}", 42) }).unwrap_err();
+        assert_eq!(err.code, code::INTERNAL);
+        assert!(err.msg.contains("boom at 42"), "{}", err.msg);
+        let err = catch_panics(|| -> CniResult<()> {
+            let handle = std::thread::spawn(|| panic!("in a thread"));
+            std::panic::resume_unwind(handle.join().unwrap_err())
+        })
+        .unwrap_err();
+        assert!(err.msg.contains("in a thread"), "{}", err.msg);
+        assert_eq!(catch_panics(|| Ok(7)), Ok(7));
     }
 }

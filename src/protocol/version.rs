@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde_json::{json, Value};
 
+use super::env::Command;
 use super::error::{code, CniError, CniResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,6 +59,22 @@ impl CniVersion {
     /// GC and STATUS exist since 1.1.0.
     pub fn has_gc_and_status(self) -> bool {
         self >= CniVersion::V1_1_0
+    }
+
+    /// Refuses (code 1) a verb this version of the specification does not have.
+    pub fn require_verb(self, command: Command) -> CniResult<()> {
+        let since = match command {
+            Command::Check if !self.has_check() => "0.4.0",
+            Command::Gc | Command::Status if !self.has_gc_and_status() => "1.1.0",
+            _ => return Ok(()),
+        };
+        Err(CniError::new(
+            code::INCOMPATIBLE_VERSION,
+            format!(
+                "{} needs cniVersion {since} or later; the configuration has {self}",
+                command.as_str()
+            ),
+        ))
     }
 
     /// Results before 1.0.0 carry `ips[].version` ("4" or "6").

@@ -5,20 +5,25 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 struct Logger {
     tag: String,
-    file: Option<Mutex<File>>,
-    file_level: LevelFilter,
+    /// Set once the configuration (which names the file) has been read.
+    file: OnceLock<(Mutex<File>, LevelFilter)>,
 }
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= Level::Warn
-            || (self.file.is_some() && metadata.level() <= self.file_level)
+            || self
+                .file
+                .get()
+                .is_some_and(|(_, level)| metadata.level() <= *level)
     }
 
     fn log(&self, record: &Record) {
@@ -35,13 +40,15 @@ impl Log for Logger {
         if record.level() <= Level::Warn {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
-        if let (Some(file), true) = (&self.file, record.level() <= self.file_level) {
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis()))
-                .unwrap_or_default();
-            if let Ok(mut file) = file.lock() {
-                let _ = file.write_all(format!("{stamp} {line}").as_bytes());
+        if let Some((file, level)) = self.file.get() {
+            if record.level() <= *level {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| format!("{}.{:03}", d.as_secs(), d.subsec_millis()))
+                    .unwrap_or_default();
+                if let Ok(mut file) = file.lock() {
+                    let _ = file.write_all(format!("{stamp} {line}").as_bytes());
+                }
             }
         }
     }
@@ -49,30 +56,28 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
-/// Installs the logger once per process. `tag` names the call ("ADD abc123 eth0").
-pub fn init(tag: String, file: Option<&Path>, file_level: LevelFilter) {
-    let file =
-        file.and_then(
-            |path| match OpenOptions::new().create(true).append(true).open(path) {
-                Ok(f) => Some(Mutex::new(f)),
-                Err(e) => {
-                    eprintln!("macvlan-host: cannot open logFile {}: {e}", path.display());
-                    None
-                }
-            },
-        );
-    let max = if file.is_some() {
-        file_level.max(LevelFilter::Warn)
-    } else {
-        LevelFilter::Warn
-    };
-    if log::set_boxed_logger(Box::new(Logger {
+/// Installs the stderr logger, first thing in the process. `tag` names the call
+/// ("ADD abc123 eth0").
+pub fn init(tag: String) {
+    let logger = LOGGER.get_or_init(|| Logger {
         tag,
-        file,
-        file_level,
-    }))
-    .is_ok()
-    {
-        log::set_max_level(max);
+        file: OnceLock::new(),
+    });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(LevelFilter::Warn);
+    }
+}
+
+/// Adds the configuration's `logFile` at `level`. A file that cannot be opened is reported on
+/// stderr and otherwise ignored: logging must never make a call fail.
+pub fn log_to_file(path: &Path, level: LevelFilter) {
+    let Some(logger) = LOGGER.get() else { return };
+    match OpenOptions::new().create(true).append(true).open(path) {
+        Ok(file) => {
+            if logger.file.set((Mutex::new(file), level)).is_ok() {
+                log::set_max_level(level.max(LevelFilter::Warn));
+            }
+        }
+        Err(e) => log::warn!("cannot open logFile {}: {e}", path.display()),
     }
 }
