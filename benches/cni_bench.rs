@@ -12,9 +12,11 @@
 //! Everything lives in namespaces `mvh-<pid>-*` and directories that are removed on exit, also
 //! on Ctrl-C (the handler only sets a flag; the next call unwinds and the guards clean up).
 //!
-//! Environment: `BENCH_ITERATIONS` (default 40) scales every row; `BENCH_STATIC_BINARY` is the
+//! Environment: `BENCH_ITERATIONS` (default 100) scales every row; `BENCH_STATIC_BINARY` is the
 //! static build whose size row 5 reports; `BENCH_OUTPUT` is the markdown file to update
-//! (default docs/benchmarks.md; the part between the `bench:begin/end` markers is replaced).
+//! (default docs/benchmarks.md; the part between the `bench:begin/end` markers is replaced);
+//! `BENCH_ROWS` (default `1,1b,2,3,4,5`) picks rows; `BENCH_DAD_ROUNDS` (default 5) sets the
+//! rounds of the slow dual-stack row; `BENCH_TRACE=1` prints every call's time on stderr.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -129,6 +131,8 @@ struct Call {
 
 impl Call {
     fn expect_ok(self, what: &str) -> Call {
+        // Ctrl-C reaches the plugins too: report the interruption, not their failure.
+        stop_if_interrupted();
         assert!(
             self.status.success(),
             "{what} failed ({}):\nstdout: {}\nstderr: {}",
@@ -325,6 +329,16 @@ fn host_local_alone(data_dir: &str) -> Value {
         "cniVersion": CNI_VERSION, "name": NETWORK, "type": "host-local",
         "ipam": host_local(data_dir)
     })
+}
+
+/// The same host-local with a second, IPv6 range on the LAN's /64 (above the machines').
+fn host_local_dual_stack(data_dir: &str) -> Value {
+    let mut ipam = host_local(data_dir);
+    ipam["ranges"]
+        .as_array_mut()
+        .expect("ranges")
+        .push(json!([{"subnet": SUBNET6, "rangeStart": "fd99::1:1", "rangeEnd": "fd99::1:ffff"}]));
+    ipam
 }
 
 fn reference_macvlan(data_dir: &str) -> Value {
@@ -732,6 +746,48 @@ impl Bench {
         );
     }
 
+    /// Row 1b: dual-stack interface mode, where ADD waits for IPv6 duplicate address
+    /// detection (both plugins do). Few rounds: each ADD takes seconds.
+    fn dual_stack(&mut self, lan: &Lan, main: &NodeDirs) {
+        let rounds = std::env::var("BENCH_DAD_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
+        self.report
+            .heading("1b. Interface mode, dual-stack (IPv4 + IPv6): ADD waits for IPv6 DAD");
+        let dual = |conf: Value| with(conf, "ipam", host_local_dual_stack(main.data.str()));
+        let reference = dual(reference_macvlan(main.data.str()));
+        let shim = dual(ours_interface(
+            "shim",
+            Some("eth0"),
+            main.state.str(),
+            main.data.str(),
+        ));
+        let pods: Vec<Pod> = ["ref", "shim"]
+            .iter()
+            .map(|n| lan.pod(&format!("r1b-{n}")))
+            .collect();
+        let r = &self.runner;
+        let n1 = &lan.node1.ns;
+        let samples = interleave(
+            rounds,
+            0,
+            &mut [
+                &mut || single_cycle(r, n1, &pods[0], &reference),
+                &mut || single_cycle(r, n1, &pods[1], &shim),
+            ],
+        );
+        self.report.cycle_table(
+            &[
+                ("reference macvlan + host-local (baseline)", &samples[0]),
+                ("macvlan-host, shim", &samples[1]),
+            ],
+            0,
+        );
+        self.report.line("");
+        self.report.line("Informational (no target): the kernel's DAD (a random delay of up to `router_solicitation_delay`, 1 s, then `retrans_time`, 1 s) dominates both.");
+    }
+
     /// Row 2: chained after the reference macvlan, against the reference macvlan alone.
     fn chained(&mut self, lan: &Lan, main: &NodeDirs) {
         self.report
@@ -825,33 +881,42 @@ impl Bench {
         }
         let setup = started.elapsed();
 
+        const VARIANTS: [&str; 5] = [
+            "macvlan-host shim (default master)",
+            "macvlan-host shim (master: eth0)",
+            "macvlan-host veth (default master)",
+            "reference macvlan + host-local (control)",
+            "host-local alone (control)",
+        ];
+        const V: usize = VARIANTS.len();
         let probes: Vec<Pod> = lans
             .iter()
             .flat_map(|lan| {
-                ["shim", "shim-master", "veth", "ipam"].map(|n| lan.pod(&format!("probe-{n}")))
+                (0..V)
+                    .map(|v| lan.pod(&format!("probe-{v}")))
+                    .collect::<Vec<_>>()
             })
             .collect();
         let r = &self.runner;
         let mut variants: Vec<Box<dyn FnMut() -> Cycle + '_>> = Vec::new();
         for (k, (lan, (shim_dirs, veth_dirs))) in lans.iter().zip(&dirs).enumerate() {
-            let shim = ours_interface("shim", None, shim_dirs.state.str(), shim_dirs.data.str());
-            let shim_master = ours_interface(
-                "shim",
-                Some("eth0"),
-                shim_dirs.state.str(),
-                shim_dirs.data.str(),
-            );
+            let (state, data) = (shim_dirs.state.str(), shim_dirs.data.str());
+            let shim = ours_interface("shim", None, state, data);
+            let shim_master = ours_interface("shim", Some("eth0"), state, data);
             let veth = ours_interface("veth", None, veth_dirs.state.str(), veth_dirs.data.str());
-            // host-local alone on the shim node's dataDir: what IPAM itself adds as pods grow.
-            let ipam = host_local_alone(shim_dirs.data.str());
-            let pods = &probes[k * 4..k * 4 + 4];
+            // The controls run on the shim node with its dataDir: what the kernel (N macvlans
+            // on the master) and host-local (N allocations) add as pods grow, without us.
+            let reference = reference_macvlan(data);
+            let ipam = host_local_alone(data);
+            let pods = &probes[k * V..(k + 1) * V];
             let (n1, n2) = (&lan.node1.ns, &lan.node2.ns);
             variants.push(Box::new(move || single_cycle(r, n1, &pods[0], &shim)));
             variants.push(Box::new(move || {
                 single_cycle(r, n1, &pods[1], &shim_master)
             }));
             variants.push(Box::new(move || single_cycle(r, n2, &pods[2], &veth)));
-            variants.push(Box::new(move || single_cycle(r, n1, &pods[3], &ipam)));
+            variants.push(Box::new(move || single_cycle(r, n1, &pods[3], &reference)));
+            variants.push(Box::new(move || single_cycle(r, n1, &pods[4], &ipam)));
         }
         let mut refs: Vec<&mut dyn FnMut() -> Cycle> = variants
             .iter_mut()
@@ -861,48 +926,53 @@ impl Bench {
         drop(refs);
         drop(variants);
 
-        let names = [
-            "shim (default master)",
-            "shim (master: eth0)",
-            "veth (default master)",
-            "host-local alone (control)",
-        ];
         self.report.line("| variant | pods on node | ADD+DEL median | ADD+DEL p95 | ADD median | DEL median | CPU median | vs 1 pod |");
         self.report.line("|---|--:|--:|--:|--:|--:|--:|--:|");
-        let mut growth = Vec::new();
-        for (v, name) in names.iter().enumerate() {
-            let at_one = median(&samples[v].total);
+        let last = LEVELS.len() - 1;
+        let at = |v: usize, k: usize| median(&samples[k * V + v].total);
+        for (v, name) in VARIANTS.iter().enumerate() {
             for (k, level) in LEVELS.iter().enumerate() {
-                let s = &samples[k * 4 + v];
-                let ratio = median(&s.total) / at_one;
+                let s = &samples[k * V + v];
                 self.report.line(&format!(
-                    "| {name} | {level} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {ratio:.2}x |",
+                    "| {name} | {level} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}x |",
                     median(&s.total),
                     percentile(&s.total, 95.0),
                     median(&s.add),
                     median(&s.del),
-                    median(&s.cpu)
+                    median(&s.cpu),
+                    at(v, k) / at(v, 0)
                 ));
             }
-            growth.push(median(&samples[8 + v].total) / at_one);
         }
         self.report.line("");
         self.report.line(&format!(
             "{} interleaved rounds across all levels; setting up the {} background pods took {:.1} s. \
-             Interface mode, cniVersion 1.0.0; one LAN per level, shim pods on node1, veth pods on node2.",
+             Interface mode, cniVersion 1.0.0; one LAN per level, shim pods on node1, veth pods on node2; \
+             each node has its own host-local dataDir and stateDir.",
             self.rounds,
             2 * LEVELS.iter().sum::<usize>(),
             setup.as_secs_f64()
         ));
         self.report.line("");
-        self.target("scale, shim: 250 pods / 1 pod", growth[0], 1.25, "x");
-        self.target(
-            "scale, shim with master set: 250 pods / 1 pod",
-            growth[1],
-            1.25,
-            "x",
-        );
-        self.target("scale, veth: 250 pods / 1 pod", growth[2], 1.25, "x");
+        // host-local's own growth (its store is a directory it scans) is not ours: show the
+        // growth of what remains when host-local's time is taken out.
+        let ipam = V - 1;
+        for (v, name) in VARIANTS.iter().enumerate().take(ipam) {
+            let without_ipam = (at(v, last) - at(ipam, last)) / (at(v, 0) - at(ipam, 0));
+            self.report.line(&format!(
+                "- {name}: 250 pods / 1 pod = {:.2}x; without host-local's share {without_ipam:.2}x",
+                at(v, last) / at(v, 0)
+            ));
+        }
+        self.report.line("");
+        for (v, what) in [(0, "shim"), (1, "shim with master set"), (2, "veth")] {
+            self.target(
+                &format!("scale, {what}: 250 pods / 1 pod"),
+                at(v, last) / at(v, 0),
+                1.25,
+                "x",
+            );
+        }
         drop(residents);
         drop(probes);
         drop(lans);
@@ -1214,7 +1284,7 @@ fn main() {
     let rounds = std::env::var("BENCH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(100);
     let output = std::env::var_os("BENCH_OUTPUT")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md"));
@@ -1264,13 +1334,16 @@ fn main() {
             main_dirs.data.str(),
         ),
     );
-    let rows = std::env::var("BENCH_ROWS").unwrap_or_else(|_| "1,2,3,4,5".into());
+    let rows = std::env::var("BENCH_ROWS").unwrap_or_else(|_| "1,1b,2,3,4,5".into());
     let rows: Vec<&str> = rows.split(',').map(str::trim).collect();
     if rows.contains(&"5") {
         bench.footprint(&lan, &main_dirs);
     }
     if rows.contains(&"1") {
         bench.interface_mode(&lan, &lan_b, &main_dirs);
+    }
+    if rows.contains(&"1b") {
+        bench.dual_stack(&lan, &main_dirs);
     }
     if rows.contains(&"2") {
         bench.chained(&lan, &main_dirs);

@@ -7,8 +7,10 @@
 # noisy machine. Nothing touches the machine's own network namespace; the namespaces
 # (mvh-<pid>-*) and directories are removed on exit, also on Ctrl-C.
 #
-# Environment: BENCH_ITERATIONS (default 40) rounds per row; BENCH_OUTPUT (default
-# docs/benchmarks.md); BENCH_SKIP_STATIC=1 skips the static build (row 5 then reports no size).
+# Environment: BENCH_ITERATIONS (default 100) rounds per row; BENCH_OUTPUT (default
+# docs/benchmarks.md); BENCH_SKIP_STATIC=1 skips the static build (row 5 then reports no size);
+# BENCH_ROWS (default 1,1b,2,3,4,5) picks rows; BENCH_DAD_ROUNDS (default 5) rounds of row 1b;
+# BENCH_TRACE=1 prints every plugin call's time on stderr.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -69,5 +71,5 @@ fi
 
 # The driver runs in the foreground: Ctrl-C reaches it, it stops at the next plugin call and
 # removes its namespaces before exiting.
-echo "bench: running (about 5 minutes; BENCH_ITERATIONS=${BENCH_ITERATIONS:-40})"
+echo "bench: running (about 5 minutes; BENCH_ITERATIONS=${BENCH_ITERATIONS:-100})"
 BENCH_STATIC_BINARY=$static_binary "$driver" --bench
