@@ -194,7 +194,12 @@ impl Net {
     fn state_entries(&self) -> Vec<String> {
         let mut found = Vec::new();
         walk(self.state_dir.path(), "", &mut found);
-        found.retain(|e| !["lock", "attachments", "owners", "users"].contains(&e.as_str()));
+        // The directories themselves, the lock, and the IPAM version cache (what the IPAM
+        // binary speaks, not anything of a pod) are no leftovers.
+        found.retain(|e| {
+            !["lock", "attachments", "owners", "users"].contains(&e.as_str())
+                && !e.starts_with("ipam-versions")
+        });
         found.sort();
         found
     }

@@ -61,7 +61,9 @@ pub fn attach(
             .context("registering the shim's user")?;
     }
     if let Err(err) = apply(node, store, conf, &plan, pod) {
-        for cleanup in detach_locked(node, store, &plan.record) {
+        let (mut cleanup_errors, veth) = detach_locked(node, store, &plan.record);
+        cleanup_errors.extend(delete_link(node, veth));
+        for cleanup in cleanup_errors {
             log::warn!("rolling back host access of {}: {cleanup}", key.file_stem());
         }
         return Err(err);
@@ -282,13 +284,34 @@ fn host_route(ip: IpAddr, device: u32, source: Option<IpAddr>) -> Route {
 /// Removes what `attach` made for `record`. Goes on past errors and returns them all: one
 /// missing route must never keep the rest from being cleaned.
 pub fn detach(node: &Node, store: &StateStore, record: &Record) -> Vec<CniError> {
-    match NodeLock::acquire(store.dir()) {
+    let (mut errors, veth) = match NodeLock::acquire(store.dir()) {
         Ok(_lock) => detach_locked(node, store, record),
-        Err(e) => vec![CniError::from(e).context("taking the node lock")],
+        Err(e) => return vec![CniError::from(e).context("taking the node lock")],
+    };
+    // After the lock: deleting a link waits for an RCU grace period (15 ms and more), and a
+    // pod's own veth is no shared state, so other pods' ADDs and DELs need not wait for it.
+    errors.extend(delete_link(node, veth));
+    errors
+}
+
+fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
+    let link = link?;
+    match node.netlink.delete_link(link.index) {
+        Ok(_) => {
+            log::info!("removed {}", link.name);
+            None
+        }
+        Err(e) => Some(CniError::from(e).context(format!("removing {}", link.name))),
     }
 }
 
-fn detach_locked(node: &Node, store: &StateStore, record: &Record) -> Vec<CniError> {
+/// Does the locked part of `detach`; returns the errors and the veth to delete once the lock
+/// is released (the shim, shared, is removed here under the lock).
+fn detach_locked(
+    node: &Node,
+    store: &StateStore,
+    record: &Record,
+) -> (Vec<CniError>, Option<Link>) {
     let mut errors = Vec::new();
     let key = &record.key;
     let host_name = match &record.host_side {
@@ -326,34 +349,31 @@ fn detach_locked(node: &Node, store: &StateStore, record: &Record) -> Vec<CniErr
             errors.push(e.into());
         }
     }
-    let remove_link = match &record.host_side {
-        HostSide::Shim { name } => match store.remove_user(name, key) {
-            Ok(true) => {
-                if let Err(e) = store.forget_shim(name) {
-                    errors.push(e.into());
+    let veth = match &record.host_side {
+        HostSide::Shim { name } => {
+            let unused = match store.remove_user(name, key) {
+                Ok(true) => {
+                    if let Err(e) = store.forget_shim(name) {
+                        errors.push(e.into());
+                    }
+                    true
                 }
-                host_link
-                    .as_ref()
-                    .is_some_and(|link| !still_routed(node, link))
-            }
-            Ok(false) => false,
-            Err(e) => {
-                errors.push(e.into());
-                false
-            }
-        },
-        HostSide::Veth { .. } => true,
-    };
-    if let (true, Some(link)) = (remove_link, &host_link) {
-        match node.netlink.delete_link(link.index) {
-            Ok(_) => log::info!("removed {host_name}"),
-            Err(e) => errors.push(CniError::from(e).context(format!("removing {host_name}"))),
+                Ok(false) => false,
+                Err(e) => {
+                    errors.push(e.into());
+                    false
+                }
+            };
+            let shim = host_link.filter(|link| unused && !still_routed(node, link));
+            errors.extend(delete_link(node, shim));
+            None
         }
-    }
+        HostSide::Veth { .. } => host_link,
+    };
     if let Err(e) = store.remove(key) {
         errors.push(e.into());
     }
-    errors
+    (errors, veth)
 }
 
 /// True when routes other than ours still go through the shim: pods of a network configured

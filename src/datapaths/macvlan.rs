@@ -37,16 +37,15 @@ fn temporary_name() -> String {
     format!("mvh{:08x}", std::process::id() ^ nanos)
 }
 
-/// Creates the macvlan inside the pod and returns its index and MAC. On failure the half-made
-/// link is removed; the caller still owns the IPAM allocation.
+/// Creates the macvlan inside the pod, under a temporary name and down, and returns its index
+/// and MAC. It needs no address yet, so it is made while the IPAM plugin runs; `configure`
+/// finishes it. On failure nothing is left.
 pub fn create(
     node: &Netlink,
     pod_ns: &Netns,
     pod: &Netlink,
     master: &Link,
     conf: &NetConf,
-    ifname: &str,
-    ipam: &CniOutput,
 ) -> CniResult<(u32, Mac)> {
     let temporary = temporary_name();
     node.create_macvlan(&MacvlanSpec {
@@ -66,20 +65,20 @@ pub fn create(
                 "macvlan {temporary} vanished from the pod right after creation"
             ))
         })?;
-    let configured = configure(pod_ns, pod, link.index, ifname, ipam);
-    if let Err(err) = configured {
-        if let Err(e) = pod.delete_link(link.index) {
-            log::warn!("removing the half-made macvlan {ifname} from the pod: {e}");
+    match link.mac {
+        Some(mac) => Ok((link.index, mac)),
+        None => {
+            let _ = pod.delete_link(link.index);
+            Err(CniError::internal(format!(
+                "macvlan {temporary} has no MAC address"
+            )))
         }
-        return Err(err);
     }
-    let mac = link
-        .mac
-        .ok_or_else(|| CniError::internal(format!("macvlan {ifname} has no MAC address")))?;
-    Ok((link.index, mac))
 }
 
-fn configure(
+/// Gives the new macvlan its name, the IPAM result's addresses and routes, and brings it up.
+/// On failure the caller removes the link.
+pub fn configure(
     pod_ns: &Netns,
     pod: &Netlink,
     index: u32,

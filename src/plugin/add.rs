@@ -9,7 +9,9 @@ use crate::datapaths::host_access::{self, PodEnd};
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
 use crate::protocol::result::{pass_through, CniOutput, Interface};
-use crate::protocol::{CniError, CniResult, Context, Environment, HostAccess, Mode, NetConf};
+use crate::protocol::{
+    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
+};
 use crate::system::netlink::Link;
 use crate::system::state::{HostSide, Record, StateStore};
 use crate::system::Mac;
@@ -34,22 +36,35 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
     let master = node.resolve_master(conf.master.as_deref())?;
     macvlan::ensure_name_free(&pod.netlink, ifname)?;
     let ipam = Ipam::of(env, conf).expect("interface mode always has ipam");
-    let allocation = CniOutput::parse(&ipam.add()?, "the IPAM result")?;
+
+    // The IPAM plugin is a process of its own: the macvlan is made while it runs.
+    let pending = ipam.start(Command::Add)?;
+    let created = macvlan::create(&node.netlink, &pod.ns, &pod.netlink, &master, conf);
+    let allocated = pending
+        .wait_for_result()
+        .and_then(|v| CniOutput::parse(&v, "the IPAM result"));
+    let (index, mac, allocation) = match (created, allocated) {
+        (Ok((index, mac)), Ok(allocation)) => (index, mac, allocation),
+        (created, allocated) => {
+            if let Ok((index, _)) = created {
+                remove_link(pod, index, ifname);
+            }
+            if allocated.is_ok() {
+                release(&ipam);
+            }
+            return Err(created
+                .err()
+                .or(allocated.err())
+                .expect("one of them failed"));
+        }
+    };
 
     let attached = (|| {
         if allocation.ips.is_empty() {
             return Err(CniError::internal("the IPAM plugin returned no address"));
         }
-        let (index, mac) = macvlan::create(
-            &node.netlink,
-            &pod.ns,
-            &pod.netlink,
-            &master,
-            conf,
-            ifname,
-            &allocation,
-        )?;
-        let record = attach_host(
+        macvlan::configure(&pod.ns, &pod.netlink, index, ifname, &allocation)?;
+        attach_host(
             env,
             conf,
             node,
@@ -58,19 +73,12 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
             mac,
             &allocation_addresses(&allocation),
         )
-        .inspect_err(|_| {
-            if let Err(e) = pod.netlink.delete_link(index) {
-                log::warn!("rolling back: removing {ifname} from the pod: {e}");
-            }
-        })?;
-        Ok((mac, record))
     })();
-    let (mac, record) = match attached {
-        Ok(done) => done,
+    let record = match attached {
+        Ok(record) => record,
         Err(err) => {
-            if let Err(e) = ipam.del() {
-                log::warn!("rolling back: releasing the IPAM allocation: {e}");
-            }
+            remove_link(pod, index, ifname);
+            release(&ipam);
             return Err(err);
         }
     };
@@ -86,6 +94,20 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
         ip.interface = Some(0);
     }
     Ok(result.to_json(conf.cni_version))
+}
+
+/// Rollback: the pod's half-made macvlan goes.
+fn remove_link(pod: &Pod, index: u32, ifname: &str) {
+    if let Err(e) = pod.netlink.delete_link(index) {
+        log::warn!("rolling back: removing {ifname} from the pod: {e}");
+    }
+}
+
+/// Rollback: the allocation goes back to the IPAM plugin.
+fn release(ipam: &Ipam) {
+    if let Err(e) = ipam.del() {
+        log::warn!("rolling back: releasing the IPAM allocation: {e}");
+    }
 }
 
 fn allocation_addresses(allocation: &CniOutput) -> Vec<ipnetwork::IpNetwork> {

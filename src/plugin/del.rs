@@ -7,22 +7,32 @@ use super::{attachment_key, combine, Pod};
 use crate::datapaths::host_access;
 use crate::datapaths::node::Node;
 use crate::datapaths::veth;
-use crate::protocol::{CniError, CniResult, Context, Environment, HostAccess, Mode, NetConf};
+use crate::protocol::{
+    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
+};
 use crate::system::state::StateStore;
 
 pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let node = Node::open()?;
-    let mut errors = release_host_access(env, conf, &node);
-    if let Mode::Interface { .. } = conf.mode {
-        // IPAM first and always: the allocation must go even when the pod is gone.
-        let ipam = Ipam::of(env, conf).expect("interface mode always has ipam");
-        if let Err(e) = ipam.del() {
-            errors.push(e);
+    let Mode::Interface { .. } = conf.mode else {
+        return combine(release_host_access(env, conf, &node));
+    };
+    // Interface mode: three independent teardowns run side by side. The IPAM plugin is a
+    // process of its own; deleting the pod's macvlan waits for an RCU grace period in the
+    // kernel; the host side waits for the node lock. The allocation is released always, also
+    // when the pod is gone.
+    let ipam = Ipam::of(env, conf).expect("interface mode always has ipam");
+    let pending = ipam.start(Command::Del);
+    let mut errors = std::thread::scope(|scope| {
+        let pod_link = scope.spawn(|| remove_pod_link(env));
+        let mut errors = release_host_access(env, conf, &node);
+        match pod_link.join() {
+            Ok(result) => errors.extend(result.err()),
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        if let Err(e) = remove_pod_link(env) {
-            errors.push(e);
-        }
-    }
+        errors
+    });
+    errors.extend(pending.and_then(|p| p.wait()).err());
     combine(errors)
 }
 

@@ -1,19 +1,32 @@
 //! IPAM delegation: runs `CNI_PATH/<ipam.type>` exactly as a runtime runs a plugin (same
 //! environment, this configuration on stdin), so any IPAM plugin works: host-local, static,
 //! dhcp, whereabouts.
+//!
+//! A call can be started and collected later (`start` / `Pending::wait`): the IPAM plugin is a
+//! process of its own, and the plugin does its netlink work while it runs.
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::{Command as Process, Stdio};
+use std::process::{Child, Command as Process, Stdio};
 
 use serde_json::{json, Value};
 
 use crate::protocol::{code, CniError, CniResult, CniVersion, Command, Environment, NetConf};
+use crate::system::state::StateStore;
 
 pub struct Ipam<'a> {
     env: &'a Environment,
     conf: &'a NetConf,
     plugin: String,
+}
+
+/// A running IPAM call.
+pub struct Pending<'i, 'a> {
+    ipam: &'i Ipam<'a>,
+    command: Command,
+    version: CniVersion,
+    child: Child,
 }
 
 impl<'a> Ipam<'a> {
@@ -23,59 +36,42 @@ impl<'a> Ipam<'a> {
         Some(Ipam { env, conf, plugin })
     }
 
-    pub fn add(&self) -> CniResult<Value> {
-        self.call(Command::Add)?.ok_or_else(|| {
-            CniError::internal(format!(
-                "IPAM plugin {:?} returned no result for ADD",
-                self.plugin
-            ))
+    /// Starts a verb; its outcome comes from `Pending::wait`.
+    pub fn start(&self, command: Command) -> CniResult<Pending<'_, 'a>> {
+        let version = self.negotiated_version().unwrap_or(self.conf.cni_version);
+        let child = self.spawn(command, version)?;
+        Ok(Pending {
+            ipam: self,
+            command,
+            version,
+            child,
         })
     }
 
+    pub fn add(&self) -> CniResult<Value> {
+        self.start(Command::Add)?.wait_for_result()
+    }
+
     pub fn del(&self) -> CniResult<()> {
-        self.call(Command::Del).map(drop)
+        self.start(Command::Del)?.wait().map(drop)
     }
 
     pub fn check(&self) -> CniResult<()> {
-        self.call(Command::Check).map(drop)
+        self.start(Command::Check)?.wait().map(drop)
     }
 
     /// GC is passed on only to IPAM plugins that speak 1.1.0; older ones have no GC.
     pub fn gc(&self) -> CniResult<()> {
         if self.supported_versions()?.contains(&CniVersion::V1_1_0) {
-            self.call(Command::Gc).map(drop)
+            self.start(Command::Gc)?.wait().map(drop)
         } else {
             Ok(())
         }
     }
 
-    /// Runs one verb. An IPAM plugin older than the configuration (Debian's host-local speaks up
-    /// to 1.0.0) refuses it with code 1: then the call is repeated at the newest version both
-    /// sides speak; the result is read version-independently, so nothing else changes.
-    fn call(&self, command: Command) -> CniResult<Option<Value>> {
-        let version = self.conf.cni_version;
-        match self.exec(command, version) {
-            Err(e) if e.code == code::INCOMPATIBLE_VERSION => {
-                let common = self
-                    .supported_versions()?
-                    .into_iter()
-                    .filter(|v| *v < version)
-                    .max()
-                    .ok_or(e)?;
-                log::debug!(
-                    "IPAM plugin {} does not speak {version}; using {common}",
-                    self.plugin
-                );
-                self.exec(command, common)
-            }
-            other => other,
-        }
-    }
-
     fn supported_versions(&self) -> CniResult<Vec<CniVersion>> {
-        let reply = self
-            .exec(Command::Version, self.conf.cni_version)?
-            .unwrap_or_default();
+        let child = self.spawn(Command::Version, self.conf.cni_version)?;
+        let reply = self.collect(Command::Version, child)?.unwrap_or_default();
         Ok(reply
             .get("supportedVersions")
             .and_then(Value::as_array)
@@ -83,6 +79,46 @@ impl<'a> Ipam<'a> {
             .flatten()
             .filter_map(|v| CniVersion::parse(v.as_str()?).ok())
             .collect())
+    }
+
+    /// The version agreed with this very binary by an earlier call (see `Pending::wait`).
+    fn negotiated_version(&self) -> Option<CniVersion> {
+        let store = StateStore::open(&self.conf.state_dir).ok()?;
+        let (identity, version) = store
+            .ipam_version(&self.plugin)?
+            .split_once(' ')
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))?;
+        if identity != self.identity()? {
+            return None;
+        }
+        CniVersion::parse(&version)
+            .ok()
+            .filter(|v| *v < self.conf.cni_version)
+    }
+
+    fn remember_version(&self, version: CniVersion) {
+        let Some(identity) = self.identity() else {
+            return;
+        };
+        let remembered = StateStore::open(&self.conf.state_dir).and_then(|store| {
+            store.set_ipam_version(&self.plugin, &format!("{identity} {version}"))
+        });
+        if let Err(e) = remembered {
+            log::debug!("not remembering the IPAM plugin's version: {e}");
+        }
+    }
+
+    /// Path, size and modification time of the IPAM binary: an upgraded plugin is asked again.
+    fn identity(&self) -> Option<String> {
+        let binary = self.binary().ok()?;
+        let meta = std::fs::metadata(&binary).ok()?;
+        Some(format!(
+            "{}:{}:{}.{}",
+            binary.display(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ))
     }
 
     fn binary(&self) -> CniResult<PathBuf> {
@@ -105,12 +141,15 @@ impl<'a> Ipam<'a> {
             })
     }
 
-    fn exec(&self, command: Command, version: CniVersion) -> CniResult<Option<Value>> {
+    fn what(&self, command: Command) -> String {
+        format!("IPAM plugin {} ({})", self.plugin, command.as_str())
+    }
+
+    fn spawn(&self, command: Command, version: CniVersion) -> CniResult<Child> {
         let binary = self.binary()?;
         let mut conf = self.conf.raw.clone();
         conf.insert("cniVersion".into(), json!(version.as_str()));
         let stdin = serde_json::to_vec(&conf).expect("a JSON map always serialises");
-        let what = format!("IPAM plugin {} ({})", self.plugin, command.as_str());
         let mut child = Process::new(&binary)
             .env("CNI_COMMAND", command.as_str())
             .stdin(Stdio::piped())
@@ -120,16 +159,27 @@ impl<'a> Ipam<'a> {
             .map_err(|e| {
                 CniError::new(
                     code::IO_FAILURE,
-                    format!("{what}: cannot run {}: {e}", binary.display()),
+                    format!(
+                        "{}: cannot run {}: {e}",
+                        self.what(command),
+                        binary.display()
+                    ),
                 )
             })?;
-        // A plugin that exits without reading stdin makes this write fail with EPIPE; its exit
-        // status and output below say why, so the write error itself is not reported.
+        // Plugins read all of stdin before they answer, so this cannot deadlock with the child
+        // waiting for its output to be read. A plugin that exits without reading stdin makes
+        // the write fail with EPIPE; its exit status and output tell why, so the write error
+        // itself is not reported.
         let _ = child
             .stdin
             .take()
             .expect("stdin is piped")
             .write_all(&stdin);
+        Ok(child)
+    }
+
+    fn collect(&self, command: Command, child: Child) -> CniResult<Option<Value>> {
+        let what = self.what(command);
         let output = child
             .wait_with_output()
             .map_err(|e| CniError::new(code::IO_FAILURE, format!("{what}: {e}")))?;
@@ -141,14 +191,13 @@ impl<'a> Ipam<'a> {
         if output.status.success() {
             return Ok(reply);
         }
-        let code = reply
-            .as_ref()
-            .and_then(|r| r.get("code")?.as_u64())
+        let field = |key: &str| reply.as_ref().and_then(|r| r.get(key).cloned());
+        let code = field("code")
+            .and_then(|c| c.as_u64())
             .map(|c| c as u32)
             .unwrap_or(code::INTERNAL);
-        let msg = reply
-            .as_ref()
-            .and_then(|r| r.get("msg")?.as_str().map(str::to_owned))
+        let msg = field("msg")
+            .and_then(|m| m.as_str().map(str::to_owned))
             .unwrap_or_else(|| {
                 format!(
                     "exited with {} and no error message; stderr: {}",
@@ -156,10 +205,51 @@ impl<'a> Ipam<'a> {
                     stderr.trim()
                 )
             });
-        let details = reply
-            .as_ref()
-            .and_then(|r| r.get("details")?.as_str().map(str::to_owned))
+        let details = field("details")
+            .and_then(|d| d.as_str().map(str::to_owned))
             .unwrap_or_default();
         Err(CniError::new(code, format!("{what}: {msg}")).with_details(details))
+    }
+}
+
+impl Pending<'_, '_> {
+    /// Waits for the call. An IPAM plugin older than the configuration (Debian's host-local
+    /// speaks up to 1.0.0) refuses it with code 1: then the call is repeated at the newest
+    /// version both sides speak, and that version is remembered for this binary, so later
+    /// calls go straight to it. Results are read version-independently.
+    pub fn wait(self) -> CniResult<Option<Value>> {
+        let Pending {
+            ipam,
+            command,
+            version,
+            child,
+        } = self;
+        match ipam.collect(command, child) {
+            Err(e) if e.code == code::INCOMPATIBLE_VERSION => {
+                let common = ipam
+                    .supported_versions()?
+                    .into_iter()
+                    .filter(|v| *v < version)
+                    .max()
+                    .ok_or(e)?;
+                log::debug!(
+                    "IPAM plugin {} does not speak {version}; using {common}",
+                    ipam.plugin
+                );
+                let outcome = ipam.collect(command, ipam.spawn(command, common)?);
+                if outcome.is_ok() {
+                    ipam.remember_version(common);
+                }
+                outcome
+            }
+            other => other,
+        }
+    }
+
+    /// `wait`, for a verb that must return a result (ADD).
+    pub fn wait_for_result(self) -> CniResult<Value> {
+        let what = self.ipam.what(self.command);
+        self.wait()?
+            .ok_or_else(|| CniError::internal(format!("{what} returned no result")))
     }
 }

@@ -8,6 +8,7 @@
 //! stateDir/attachments/<key>.json     one record per attachment
 //! stateDir/owners/<ip>                the key of the attachment whose host route is <ip>/32
 //! stateDir/users/<shim>/<key>         one marker per attachment that uses a shim
+//! stateDir/ipam-versions/<plugin>     the CNI version an older IPAM plugin was found to speak
 //! ```
 //! `owners` lets a late DEL of an old pod leave alone a route that a newer pod with the same
 //! address owns now; `users` tells in O(1) whether a shim is still in use.
@@ -99,9 +100,10 @@ impl StateStore {
     pub fn load(&self, key: &AttachmentKey) -> SysResult<Option<Record>> {
         let path = self.record_path(key);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| SysError::other(format!("record {} is corrupt: {e}", path.display()))),
+            // A record that cannot be read is as good as none: DEL must still succeed.
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes)
+                .inspect_err(|e| log::warn!("ignoring corrupt record {}: {e}", path.display()))
+                .ok()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(SysError::io(
                 format!("reading record {}", path.display()),
@@ -174,6 +176,22 @@ impl StateStore {
         Ok(())
     }
 
+    /// What an earlier call learnt about an IPAM plugin's version (plugin::ipam); the content
+    /// is the caller's.
+    pub fn ipam_version(&self, plugin: &str) -> Option<String> {
+        fs::read_to_string(self.dir.join("ipam-versions").join(plugin)).ok()
+    }
+
+    pub fn set_ipam_version(&self, plugin: &str, content: &str) -> SysResult<()> {
+        let dir = self.dir.join("ipam-versions");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
+        write_atomically(&dir.join(plugin), content.as_bytes())
+    }
+
     fn users_dir(&self, shim: &str) -> PathBuf {
         self.dir.join("users").join(shim)
     }
@@ -234,7 +252,9 @@ fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
 }
 
 /// Write to a temporary file beside the target, then rename: a reader never sees half a file,
-/// and a crash leaves either the old or the new content.
+/// and a crashed plugin leaves either the old or the new content. There is no fsync: what the
+/// records describe (links, routes, namespaces) does not survive a reboot either, the default
+/// stateDir is on tmpfs, and a record lost to a power cut only leaves what GC removes.
 fn write_atomically(path: &Path, bytes: &[u8]) -> SysResult<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| {
@@ -245,7 +265,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> SysResult<()> {
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
         fs::rename(&tmp, path)
     })();
     result.map_err(|e| {
@@ -314,6 +333,16 @@ mod tests {
         assert!(store.records_of("other").unwrap().is_empty());
         store.remove(&rec.key).unwrap();
         store.remove(&rec.key).unwrap();
+        assert_eq!(store.load(&rec.key).unwrap(), None);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_record_reads_as_none() {
+        let (store, dir) = temp_store();
+        let rec = record("c1");
+        store.save(&rec).unwrap();
+        fs::write(store.record_path(&rec.key), b"{ half a rec").unwrap();
         assert_eq!(store.load(&rec.key).unwrap(), None);
         fs::remove_dir_all(dir).unwrap();
     }
