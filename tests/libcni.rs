@@ -157,26 +157,7 @@ fn first_ip(result: &Value) -> String {
 /// NODE1 holds nothing of the attachment: no link but `lo` and `eth0`, no route but the LAN's
 /// and the default, no permanent neighbour entry; no record, no allocation; no pod interface.
 fn assert_nothing_left(lan: &Lan, pod: &Pod, dirs: &Dirs) {
-    let links: Vec<Value> = lan.node1.ip_json(["link"]).as_array().unwrap().clone();
-    let names: Vec<&str> = links
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["lo", "eth0"], "links on NODE1");
-    let routes: Vec<String> = lan
-        .node1
-        .routes("-4")
-        .iter()
-        .map(|r| r["dst"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(routes, ["default", SUBNET4], "IPv4 routes on NODE1");
-    let permanent: Vec<Value> = lan
-        .node1
-        .neigh()
-        .into_iter()
-        .filter(|n| n["state"].to_string().contains("PERMANENT"))
-        .collect();
-    assert!(permanent.is_empty(), "permanent neighbours: {permanent:?}");
+    assert_node_pristine(&lan.node1, "after DEL");
     assert!(dirs.records().is_empty(), "records: {:?}", dirs.records());
     let allocations = host_local_allocations(dirs.host_local.path());
     assert!(allocations.is_empty(), "allocations: {allocations:?}");

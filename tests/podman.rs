@@ -402,32 +402,7 @@ fn assert_host_access(lan: &Lan, podman: &Podman, name: &str, when: &str) {
 /// and the default, no permanent neighbour entry, no record in our stateDir, no host-local
 /// allocation, nothing in libcni's cache.
 fn assert_nothing_left(lan: &Lan, podman: &Podman, when: &str) {
-    let links: Vec<String> = lan
-        .node1
-        .ip_json(["link"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(links, ["lo", "eth0"], "{when}: links on NODE1");
-    let routes: Vec<String> = lan
-        .node1
-        .routes("-4")
-        .iter()
-        .map(|r| r["dst"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(routes, ["default", SUBNET4], "{when}: IPv4 routes on NODE1");
-    let permanent: Vec<Value> = lan
-        .node1
-        .neigh()
-        .into_iter()
-        .filter(|n| n["state"].to_string().contains("PERMANENT"))
-        .collect();
-    assert!(
-        permanent.is_empty(),
-        "{when}: permanent neighbours on NODE1: {permanent:?}"
-    );
+    assert_node_pristine(&lan.node1, when);
     let records: Vec<String> = files_under(std::path::Path::new(&podman.dirs.state))
         .into_iter()
         .filter(|f| f != "lock")

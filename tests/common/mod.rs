@@ -907,3 +907,31 @@ impl Conflist {
 fn cache_key(at: &Attachment) -> (String, String) {
     (at.container_id.clone(), at.ifname.clone())
 }
+
+/// A node as `Lan::new` made it, with nothing of any attachment left: no link but `lo` and
+/// `eth0`, no IPv4 route but the LAN's and the default, no permanent neighbour entry.
+pub fn assert_node_pristine(node: &Netns, when: &str) {
+    let links: Vec<String> = node
+        .ip_json(["link"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(links, ["lo", "eth0"], "{when}: links on the node");
+    let routes: Vec<String> = node
+        .routes("-4")
+        .iter()
+        .map(|r| r["dst"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(routes, ["default", SUBNET4], "{when}: IPv4 routes on the node");
+    let permanent: Vec<Value> = node
+        .neigh()
+        .into_iter()
+        .filter(|n| n["state"].to_string().contains("PERMANENT"))
+        .collect();
+    assert!(
+        permanent.is_empty(),
+        "{when}: permanent neighbours on the node: {permanent:?}"
+    );
+}
