@@ -30,10 +30,8 @@ pub fn run(
     let conf = NetConf::parse(stdin, env.command)?;
     on_config(&conf);
     log::debug!(
-        "{} {} {}",
-        env.command.as_str(),
-        env.container_id(),
-        env.ifname()
+        "configuration: {}",
+        serde_json::Value::Object(conf.raw.clone())
     );
     match env.command {
         Command::Add => add::add(env, &conf).map(Some),

@@ -924,7 +924,11 @@ pub fn assert_node_pristine(node: &Netns, when: &str) {
         .iter()
         .map(|r| r["dst"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(routes, ["default", SUBNET4], "{when}: IPv4 routes on the node");
+    assert_eq!(
+        routes,
+        ["default", SUBNET4],
+        "{when}: IPv4 routes on the node"
+    );
     let permanent: Vec<Value> = node
         .neigh()
         .into_iter()
