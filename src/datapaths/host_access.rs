@@ -502,10 +502,10 @@ pub fn remove_unused_shims(node: &Node, store: &StateStore) -> Vec<CniError> {
             }
         }
         match node.netlink.link_by_name(&name) {
-            Ok(Some(link)) if link.kind.as_deref() == Some("macvlan") => {
-                if let Err(e) = node.netlink.delete_link(link.index) {
-                    errors.push(CniError::from(e).context(format!("removing unused shim {name}")));
-                }
+            Ok(Some(link))
+                if link.kind.as_deref() == Some("macvlan") && !still_routed(node, &link) =>
+            {
+                errors.extend(delete_link(node, Some(link)));
             }
             Ok(_) => {}
             Err(e) => errors.push(e.into()),
