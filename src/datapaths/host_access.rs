@@ -32,6 +32,9 @@ pub struct PodEnd<'a> {
     pub mac: Mac,
     pub macvlan_mode: Option<MacvlanMode>,
     pub addresses: &'a [IpNetwork],
+    /// The link group of the pod's interface when this plugin made it (interface mode): a
+    /// veth's pod end joins it, so DEL removes both with one request.
+    pub link_group: Option<u32>,
 }
 
 /// What `attach` decided before touching anything.
@@ -209,7 +212,7 @@ fn apply(
                 host_mac,
                 pod_end,
                 pod_mac,
-                None,
+                pod.link_group,
             )?;
             (host, pod_index, pod_end.clone())
         }
@@ -284,23 +287,37 @@ fn host_route(ip: IpAddr, device: u32, source: Option<IpAddr>) -> Route {
 /// Removes what `attach` made for `record`. Goes on past errors and returns them all: one
 /// missing route must never keep the rest from being cleaned.
 pub fn detach(node: &Node, store: &StateStore, record: &Record) -> Vec<CniError> {
-    let (mut errors, veth) = match NodeLock::acquire(store.dir()) {
-        Ok(_lock) => detach_locked(node, store, record),
-        Err(e) => return vec![CniError::from(e).context("taking the node lock")],
-    };
-    // After the lock: deleting a link waits for an RCU grace period (15 ms and more), and a
-    // pod's own veth is no shared state, so other pods' ADDs and DELs need not wait for it.
+    let (mut errors, veth) = detach_deferring_veth(node, store, record);
     errors.extend(delete_link(node, veth));
     errors
 }
 
-fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
+/// `detach`, but a veth's node end is returned instead of deleted: after the lock (deleting a
+/// link waits for an RCU grace period, 15 ms and more, and a pod's own veth is no shared
+/// state), and after the pod's links, with which it may go in one request (`del`).
+pub fn detach_deferring_veth(
+    node: &Node,
+    store: &StateStore,
+    record: &Record,
+) -> (Vec<CniError>, Option<Link>) {
+    match NodeLock::acquire(store.dir()) {
+        Ok(_lock) => detach_locked(node, store, record),
+        Err(e) => (
+            vec![CniError::from(e).context("taking the node lock")],
+            None,
+        ),
+    }
+}
+
+/// Deletes a link of the node; one that is gone already is no error.
+pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
     let link = link?;
     match node.netlink.delete_link(link.index) {
-        Ok(_) => {
+        Ok(true) => {
             log::info!("removed {}", link.name);
             None
         }
+        Ok(false) => None,
         Err(e) => Some(CniError::from(e).context(format!("removing {}", link.name))),
     }
 }

@@ -37,8 +37,8 @@ fn temporary_name() -> String {
     format!("mvh{:08x}", std::process::id() ^ nanos)
 }
 
-/// Creates the macvlan inside the pod, under a temporary name and down, and returns its index
-/// and MAC. It needs no address yet, so it is made while the IPAM plugin runs; `configure`
+/// Creates the macvlan inside the pod, under a temporary name and down, in the attachment's
+/// link `group`, and returns its index and MAC. It needs no address yet, so it is made while the IPAM plugin runs; `configure`
 /// finishes it. On failure nothing is left.
 pub fn create(
     node: &Netlink,
@@ -46,6 +46,7 @@ pub fn create(
     pod: &Netlink,
     master: &Link,
     conf: &NetConf,
+    group: u32,
 ) -> CniResult<(u32, Mac)> {
     let temporary = temporary_name();
     node.create_macvlan(&MacvlanSpec {
@@ -55,6 +56,7 @@ pub fn create(
         mtu: conf.mtu,
         mac: None,
         netns_fd: Some(pod_ns.as_fd().as_raw_fd()),
+        group: Some(group),
     })
     .with_context(|| format!("creating the pod's macvlan on master {}", master.name))?;
     let link = pod

@@ -87,6 +87,7 @@ fn create(node: &Node, name: &str, master: &Link, mac: Mac) -> CniResult<u32> {
             mtu: None,
             mac: Some(mac),
             netns_fd: None,
+            group: None,
         })
         .with_context(|| {
             format!(

@@ -40,7 +40,7 @@ pub fn create(
     host_mac: Mac,
     pod_name: &str,
     pod_mac: Mac,
-    mtu: Option<u32>,
+    pod_group: Option<u32>,
 ) -> CniResult<(u32, u32)> {
     if pod_netlink
         .link_by_name(pod_name)
@@ -68,7 +68,8 @@ pub fn create(
             peer_name: pod_name.to_owned(),
             peer_mac: Some(pod_mac),
             peer_netns_fd: Some(pod_ns_fd),
-            mtu,
+            peer_group: pod_group,
+            mtu: None,
         })
         .with_context(|| format!("creating veth {host_name} (node) / {pod_name} (pod)"))?;
     let host = require(&node.netlink, host_name, "node")?;

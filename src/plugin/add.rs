@@ -39,7 +39,8 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
 
     // The IPAM plugin is a process of its own: the macvlan is made while it runs.
     let pending = ipam.start(Command::Add)?;
-    let created = macvlan::create(&node.netlink, &pod.ns, &pod.netlink, &master, conf);
+    let group = attachment_key(env, conf).link_group();
+    let created = macvlan::create(&node.netlink, &pod.ns, &pod.netlink, &master, conf, group);
     let allocated = pending
         .wait_for_result()
         .and_then(|v| CniOutput::parse(&v, "the IPAM result"));
@@ -182,6 +183,9 @@ fn attach_host(
         mac,
         macvlan_mode: link.macvlan_mode,
         addresses,
+        // Only a link this plugin made is in the attachment's group (interface mode).
+        link_group: Some(attachment_key(env, conf).link_group())
+            .filter(|_| matches!(conf.mode, Mode::Interface { .. })),
     };
     host_access::attach(
         node,

@@ -79,6 +79,8 @@ pub struct MacvlanSpec {
     pub mtu: Option<u32>,
     pub mac: Option<Mac>,
     pub netns_fd: Option<RawFd>,
+    /// IFLA_GROUP: links of one group are deleted in one request (`delete_link_group`).
+    pub group: Option<u32>,
 }
 
 /// A new veth pair: `name` here, `peer_name` inside the namespace `peer_netns_fd` (or here).
@@ -89,6 +91,8 @@ pub struct VethSpec {
     pub peer_name: String,
     pub peer_mac: Option<Mac>,
     pub peer_netns_fd: Option<RawFd>,
+    /// IFLA_GROUP of the peer.
+    pub peer_group: Option<u32>,
     pub mtu: Option<u32>,
 }
 
@@ -228,6 +232,9 @@ impl Netlink {
         if let Some(fd) = spec.netns_fd {
             attributes.push(LinkAttribute::NetNsFd(fd));
         }
+        if let Some(group) = spec.group {
+            attributes.push(LinkAttribute::Group(group));
+        }
         attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::MacVlan),
             LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
@@ -264,6 +271,9 @@ impl Netlink {
         }
         if let Some(fd) = spec.peer_netns_fd {
             peer.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        if let Some(group) = spec.peer_group {
+            peer.attributes.push(LinkAttribute::Group(group));
         }
         let mut message = LinkMessage::default();
         message
@@ -325,6 +335,16 @@ impl Netlink {
         message.header.index = index;
         let context = format!("cannot delete link index {index}");
         found(self.execute(RouteNetlinkMessage::DelLink(message), NLM_F_ACK, &context))
+    }
+
+    /// Deletes every link of `group` in one request. The kernel then waits for one RCU grace
+    /// period for all of them, where deleting them one by one waits once per link.
+    pub fn delete_link_group(&self, group: u32) -> SysResult<()> {
+        let mut message = LinkMessage::default();
+        message.attributes.push(LinkAttribute::Group(group));
+        let context = format!("cannot delete link group {group}");
+        self.execute(RouteNetlinkMessage::DelLink(message), NLM_F_ACK, &context)
+            .map(drop)
     }
 
     /// Adds an address; an address that is already there is not an error. IPv6 addresses may
@@ -890,6 +910,7 @@ mod tests {
                 peer_name: "b".into(),
                 peer_mac: Some(mac(0xb)),
                 peer_netns_fd: None,
+                peer_group: None,
                 mtu: None,
             })
             .unwrap();
@@ -898,6 +919,35 @@ mod tests {
         netlink.set_link_up(a).unwrap();
         netlink.set_link_up(b).unwrap();
         (a, b)
+    }
+
+    #[test]
+    fn a_link_group_goes_in_one_request_and_only_that_group() {
+        let temp = TempNetns::new("group");
+        let netlink = Netlink::open_in(&temp.ns).unwrap();
+        for (name, peer, group) in [
+            ("g1", "p1", Some(7)),
+            ("g2", "p2", Some(7)),
+            ("k1", "q1", None),
+        ] {
+            netlink
+                .create_veth(&VethSpec {
+                    name: name.into(),
+                    mac: None,
+                    peer_name: peer.into(),
+                    peer_mac: None,
+                    peer_netns_fd: None,
+                    peer_group: group,
+                    mtu: None,
+                })
+                .unwrap();
+        }
+        netlink.delete_link_group(7).unwrap();
+        // The grouped peers went, and with them their pairs; the rest stayed.
+        for gone in ["g1", "p1", "g2", "p2"] {
+            assert_eq!(netlink.link_by_name(gone).unwrap(), None, "{gone}");
+        }
+        assert!(netlink.link_by_name("k1").unwrap().is_some());
     }
 
     #[test]
@@ -927,6 +977,7 @@ mod tests {
                 peer_name: "lan0".into(),
                 peer_mac: Some(mac(2)),
                 peer_netns_fd: Some(lan.ns.as_fd().as_raw_fd()),
+                peer_group: None,
                 mtu: Some(1400),
             })
             .unwrap();
@@ -952,6 +1003,7 @@ mod tests {
             mtu: Some(1300),
             mac: Some(mac(3)),
             netns_fd: Some(pod.ns.as_fd().as_raw_fd()),
+            group: None,
         };
         on_node.create_macvlan(&spec).unwrap();
         assert_eq!(on_node.link_by_name("pod0").unwrap(), None);
@@ -982,6 +1034,7 @@ mod tests {
                 name: "pod1".into(),
                 master_index: 9999,
                 netns_fd: None,
+                group: None,
                 ..spec.clone()
             })
             .unwrap_err();
@@ -999,6 +1052,7 @@ mod tests {
                 peer_name: "tmp1".into(),
                 peer_mac: None,
                 peer_netns_fd: None,
+                peer_group: None,
                 mtu: None,
             })
             .unwrap();

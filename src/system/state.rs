@@ -38,6 +38,12 @@ impl AttachmentKey {
     pub fn file_stem(&self) -> String {
         format!("{}:{}:{}", self.network, self.container_id, self.ifname)
     }
+
+    /// The link group (IFLA_GROUP) of this attachment's links inside the pod, so that DEL
+    /// deletes them in one request. Never 0, the group every link starts in.
+    pub fn link_group(&self) -> u32 {
+        (super::names::fnv1a(self.file_stem().as_bytes()) as u32).max(1)
+    }
 }
 
 /// Which host-side datapath an attachment uses, with what it created.
