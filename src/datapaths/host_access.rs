@@ -29,6 +29,8 @@ pub struct PodEnd<'a> {
     pub netns_path: &'a str,
     pub netlink: &'a Netlink,
     pub ifname: &'a str,
+    /// The interface's index inside the pod.
+    pub index: u32,
     pub mac: Mac,
     pub macvlan_mode: Option<MacvlanMode>,
     pub addresses: &'a [IpNetwork],
@@ -63,7 +65,7 @@ pub fn attach(
             .add_user(name, key)
             .context("registering the shim's user")?;
     }
-    if let Err(err) = apply(node, store, conf, &plan, pod) {
+    if let Err(err) = apply(node, store, conf, master, &plan, pod) {
         let (mut cleanup_errors, veth) = detach_locked(node, store, &plan.record);
         cleanup_errors.extend(delete_link(node, veth));
         for cleanup in cleanup_errors {
@@ -180,28 +182,17 @@ fn apply(
     node: &Node,
     store: &StateStore,
     conf: &NetConf,
+    master: &Link,
     plan: &Plan,
     pod: &PodEnd,
 ) -> CniResult<()> {
     let record = &plan.record;
     let host_mac = parse_mac(&record.host_mac)?;
     let pod_mac = parse_mac(&record.pod_mac)?;
-    let master = node.master_by_index(record.master_index)?;
     let (host_index, pod_device, pod_device_name) = match &record.host_side {
         HostSide::Shim { name } => {
-            let index = shim::ensure(node, name, &master, host_mac, &conf.shim_addresses)?;
-            let pod_index = pod
-                .netlink
-                .link_by_name(pod.ifname)
-                .context("looking up the pod's interface")?
-                .ok_or_else(|| {
-                    CniError::internal(format!(
-                        "interface {} does not exist in the pod",
-                        pod.ifname
-                    ))
-                })?
-                .index;
-            (index, pod_index, pod.ifname.to_owned())
+            let index = shim::ensure(node, name, master, host_mac, &conf.shim_addresses)?;
+            (index, pod.index, pod.ifname.to_owned())
         }
         HostSide::Veth { name, pod_end } => {
             let (host, pod_index) = veth::create(

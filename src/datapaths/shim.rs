@@ -56,25 +56,27 @@ pub fn ensure(
     mac: Mac,
     addresses: &[IpNetwork],
 ) -> CniResult<u32> {
-    let index = match node
+    let (index, up) = match node
         .netlink
         .link_by_name(name)
         .context("looking up the shim")?
     {
         Some(link) => {
             verify_identity(&link, master, mac)?;
-            link.index
+            (link.index, link.up)
         }
-        None => create(node, name, master, mac)?,
+        None => (create(node, name, master, mac)?, false),
     };
     for address in addresses {
         node.netlink
             .add_address(index, *address, true)
             .with_context(|| format!("adding shimAddresses {address} to shim {name}"))?;
     }
-    node.netlink
-        .set_link_up(index)
-        .with_context(|| format!("bringing shim {name} up"))?;
+    if !up {
+        node.netlink
+            .set_link_up(index)
+            .with_context(|| format!("bringing shim {name} up"))?;
+    }
     Ok(index)
 }
 

@@ -12,7 +12,7 @@ use crate::protocol::result::{pass_through, CniOutput, Interface};
 use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
 };
-use crate::system::netlink::Link;
+use crate::system::netlink::{Link, MacvlanMode};
 use crate::system::state::{HostSide, Record, StateStore};
 use crate::system::Mac;
 
@@ -65,13 +65,18 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
             return Err(CniError::internal("the IPAM plugin returned no address"));
         }
         macvlan::configure(&pod.ns, &pod.netlink, index, ifname, &allocation)?;
+        let pod_link = PodLink {
+            index,
+            mac,
+            mode: Some(conf.macvlan_mode),
+        };
         attach_host(
             env,
             conf,
             node,
             pod,
             &master,
-            mac,
+            pod_link,
             &allocation_addresses(&allocation),
         )
     })();
@@ -144,15 +149,26 @@ fn add_chained(
             ))
         })?)?,
     };
-    let mac = link
-        .mac
-        .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?;
-    let record = attach_host(env, conf, node, pod, &master, mac, &pod_if.addresses)?;
+    let pod_link = PodLink {
+        index: link.index,
+        mac: link
+            .mac
+            .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?,
+        mode: link.macvlan_mode,
+    };
+    let record = attach_host(env, conf, node, pod, &master, pod_link, &pod_if.addresses)?;
     Ok(pass_through(
         prev,
         conf.cni_version,
         &host_interfaces(record.as_ref()),
     ))
+}
+
+/// The pod's interface as the mode that made it knows it.
+struct PodLink {
+    index: u32,
+    mac: Mac,
+    mode: Option<MacvlanMode>,
 }
 
 /// The host-access step both modes share; None with `hostAccess: "none"`.
@@ -162,26 +178,22 @@ fn attach_host(
     node: &Node,
     pod: &Pod,
     master: &Link,
-    mac: Mac,
+    link: PodLink,
     addresses: &[ipnetwork::IpNetwork],
 ) -> CniResult<Option<Record>> {
     if conf.host_access == HostAccess::None {
         return Ok(None);
     }
     let ifname = env.ifname();
-    let link = pod
-        .netlink
-        .link_by_name(ifname)
-        .context("looking up the pod's interface")?
-        .ok_or_else(|| CniError::internal(format!("{ifname} vanished from the pod")))?;
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
     let pod_end = PodEnd {
         netns: &pod.ns,
         netns_path: &pod.path,
         netlink: &pod.netlink,
         ifname,
-        mac,
-        macvlan_mode: link.macvlan_mode,
+        index: link.index,
+        mac: link.mac,
+        macvlan_mode: link.mode,
         addresses,
         // Only a link this plugin made is in the attachment's group (interface mode).
         link_group: Some(attachment_key(env, conf).link_group())
