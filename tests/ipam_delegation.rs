@@ -123,3 +123,47 @@ fn an_ipam_failure_leaves_no_link_in_the_pod() {
         "only pod a's address"
     );
 }
+
+/// An IPAM plugin that says it allocated, but with a result that cannot be read: ADD fails
+/// naming the result, and the allocation is handed back (DEL), with no link left in the pod.
+#[test]
+fn an_unreadable_ipam_result_is_released_again() {
+    let lan = Lan::new();
+    let (bin, data, state) = (
+        TempDir::new("ipam-bin"),
+        TempDir::new("data"),
+        TempDir::new("state"),
+    );
+    let log = bin.join("calls.log");
+    let plugin = Plugin::ours();
+    let script = plugin.cni_path().join("garbled-ipam");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> {}\n\
+             [ \"$CNI_COMMAND\" = ADD ] && echo '{{\"cniVersion\":\"1.1.0\",\"ips\":[{{\"address\":\"not-an-ip\"}}]}}'\n\
+             exit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = config("garbled-ipam", &data, &state, "10.99.0.150");
+    let pod = lan.pod("a");
+
+    let out = plugin.add(&lan.node1, &Attachment::new(&pod), &conf);
+    assert_eq!(out.expect_error(), 7);
+    let msg = out.stdout["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("IPAM result") && msg.contains("not-an-ip"),
+        "{msg}"
+    );
+    let calls = fs::read_to_string(&log).unwrap();
+    assert_eq!(calls.lines().collect::<Vec<_>>(), ["ADD", "DEL"], "{calls}");
+    let links = pod.ip_json(["link"]);
+    assert_eq!(
+        links.as_array().unwrap().len(),
+        1,
+        "only lo in the pod: {links}"
+    );
+}

@@ -41,16 +41,17 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
     let pending = ipam.start(Command::Add)?;
     let group = attachment_key(env, conf).link_group();
     let created = macvlan::create(&node.netlink, &pod.ns, &pod.netlink, &master, conf, group);
-    let allocated = pending
-        .wait_for_result()
-        .and_then(|v| CniOutput::parse(&v, "the IPAM result"));
+    let reply = pending.wait_for_result();
+    // An allocation whose result cannot be read is still an allocation to release.
+    let allocated_something = reply.is_ok();
+    let allocated = reply.and_then(|v| CniOutput::parse(&v, "the IPAM result"));
     let (index, mac, allocation) = match (created, allocated) {
         (Ok((index, mac)), Ok(allocation)) => (index, mac, allocation),
         (created, allocated) => {
             if let Ok((index, _)) = created {
                 remove_link(pod, index, ifname);
             }
-            if allocated.is_ok() {
+            if allocated_something {
                 release(&ipam);
             }
             return Err(created
