@@ -141,13 +141,14 @@ fn plan(
         })?;
         sources.push(source);
     }
-    let mut node_ips: Vec<IpAddr> = extra_sources
-        .iter()
-        .chain(&on_master)
-        .map(|a| a.ip())
-        .collect();
-    node_ips.retain(|ip| pod.addresses.iter().any(|p| same_family(p.ip(), *ip)));
-    node_ips.dedup();
+    // The node addresses the pod reaches through the host side: of the pod's families, once.
+    let mut node_ips: Vec<IpAddr> = Vec::new();
+    for ip in extra_sources.iter().chain(&on_master).map(|a| a.ip()) {
+        let pod_family = pod.addresses.iter().any(|p| same_family(p.ip(), ip));
+        if pod_family && !node_ips.contains(&ip) {
+            node_ips.push(ip);
+        }
+    }
 
     let record = Record {
         key: key.clone(),
