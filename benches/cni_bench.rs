@@ -1050,19 +1050,7 @@ impl Bench {
                     .collect();
                 let adds: Vec<Call> = pending.into_iter().map(|p| self.runner.finish(p)).collect();
                 add_walls[v].push(started.elapsed().as_secs_f64() * 1000.0);
-                let failed = adds.iter().filter(|c| !c.status.success()).count();
-                if failed > 0 {
-                    all_ok = false;
-                    let first = adds
-                        .iter()
-                        .find(|c| !c.status.success())
-                        .expect("a failure");
-                    self.report.line(&format!(
-                        "- {name}: {failed}/{PODS} ADDs failed, e.g. {} {}",
-                        first.stdout,
-                        first.stderr.trim()
-                    ));
-                }
+                all_ok &= self.report_failures(name, "ADD", &adds);
                 let started = Instant::now();
                 let pending: Vec<Pending> = pods
                     .iter()
@@ -1075,19 +1063,7 @@ impl Bench {
                     .collect();
                 let dels: Vec<Call> = pending.into_iter().map(|p| self.runner.finish(p)).collect();
                 del_walls[v].push(started.elapsed().as_secs_f64() * 1000.0);
-                let failed = dels.iter().filter(|c| !c.status.success()).count();
-                if failed > 0 {
-                    all_ok = false;
-                    let first = dels
-                        .iter()
-                        .find(|c| !c.status.success())
-                        .expect("a failure");
-                    self.report.line(&format!(
-                        "- {name}: {failed}/{PODS} DELs failed, e.g. {} {}",
-                        first.stdout,
-                        first.stderr.trim()
-                    ));
-                }
+                all_ok &= self.report_failures(name, "DEL", &dels);
                 let after = (
                     node_snapshot(node),
                     host_local_allocations(data_dir),
@@ -1131,6 +1107,22 @@ impl Bench {
             "concurrency: all succeed, nothing left".into(),
             all_ok && clean,
         ));
+    }
+
+    /// Reports the failed calls of a batch (how many, and the first one's output); true
+    /// when every call succeeded.
+    fn report_failures(&mut self, name: &str, verb: &str, calls: &[Call]) -> bool {
+        let failed: Vec<&Call> = calls.iter().filter(|c| !c.status.success()).collect();
+        if let Some(first) = failed.first() {
+            self.report.line(&format!(
+                "- {name}: {}/{} {verb}s failed, e.g. {} {}",
+                failed.len(),
+                calls.len(),
+                first.stdout,
+                first.stderr.trim()
+            ));
+        }
+        failed.is_empty()
     }
 
     /// Row 5: peak RSS of one ADD and the size of the static binary.

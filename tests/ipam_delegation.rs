@@ -10,21 +10,23 @@ use std::path::Path;
 use common::*;
 use serde_json::{json, Value};
 
-/// An IPAM "plugin" that records each call (verb and cniVersion) and then runs host-local.
-fn recording_ipam(dir: &TempDir, log: &Path) -> String {
-    let script = dir.join("recording-ipam");
-    fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nconf=$(cat)\nversion=$(printf '%s' \"$conf\" | jq -r .cniVersion)\n\
-             echo \"$CNI_COMMAND $version\" >> {log}\n\
-             printf '%s' \"$conf\" | exec /usr/lib/cni/host-local\n",
-            log = log.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    script.display().to_string()
+/// Puts an executable shell script `name` into the plugin's CNI_PATH.
+fn install_script(plugin: &Plugin, name: &str, body: &str) {
+    let path = plugin.cni_path().join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// An IPAM "plugin" that records each call (verb and cniVersion) in `log`, then runs
+/// host-local.
+fn install_recording_ipam(plugin: &Plugin, log: &Path) {
+    let body = format!(
+        "conf=$(cat)\nversion=$(printf '%s' \"$conf\" | jq -r .cniVersion)\n\
+         echo \"$CNI_COMMAND $version\" >> {log}\n\
+         printf '%s' \"$conf\" | exec /usr/lib/cni/host-local\n",
+        log = log.display()
+    );
+    install_script(plugin, "recording-ipam", &body);
 }
 
 fn config(ipam_type: &str, data_dir: &TempDir, state_dir: &TempDir, end: &str) -> Value {
@@ -55,8 +57,7 @@ fn an_older_ipam_plugin_is_asked_its_version_once() {
     );
     let log = bin.join("calls.log");
     let plugin = Plugin::ours();
-    let script = recording_ipam(&bin, &log);
-    fs::copy(&script, plugin.cni_path().join("recording-ipam")).unwrap();
+    install_recording_ipam(&plugin, &log);
     let conf = config("recording-ipam", &data, &state, "10.99.0.150");
 
     let (pod_a, pod_b) = (lan.pod("a"), lan.pod("b"));
@@ -136,18 +137,13 @@ fn an_unreadable_ipam_result_is_released_again() {
     );
     let log = bin.join("calls.log");
     let plugin = Plugin::ours();
-    let script = plugin.cni_path().join("garbled-ipam");
-    fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> {}\n\
-             [ \"$CNI_COMMAND\" = ADD ] && echo '{{\"cniVersion\":\"1.1.0\",\"ips\":[{{\"address\":\"not-an-ip\"}}]}}'\n\
-             exit 0\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let body = format!(
+        "cat >/dev/null\necho \"$CNI_COMMAND\" >> {}\n\
+         [ \"$CNI_COMMAND\" = ADD ] && echo '{{\"cniVersion\":\"1.1.0\",\"ips\":[{{\"address\":\"not-an-ip\"}}]}}'\n\
+         exit 0\n",
+        log.display()
+    );
+    install_script(&plugin, "garbled-ipam", &body);
     let conf = config("garbled-ipam", &data, &state, "10.99.0.150");
     let pod = lan.pod("a");
 

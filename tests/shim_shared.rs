@@ -26,64 +26,99 @@ fn pod_ip(result: &Value) -> String {
     cidr.split('/').next().unwrap().to_owned()
 }
 
+/// Networks A and B on NODE1's eth0, each with its own stateDir and one pod, both reachable.
+struct TwoNetworks {
+    plugin: Plugin,
+    nets: [Value; 2],
+    attachments: [Attachment; 2],
+    ips: [String; 2],
+    _pods: [Pod; 2],
+    _dirs: Vec<TempDir>,
+    lan: Lan,
+}
+
+impl TwoNetworks {
+    fn up() -> TwoNetworks {
+        let lan = Lan::new();
+        let plugin = Plugin::ours();
+        let dirs: Vec<TempDir> = ["data-a", "state-a", "data-b", "state-b"]
+            .into_iter()
+            .map(TempDir::new)
+            .collect();
+        let nets = [
+            network("net-a", ("10.99.0.100", "10.99.0.109"), &dirs[0], &dirs[1]),
+            network("net-b", ("10.99.0.110", "10.99.0.119"), &dirs[2], &dirs[3]),
+        ];
+        let pods = [lan.pod("a"), lan.pod("b")];
+        let attachments = [Attachment::new(&pods[0]), Attachment::new(&pods[1])];
+        let ips = [0, 1].map(|i| {
+            pod_ip(
+                plugin
+                    .add(&lan.node1, &attachments[i], &nets[i])
+                    .expect_ok(),
+            )
+        });
+        assert!(lan.node1.ping(&ips[0]) && lan.node1.ping(&ips[1]));
+        TwoNetworks {
+            plugin,
+            nets,
+            attachments,
+            ips,
+            _pods: pods,
+            _dirs: dirs,
+            lan,
+        }
+    }
+
+    fn del(&self, i: usize) {
+        let node = &self.lan.node1;
+        self.plugin
+            .del(node, &self.attachments[i], &self.nets[i])
+            .expect_ok();
+    }
+
+    /// Network A is gone; B's pod must still be reached through the shim.
+    fn assert_b_keeps_the_shim(&self) {
+        assert!(
+            self.lan.node1.has_link("mvh-eth0"),
+            "the shim must stay for network B"
+        );
+        assert!(
+            self.lan.node1.ping(&self.ips[1]),
+            "network B's pod must stay reachable"
+        );
+    }
+}
+
 #[test]
 fn a_shim_shared_across_state_dirs_stays_while_any_network_routes_through_it() {
-    let lan = Lan::new();
-    let plugin = Plugin::ours();
-    let (data_a, state_a) = (TempDir::new("data-a"), TempDir::new("state-a"));
-    let (data_b, state_b) = (TempDir::new("data-b"), TempDir::new("state-b"));
-    let net_a = network("net-a", ("10.99.0.100", "10.99.0.109"), &data_a, &state_a);
-    let net_b = network("net-b", ("10.99.0.110", "10.99.0.119"), &data_b, &state_b);
-    let (pod_a, pod_b) = (lan.pod("a"), lan.pod("b"));
-    let (at_a, at_b) = (Attachment::new(&pod_a), Attachment::new(&pod_b));
-
-    let ip_a = pod_ip(plugin.add(&lan.node1, &at_a, &net_a).expect_ok());
-    let ip_b = pod_ip(plugin.add(&lan.node1, &at_b, &net_b).expect_ok());
-    assert!(lan.node1.ping(&ip_a) && lan.node1.ping(&ip_b));
-
+    let two = TwoNetworks::up();
     // Network A's last pod leaves: its records say the shim is unused, the routing table says
     // otherwise.
-    plugin.del(&lan.node1, &at_a, &net_a).expect_ok();
+    two.del(0);
+    two.assert_b_keeps_the_shim();
+    two.del(1);
     assert!(
-        lan.node1.has_link("mvh-eth0"),
-        "the shim must stay for network B"
-    );
-    assert!(lan.node1.ping(&ip_b), "network B's pod must stay reachable");
-
-    plugin.del(&lan.node1, &at_b, &net_b).expect_ok();
-    assert!(
-        !lan.node1.has_link("mvh-eth0"),
+        !two.lan.node1.has_link("mvh-eth0"),
         "the shim goes with the last pod"
     );
 }
 
 #[test]
 fn gc_of_one_network_keeps_a_shim_another_state_dir_still_uses() {
-    let lan = Lan::new();
-    let plugin = Plugin::ours();
-    let (data_a, state_a) = (TempDir::new("data-a"), TempDir::new("state-a"));
-    let (data_b, state_b) = (TempDir::new("data-b"), TempDir::new("state-b"));
-    let net_a = network("net-a", ("10.99.0.100", "10.99.0.109"), &data_a, &state_a);
-    let net_b = network("net-b", ("10.99.0.110", "10.99.0.119"), &data_b, &state_b);
-    let (pod_a, pod_b) = (lan.pod("a"), lan.pod("b"));
-    let (at_a, at_b) = (Attachment::new(&pod_a), Attachment::new(&pod_b));
-    let ip_a = pod_ip(plugin.add(&lan.node1, &at_a, &net_a).expect_ok());
-    let ip_b = pod_ip(plugin.add(&lan.node1, &at_b, &net_b).expect_ok());
-
+    let two = TwoNetworks::up();
     // The runtime no longer knows pod a: GC of network A removes its host access.
-    let mut gc = net_a.clone();
+    let mut gc = two.nets[0].clone();
     gc["cni.dev/valid-attachments"] = json!([]);
-    plugin
-        .run(&lan.node1, "GC", &Attachment::none(), &gc)
+    two.plugin
+        .run(&two.lan.node1, "GC", &Attachment::none(), &gc)
         .expect_ok();
-    assert!(!lan.node1.ping(&ip_a), "pod a's host access is gone");
     assert!(
-        lan.node1.has_link("mvh-eth0"),
-        "the shim must stay for network B"
+        !two.lan.node1.ping(&two.ips[0]),
+        "pod a's host access is gone"
     );
-    assert!(lan.node1.ping(&ip_b), "network B's pod must stay reachable");
-
-    plugin.del(&lan.node1, &at_b, &net_b).expect_ok();
-    plugin.del(&lan.node1, &at_a, &net_a).expect_ok();
-    assert!(!lan.node1.has_link("mvh-eth0"));
+    two.assert_b_keeps_the_shim();
+    two.del(1);
+    two.del(0);
+    assert!(!two.lan.node1.has_link("mvh-eth0"));
 }
