@@ -24,8 +24,10 @@ pub fn write(settings: &[(String, String)]) -> SysResult<()> {
     Ok(())
 }
 
-/// Reads one key in the calling thread's own namespace (trailing newline removed).
-pub fn read(key: &str) -> SysResult<String> {
+/// Reads one key in the calling thread's own namespace (trailing newline removed). The plugin
+/// only writes sysctls; the tests read them back.
+#[cfg(test)]
+fn read(key: &str) -> SysResult<String> {
     let path = path_of(key)?;
     let mut value = fs::read_to_string(&path)
         .map_err(|e| SysError::io(format!("cannot read sysctl {key}"), e))?;
