@@ -3,7 +3,7 @@
 # footprint) on a throwaway LAN built from network namespaces. Run as root on Debian bookworm.
 #
 # Writes the measured tables into docs/benchmarks.md (between the bench:begin/end markers).
-# The driver is benches/cni_bench.rs; every row runs in one process so that ratios hold on a
+# The driver is benches/cni_bench/; every row runs in one process so that ratios hold on a
 # noisy machine. Nothing touches the machine's own network namespace; the namespaces
 # (mvh-<pid>-*) and directories are removed on exit, also on Ctrl-C.
 #
@@ -64,7 +64,7 @@ driver=$(cargo bench --bench cni_bench --no-run --message-format=json 2>/dev/nul
     jq -r 'select(.reason == "compiler-artifact" and .target.name == "cni_bench" and .executable != null) | .executable' |
     tail -n1)
 if [[ -z $driver || ! -x $driver ]]; then
-    echo "bench: could not build benches/cni_bench.rs:" >&2
+    echo "bench: could not build benches/cni_bench/:" >&2
     cargo bench --bench cni_bench --no-run >&2
     exit 1
 fi
