@@ -133,3 +133,9 @@ pub(super) fn plug(switch: &Netns, ns: Netns, ip4: &'static str, ip6: &'static s
     ns.ip(["link", "set", "eth0", "up"]);
     Node { ns, ip4, ip6 }
 }
+
+/// A machine's address of `ip`'s family.
+pub fn node_ip(node: &Node, ip: std::net::IpAddr) -> std::net::IpAddr {
+    let text = if ip.is_ipv4() { node.ip4 } else { node.ip6 };
+    text.parse().expect("node address")
+}

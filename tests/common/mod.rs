@@ -19,17 +19,23 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+mod cases;
 mod conflist;
 mod inspect;
 mod lan;
 mod netns;
+mod network;
 mod plugin;
+mod results;
 mod temp_dir;
 mod traffic;
 
 // Each test binary uses a different part of the harness.
 #[allow(unused_imports)]
-pub use {conflist::*, inspect::*, lan::*, netns::*, plugin::*, temp_dir::*, traffic::*};
+pub use {
+    cases::*, conflist::*, inspect::*, lan::*, netns::*, network::*, plugin::*, results::*,
+    temp_dir::*, traffic::*,
+};
 
 /// The plugin under test, built by cargo for the integration tests.
 pub const OUR_PLUGIN: &str = env!("CARGO_BIN_EXE_macvlan-host");

@@ -2,12 +2,16 @@
 //! the tests assert.
 
 use super::netns::Netns;
+use std::fs;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One connection attempt: connect, then read the server's greeting.
 pub(super) fn greeted(target: SocketAddr) -> bool {
@@ -80,5 +84,84 @@ impl Drop for TcpServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reachability checks
+// ---------------------------------------------------------------------------------------------
+
+/// The port every test's TCP server listens on.
+pub const TCP_PORT: u16 = 8080;
+
+/// `to` answers a ping from `from`.
+pub fn assert_pings(label: &str, from: &Netns, to: IpAddr) {
+    assert!(from.ping(&to.to_string()), "{label}: ping {to} fails");
+}
+
+/// A TCP connection from `from` reaches a server on `to` (the caller runs the server).
+pub fn assert_tcp(label: &str, from: &Netns, to: IpAddr) {
+    assert!(
+        from.tcp_connect(&to.to_string(), TCP_PORT),
+        "{label}: TCP to {to}:{TCP_PORT} fails"
+    );
+}
+
+/// `from` reaches each of `ips` (in `to`) by ping and by TCP.
+pub fn assert_reaches(from: (&str, &Netns), to: (&str, &Netns), ips: &[String]) {
+    let _server = to.1.tcp_server(TCP_PORT);
+    for ip in ips {
+        assert!(from.1.ping(ip), "{} -> {} {ip}: ping", from.0, to.0);
+        assert!(
+            from.1.tcp_connect(ip, TCP_PORT),
+            "{} -> {} {ip}: TCP",
+            from.0,
+            to.0
+        );
+    }
+}
+
+/// `a` and `b` reach each other, ping and TCP, both ways.
+pub fn assert_both_ways(a: (&str, &Netns, &[String]), b: (&str, &Netns, &[String])) {
+    assert_reaches((a.0, a.1), (b.0, b.1), b.2);
+    assert_reaches((b.0, b.1), (a.0, a.1), a.2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holder: a namespace kept alive without its name
+// ---------------------------------------------------------------------------------------------
+
+/// A process that keeps a pod's network namespace alive after its name is gone (as a
+/// container's process does when the runtime has already removed the netns file).
+pub struct Holder(Child);
+
+impl Holder {
+    /// Starts a process in `pod` and returns once it is inside the pod's namespace.
+    pub fn hold(pod: &Netns) -> Holder {
+        let child = pod
+            .command("sleep")
+            .arg("600")
+            .spawn()
+            .expect("start a process in the pod");
+        let holder = Holder(child);
+        let target = fs::metadata(pod.path()).expect("the pod's netns").ino();
+        let own_ns = format!("/proc/{}/ns/net", holder.0.id());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // nsenter enters the namespace, then execs sleep: wait for the first step.
+        while fs::metadata(&own_ns).map(|m| m.ino()).ok() != Some(target) {
+            assert!(
+                Instant::now() < deadline,
+                "the holder never entered the pod"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        holder
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
