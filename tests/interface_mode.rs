@@ -1,62 +1,28 @@
 //! Interface mode (issue 3): `macvlan-host` creates the pod's macvlan itself, with IPAM
 //! delegated to the real `host-local`, running inside NODE1 of the test LAN. `hostAccess` is
 //! `"none"` throughout: these tests are about the pod's own interface, not the node's path to it.
+//! Networks come from the shared fixture (`common::Spec`).
 
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::path::Path;
 
-const NETWORK: &str = "mvh-test";
-const TCP_PORT: u16 = 8080;
-
-/// One node's allocation range inside the LAN's subnets; NODE1 and NODE2 use disjoint ones,
-/// each with its own host-local `dataDir`, as real nodes do.
-struct Range {
-    v4: (&'static str, &'static str),
-    v6: (&'static str, &'static str),
+/// NODE1's network: dual stack in bridge mode without host access, host-local with PEER as
+/// gateway and default routes in both families. `.first(150)` gives NODE2's range.
+fn network() -> Spec {
+    Spec::without_host_access(Chaining::Interface, Family::Dual)
+        .name("mvh-test")
+        .mode("bridge")
+        .via_peer()
 }
 
-const NODE1_RANGE: Range = Range {
-    v4: ("10.99.0.100", "10.99.0.149"),
-    v6: ("fd99::100", "fd99::149"),
-};
-const NODE2_RANGE: Range = Range {
-    v4: ("10.99.0.150", "10.99.0.199"),
-    v6: ("fd99::150", "fd99::199"),
-};
-
-/// A dual-stack interface-mode configuration: master eth0, bridge mode, no host access,
-/// host-local on `data_dir` with PEER as gateway and default routes in both families.
-fn config(version: &str, range: &Range, data_dir: &TempDir, state_dir: &TempDir) -> Value {
-    json!({
-        "cniVersion": version,
-        "name": NETWORK,
-        "type": OUR_TYPE,
-        "master": "eth0",
-        "mode": "bridge",
-        "hostAccess": "none",
-        "stateDir": state_dir.str(),
-        "ipam": {
-            "type": "host-local",
-            "dataDir": data_dir.str(),
-            "ranges": [
-                [{"subnet": SUBNET4, "rangeStart": range.v4.0, "rangeEnd": range.v4.1, "gateway": PEER_IP4}],
-                [{"subnet": SUBNET6, "rangeStart": range.v6.0, "rangeEnd": range.v6.1, "gateway": PEER_IP6}],
-            ],
-            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
-        },
-    })
-}
-
-/// A LAN, our plugin, and NODE1's temporary host-local `dataDir` and `stateDir`.
+/// A LAN, our plugin, and NODE1's network.
 struct Bed {
     lan: Lan,
     plugin: Plugin,
-    data_dir: TempDir,
-    state_dir: TempDir,
+    net: Net,
 }
 
 impl Bed {
@@ -64,18 +30,17 @@ impl Bed {
         Bed {
             lan: Lan::new(),
             plugin: Plugin::ours(),
-            data_dir: TempDir::new("data"),
-            state_dir: TempDir::new("state"),
+            net: network().build(),
         }
     }
 
     /// NODE1's configuration at `version`.
     fn conf(&self, version: &str) -> Value {
-        config(version, &NODE1_RANGE, &self.data_dir, &self.state_dir)
+        self.net.our_conf_at(version)
     }
 
     fn allocations(&self) -> Vec<String> {
-        host_local_allocations(self.data_dir.path())
+        self.net.allocations()
     }
 
     /// ADD in NODE1, which must succeed; returns the result.
@@ -85,143 +50,6 @@ impl Bed {
             .expect_ok()
             .clone()
     }
-}
-
-/// `conf` with `prevResult` set, as a runtime passes the cached ADD result to CHECK and DEL.
-fn with_prev(conf: &Value, result: &Value) -> Value {
-    let mut conf = conf.clone();
-    conf["prevResult"] = result.clone();
-    conf
-}
-
-/// The addresses of a result's `ips`, without prefix length: `["10.99.0.100", "fd99::100"]`.
-fn result_ips(result: &Value) -> Vec<String> {
-    result["ips"]
-        .as_array()
-        .expect("ips")
-        .iter()
-        .map(|ip| {
-            let cidr = ip["address"].as_str().expect("ips[].address");
-            cidr.split('/').next().unwrap().to_string()
-        })
-        .collect()
-}
-
-/// The result's IPv4 or IPv6 address.
-fn result_ip(result: &Value, v6: bool) -> String {
-    result_ips(result)
-        .into_iter()
-        .find(|ip| ip.contains(':') == v6)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {} address in {result}",
-                if v6 { "IPv6" } else { "IPv4" }
-            )
-        })
-}
-
-/// Names of the links in a namespace.
-fn link_names(ns: &Netns) -> BTreeSet<String> {
-    as_array(ns.ip_json(["link", "show"]))
-        .iter()
-        .map(|l| l["ifname"].as_str().expect("ifname").to_string())
-        .collect()
-}
-
-/// What a failed or undone call must leave unchanged on the node: its links, their addresses
-/// (without flags, which change as duplicate address detection ends) and its routes.
-fn node_state(node: &Netns) -> (BTreeSet<String>, BTreeSet<String>, Vec<Value>, Vec<Value>) {
-    let addresses = as_array(node.ip_json(["addr", "show"]))
-        .iter()
-        .flat_map(|link| {
-            let name = link["ifname"].as_str().unwrap_or_default().to_string();
-            link["addr_info"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |a| {
-                    format!(
-                        "{name} {}/{}",
-                        a["local"].as_str().unwrap_or_default(),
-                        a["prefixlen"]
-                    )
-                })
-        })
-        .collect();
-    (
-        link_names(node),
-        addresses,
-        node.routes("-4"),
-        node.routes("-6"),
-    )
-}
-
-/// Global addresses on `dev` in `ns` as `address/prefix`.
-fn global_addresses(ns: &Netns, dev: &str) -> BTreeSet<String> {
-    let links = as_array(ns.ip_json(["addr", "show", "dev", dev]));
-    links[0]["addr_info"]
-        .as_array()
-        .expect("addr_info")
-        .iter()
-        .filter(|a| a["scope"] == "global")
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-        .collect()
-}
-
-fn as_array(v: Value) -> Vec<Value> {
-    v.as_array()
-        .cloned()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-}
-
-/// Asserts that only `lo` is left in the pod and that it has no routes.
-fn assert_pod_empty(pod: &Pod) {
-    assert_eq!(
-        link_names(pod),
-        BTreeSet::from(["lo".to_string()]),
-        "links left in {}",
-        pod.name()
-    );
-    assert_eq!(
-        pod.routes("-4"),
-        Vec::<Value>::new(),
-        "IPv4 routes in the pod"
-    );
-    assert_eq!(
-        pod.routes("-6"),
-        Vec::<Value>::new(),
-        "IPv6 routes in the pod"
-    );
-}
-
-/// Whether host-local has ever allocated in `data_dir` (it keeps `last_reserved_ip.*` after a
-/// release): proves that a failed ADD got past IPAM ADD.
-fn host_local_allocated_once(data_dir: &Path) -> bool {
-    std::fs::read_dir(data_dir.join(NETWORK))
-        .map(|dir| {
-            dir.filter_map(Result::ok).any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("last_reserved_ip")
-            })
-        })
-        .unwrap_or(false)
-}
-
-/// The attachment records of our stateDir (none expected with `hostAccess: "none"`, and none
-/// may outlive a DEL).
-fn state_files(state_dir: &TempDir) -> Vec<String> {
-    let mut found = Vec::new();
-    for sub in ["attachments", "owners", "users"] {
-        if let Ok(dir) = std::fs::read_dir(state_dir.join(sub)) {
-            found.extend(
-                dir.filter_map(Result::ok)
-                    .map(|e| format!("{sub}/{:?}", e.file_name())),
-            );
-        }
-    }
-    found
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,8 +64,8 @@ fn pods_reach_the_peer_and_a_pod_on_the_other_node_over_ipv4_and_ipv6() {
     let pod2 = lan.pod("b");
     let r1 = bed.add(&Attachment::new(&pod1), &bed.conf("1.0.0"));
     // NODE2 runs the plugin too, with its own host-local state and range.
-    let (data2, state2) = (TempDir::new("data2"), TempDir::new("state2"));
-    let conf2 = config("1.0.0", &NODE2_RANGE, &data2, &state2);
+    let net2 = network().first(150).build();
+    let conf2 = net2.our_conf_at("1.0.0");
     let r2 = bed
         .plugin
         .add(&lan.node2, &Attachment::new(&pod2), &conf2)
@@ -288,7 +116,7 @@ fn add_result_describes_the_pods_real_interface_at_every_version() {
         assert_eq!(result["cniVersion"], version, "{context}");
 
         // interfaces[0] is the pod's link as the kernel sees it.
-        let link = &as_array(pod.ip_json(["-d", "link", "show", "dev", "eth0"]))[0];
+        let link = &link_details(&pod, "eth0");
         let interfaces = result["interfaces"].as_array().expect("interfaces");
         assert_eq!(interfaces.len(), 1, "{context}");
         assert_eq!(interfaces[0]["name"], "eth0", "{context}");
@@ -373,7 +201,7 @@ fn add_check_del_and_del_again() {
     bed.plugin.del(node, &at, &cached).expect_ok();
     bed.plugin.del(node, &at, &conf).expect_ok();
     assert_eq!(node_state(node), before, "the node after DEL");
-    assert_eq!(state_files(&bed.state_dir), Vec::<String>::new());
+    assert_eq!(bed.net.state_entries(), Vec::<String>::new());
 
     // The same attachment can be added again after its DEL.
     let result2 = bed.add(&at, &conf);
@@ -468,12 +296,12 @@ fn an_existing_ifname_in_the_pod_is_refused_before_any_allocation() {
     let msg = out.stdout["msg"].as_str().unwrap_or_default();
     assert!(msg.contains("eth0"), "the error names the interface: {msg}");
     assert!(
-        !host_local_allocated_once(bed.data_dir.path()),
+        !bed.net.ipam_ran(),
         "IPAM ADD ran"
     );
     assert_eq!(bed.allocations(), Vec::<String>::new());
     assert_eq!(link_names(&pod), pod_links, "the pod's links");
-    let eth0 = &as_array(pod.ip_json(["-d", "link", "show", "dev", "eth0"]))[0];
+    let eth0 = &link_details(&pod, "eth0");
     assert_eq!(
         eth0["linkinfo"]["info_kind"], "veth",
         "the pod's own eth0 was left alone"
@@ -532,7 +360,7 @@ fn a_failure_after_ipam_add_is_rolled_back_completely() {
     let out = bed.plugin.add(node, &Attachment::new(&pod), &conf);
     out.expect_error();
     assert!(
-        host_local_allocated_once(bed.data_dir.path()),
+        bed.net.ipam_ran(),
         "the failure came before IPAM ADD: {}",
         out.stdout
     );
@@ -543,7 +371,7 @@ fn a_failure_after_ipam_add_is_rolled_back_completely() {
     );
     assert_pod_empty(&pod);
     assert_eq!(node_state(node), before, "the node was changed");
-    assert_eq!(state_files(&bed.state_dir), Vec::<String>::new());
+    assert_eq!(bed.net.state_entries(), Vec::<String>::new());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -573,7 +401,7 @@ fn twenty_pods_added_and_deleted_concurrently() {
 
     let mut seen = BTreeSet::new();
     for (pod, result) in pods.iter().zip(&results) {
-        for ip in result_ips(result) {
+        for ip in pod_ips(result) {
             assert!(seen.insert(ip.clone()), "{ip} given twice");
         }
         let on_link = global_addresses(pod, "eth0");
@@ -606,7 +434,7 @@ fn twenty_pods_added_and_deleted_concurrently() {
     }
     assert_eq!(bed.allocations(), Vec::<String>::new());
     assert_eq!(node_state(node), before);
-    assert_eq!(state_files(&bed.state_dir), Vec::<String>::new());
+    assert_eq!(bed.net.state_entries(), Vec::<String>::new());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -616,7 +444,7 @@ fn twenty_pods_added_and_deleted_concurrently() {
 /// What a user sees of a pod's attachment: the global addresses on eth0, the routes (the
 /// link-local fe80::/64 route aside, whose presence is compared), the macvlan mode and MTU.
 fn pod_view(pod: &Pod) -> Value {
-    let link = &as_array(pod.ip_json(["-d", "link", "show", "dev", "eth0"]))[0];
+    let link = &link_details(pod, "eth0");
     let mut routes6 = pod.routes("-6");
     for r in &mut routes6 {
         // Lifetimes count down; everything else must match.
@@ -643,8 +471,8 @@ fn same_pods_as_the_reference_macvlan_plugin() {
         for (plugin, type_name) in [(&reference, "macvlan"), (&ours, OUR_TYPE)] {
             // Separate dataDirs: both pods get the same addresses. One pod at a time, so the
             // two never hold the same address on the LAN together.
-            let (data_dir, state_dir) = (TempDir::new("data"), TempDir::new("state"));
-            let mut conf = config("1.0.0", &NODE1_RANGE, &data_dir, &state_dir);
+            let net = network().build();
+            let mut conf = net.our_conf_at("1.0.0");
             conf["type"] = json!(type_name);
             conf["mode"] = json!(mode);
             conf["mtu"] = json!(1400);
@@ -663,7 +491,7 @@ fn same_pods_as_the_reference_macvlan_plugin() {
                 .expect_ok();
             assert_pod_empty(&pod);
             assert_eq!(
-                host_local_allocations(data_dir.path()),
+                net.allocations(),
                 Vec::<String>::new()
             );
         }
@@ -754,12 +582,8 @@ fn check_detects_a_removed_route_or_address_in_the_pod() {
 
 /// The ifindex of the pod's eth0's parent, in the parent's (the node's) namespace.
 fn parent_index(pod: &Pod) -> Value {
-    let link = &as_array(pod.ip_json(["-d", "link", "show", "dev", "eth0"]))[0];
+    let link = &link_details(pod, "eth0");
     link["link_index"].clone()
-}
-
-fn ifindex(ns: &Netns, dev: &str) -> Value {
-    as_array(ns.ip_json(["link", "show", "dev", dev]))[0]["ifindex"].clone()
 }
 
 #[test]
