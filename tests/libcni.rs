@@ -164,6 +164,13 @@ fn assert_nothing_left(lan: &Lan, pod: &Pod, dirs: &Dirs) {
     assert!(!pod.has_link("eth0"), "the pod still has eth0");
 }
 
+cases!(whole_list_through_libcni {
+    chained_list_with_shim: (true, "shim"),
+    chained_list_with_veth: (true, "veth"),
+    standalone_list_with_shim: (false, "shim"),
+    standalone_list_with_veth: (false, "veth"),
+});
+
 /// ADD, CHECK, CHECK after a route was removed by hand, DEL, DEL again, all through libcni.
 fn whole_list_through_libcni(chained: bool, host_access: &str) {
     let lan = Lan::new();
@@ -204,26 +211,6 @@ fn whole_list_through_libcni(chained: bool, host_access: &str) {
     // A runtime repeats DEL when it is unsure the first one ran: it must succeed again.
     libcni.ok(&lan.node1, "DEL", &at);
     assert_nothing_left(&lan, &pod, &dirs);
-}
-
-#[test]
-fn libcni_chained_list_with_shim() {
-    whole_list_through_libcni(true, "shim");
-}
-
-#[test]
-fn libcni_chained_list_with_veth() {
-    whole_list_through_libcni(true, "veth");
-}
-
-#[test]
-fn libcni_standalone_list_with_shim() {
-    whole_list_through_libcni(false, "shim");
-}
-
-#[test]
-fn libcni_standalone_list_with_veth() {
-    whole_list_through_libcni(false, "veth");
 }
 
 /// GC and STATUS need cniVersion 1.1.0, which Debian's libcni does not speak: the binary runs

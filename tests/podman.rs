@@ -423,6 +423,13 @@ fn assert_nothing_left(lan: &Lan, podman: &Podman, when: &str) {
     );
 }
 
+cases!(container_lifecycle {
+    chained_conflist_with_shim: (Shape::Chained, "shim"),
+    chained_conflist_with_veth: (Shape::Chained, "veth"),
+    standalone_conflist_with_shim: (Shape::Standalone, "shim"),
+    standalone_conflist_with_veth: (Shape::Standalone, "veth"),
+});
+
 /// One container through its whole life on `network`: run, restart, stop, start, stop + rm.
 fn container_lifecycle(shape: Shape, host_access: &'static str) {
     let lan = Lan::new();
@@ -444,26 +451,6 @@ fn container_lifecycle(shape: Shape, host_access: &'static str) {
     podman.podman(["rm", "c1"]);
     assert!(podman.containers().is_empty(), "containers after rm");
     assert_nothing_left(&lan, &podman, "after stop and rm");
-}
-
-#[test]
-fn podman_chained_conflist_with_shim() {
-    container_lifecycle(Shape::Chained, "shim");
-}
-
-#[test]
-fn podman_chained_conflist_with_veth() {
-    container_lifecycle(Shape::Chained, "veth");
-}
-
-#[test]
-fn podman_standalone_conflist_with_shim() {
-    container_lifecycle(Shape::Standalone, "shim");
-}
-
-#[test]
-fn podman_standalone_conflist_with_veth() {
-    container_lifecycle(Shape::Standalone, "veth");
 }
 
 #[test]
