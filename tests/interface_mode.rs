@@ -295,10 +295,7 @@ fn an_existing_ifname_in_the_pod_is_refused_before_any_allocation() {
     out.expect_error();
     let msg = out.stdout["msg"].as_str().unwrap_or_default();
     assert!(msg.contains("eth0"), "the error names the interface: {msg}");
-    assert!(
-        !bed.net.ipam_ran(),
-        "IPAM ADD ran"
-    );
+    assert!(!bed.net.ipam_ran(), "IPAM ADD ran");
     assert_eq!(bed.allocations(), Vec::<String>::new());
     assert_eq!(link_names(&pod), pod_links, "the pod's links");
     let eth0 = &link_details(&pod, "eth0");
@@ -490,10 +487,7 @@ fn same_pods_as_the_reference_macvlan_plugin() {
                 .del(&lan.node1, &at, &with_prev(&conf, &result))
                 .expect_ok();
             assert_pod_empty(&pod);
-            assert_eq!(
-                net.allocations(),
-                Vec::<String>::new()
-            );
+            assert_eq!(net.allocations(), Vec::<String>::new());
         }
         assert_eq!(
             views[0], views[1],

@@ -1,4 +1,6 @@
-//! Test bed shared by the integration tests (`mod common;`).
+//! Test bed shared by the integration tests: `mod common;` in `tests/NAME.rs`,
+//! `#[path = "../common/mod.rs"] mod common;` in a test binary of its own directory
+//! (`tests/NAME/main.rs`) and in the bench; everything is re-exported here, `use common::*`.
 //!
 //! Every test builds its own LAN out of network namespaces and never touches the machine's own
 //! (root) namespace: the only root-namespace commands are `ip netns add/del`, and every veth
@@ -16,6 +18,14 @@
 //! names need no suffix because they live inside those namespaces. Everything is removed on
 //! `Drop`, also when the test panics, and `Lan::new` first removes what a killed earlier run
 //! left behind.
+//!
+//! One module per part: `netns` (an owned namespace, commands inside it, unique names and the
+//! sweep of stale leftovers), `lan` (the topology above), `temp_dir`, `plugin` (one CNI call:
+//! `Attachment`, `Plugin`, `CniOutput`), `conflist` (a list run as libcni runs it), `network`
+//! (the one network fixture, `Spec` -> `Net`, for chained or interface mode and IPv4, IPv6 or
+//! dual stack), `results` (reading results and errors), `inspect` (what a namespace holds, and
+//! the "nothing left" assertions), `traffic` (TCP server, ping/TCP checks, `Holder`) and
+//! `cases` (the `cases!` table: one `#[test]` per setup of a scenario).
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
