@@ -54,21 +54,18 @@ fn release_host_access(
     node: &Node,
 ) -> (Vec<CniError>, Option<Link>) {
     let key = attachment_key(env, conf);
-    let store = match StateStore::open(&conf.state_dir).context("opening stateDir") {
-        Ok(store) => store,
-        Err(e) => return (vec![e], None),
-    };
+    // Nothing is created: with nothing recorded, a missing or read-only stateDir is no error.
+    let store = StateStore::existing(&conf.state_dir);
     match store.load(&key).context("reading the attachment record") {
         Ok(Some(record)) => host_access::detach_deferring_veth(node, &store, &record),
         Ok(None) if conf.host_access == HostAccess::None => (Vec::new(), None),
         // No record: nothing was set up, or the record was lost. What can be found without it
         // goes: route ownerships of this attachment, and a veth's node end by its derived name.
         Ok(None) => {
-            let errors = store
-                .clear_owners_of(&key)
-                .err()
-                .map(CniError::from)
+            let errors = [store.clear_owners_of(&key), store.remove_record_temporary(&key)]
                 .into_iter()
+                .filter_map(Result::err)
+                .map(CniError::from)
                 .collect();
             let veth = match conf.host_access {
                 HostAccess::Veth => match node.netlink.link_by_name(&veth::host_end_name(&key)) {

@@ -9,7 +9,13 @@
 //! stateDir/owners/<ip>                the key of the attachment whose host route is <ip>/32
 //! stateDir/users/<shim>/<key>         one marker per attachment that uses a shim
 //! stateDir/ipam-versions/<plugin>     the CNI version an older IPAM plugin was found to speak
+//! stateDir/tmp/<path with ':' for '/'> a file being written (then renamed into place)
 //! ```
+//! Records, route owners and shim users are written under the node lock, so their temporary
+//! file has a fixed name: whoever holds the lock and finds one knows its writer was killed,
+//! and DEL removes those of its attachment by name (no directory scan). IPAM versions are
+//! written without the lock: their temporary name ends with the writer's pid. GC empties
+//! `tmp/` of everything whose writer is gone.
 //! `owners` lets a late DEL of an old pod leave alone a route that a newer pod with the same
 //! address owns now; `users` tells in O(1) whether a shim is still in use.
 
@@ -78,7 +84,7 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (creating with mode 0700 when needed) the state directory.
     pub fn open(dir: &Path) -> SysResult<StateStore> {
-        for sub in ["", "attachments", "owners", "users"] {
+        for sub in ["", "attachments", "owners", "users", "tmp"] {
             let path = dir.join(sub);
             fs::DirBuilder::new()
                 .recursive(true)
@@ -91,6 +97,15 @@ impl StateStore {
         Ok(StateStore {
             dir: dir.to_owned(),
         })
+    }
+
+    /// The state directory as it is, creating nothing: for DEL, which only reads and removes,
+    /// and must succeed on a directory that is missing, empty or read-only when nothing of the
+    /// attachment is recorded.
+    pub fn existing(dir: &Path) -> StateStore {
+        StateStore {
+            dir: dir.to_owned(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -121,7 +136,7 @@ impl StateStore {
     pub fn save(&self, record: &Record) -> SysResult<()> {
         let bytes = serde_json::to_vec_pretty(record)
             .map_err(|e| SysError::other(format!("serialising record: {e}")))?;
-        write_atomically(&self.record_path(&record.key), &bytes)
+        self.write_locked(&self.record_path(&record.key), &bytes)
     }
 
     pub fn remove(&self, key: &AttachmentKey) -> SysResult<()> {
@@ -153,7 +168,7 @@ impl StateStore {
     }
 
     pub fn set_owner(&self, ip: IpAddr, key: &AttachmentKey) -> SysResult<()> {
-        write_atomically(&self.owner_path(ip), key.file_stem().as_bytes())
+        self.write_locked(&self.owner_path(ip), key.file_stem().as_bytes())
     }
 
     /// True when `key` owns the host route of `ip`.
@@ -195,7 +210,12 @@ impl StateStore {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
-        write_atomically(&dir.join(plugin), content.as_bytes())
+        let target = dir.join(plugin);
+        // Written without the node lock: the pid keeps concurrent writers apart.
+        let mut temp = self.temp_path(&target).into_os_string();
+        temp.push(format!(".{}", std::process::id()));
+        let temp = PathBuf::from(temp);
+        write_atomically(&target, &temp, content.as_bytes())
     }
 
     fn users_dir(&self, shim: &str) -> PathBuf {
@@ -209,7 +229,7 @@ impl StateStore {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
-        write_atomically(&dir.join(key.file_stem()), b"")
+        self.write_locked(&dir.join(key.file_stem()), b"")
     }
 
     /// Removes the marker of `key` and tells whether the shim has no user left.
@@ -247,6 +267,66 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// Where `target` is written before it is renamed into place: `tmp/` with the target's
+    /// path below stateDir, '/' replaced by ':' (no key or address contains '/').
+    fn temp_path(&self, target: &Path) -> PathBuf {
+        let relative = target.strip_prefix(&self.dir).unwrap_or(target);
+        let flat: Vec<String> = relative
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        self.dir.join("tmp").join(flat.join(":"))
+    }
+
+    /// Writes a file that is only ever written under the node lock (see the module docs).
+    fn write_locked(&self, target: &Path, bytes: &[u8]) -> SysResult<()> {
+        write_atomically(target, &self.temp_path(target), bytes)
+    }
+
+    /// DEL, under the node lock: the temporary files a killed ADD of `record` can have left
+    /// (its record, its shim marker, its route owners), removed by name.
+    pub fn remove_temporaries_of(&self, record: &Record) -> SysResult<()> {
+        let mut targets = vec![self.record_path(&record.key)];
+        if let HostSide::Shim { name } = &record.host_side {
+            targets.push(self.users_dir(name).join(record.key.file_stem()));
+        }
+        targets.extend(record.pod_addresses.iter().map(|a| self.owner_path(a.ip())));
+        for target in targets {
+            remove_file_if_present(&self.temp_path(&target))?;
+        }
+        Ok(())
+    }
+
+    /// DEL without a record: the record an ADD was killed writing. One `stat` when there is
+    /// none; the node lock only when there is one to remove.
+    pub fn remove_record_temporary(&self, key: &AttachmentKey) -> SysResult<()> {
+        let temp = self.temp_path(&self.record_path(key));
+        if fs::symlink_metadata(&temp).is_err() {
+            return Ok(());
+        }
+        let _lock = super::lock::NodeLock::acquire(&self.dir)?;
+        remove_file_if_present(&temp)
+    }
+
+    /// GC, under the node lock: every temporary file whose writer is gone. Those of locked
+    /// writes have no live writer while the lock is held; the others name their writer's pid.
+    pub fn remove_dead_temporaries(&self) -> SysResult<()> {
+        for entry in read_dir(&self.dir.join("tmp"))? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let writer = name
+                .strip_prefix("ipam-versions:")
+                .and_then(|rest| rest.rsplit_once('.'))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            let alive = writer.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                remove_file_if_present(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
     match fs::read_dir(dir) {
         Ok(entries) => entries
@@ -257,24 +337,30 @@ fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
     }
 }
 
-/// Write to a temporary file beside the target, then rename: a reader never sees half a file,
-/// and a crashed plugin leaves either the old or the new content. There is no fsync: what the
-/// records describe (links, routes, namespaces) does not survive a reboot either, the default
-/// stateDir is on tmpfs, and a record lost to a power cut only leaves what GC removes.
-fn write_atomically(path: &Path, bytes: &[u8]) -> SysResult<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+/// Write to a temporary file, then rename: a reader never sees half a file, and a crashed
+/// plugin leaves either the old or the new content (and a temporary file that DEL or GC
+/// removes). There is no fsync: what the records describe (links, routes, namespaces) does not
+/// survive a reboot either, the default stateDir is on tmpfs, and a record lost to a power cut
+/// only leaves what GC removes.
+fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> SysResult<()> {
     let result = (|| {
+        if let Some(dir) = tmp.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(&tmp)?;
+            .open(tmp)?;
         file.write_all(bytes)?;
-        fs::rename(&tmp, path)
+        fs::rename(tmp, path)
     })();
     result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
         SysError::io(format!("writing {}", path.display()), e)
     })
 }
@@ -363,6 +449,52 @@ mod tests {
         assert!(!store.is_owner(ip, &old).unwrap());
         assert!(store.is_owner(ip, &new).unwrap());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_killed_writers_are_found_by_name_and_by_gc() {
+        let (store, dir) = temp_store();
+        let rec = record("killed");
+        let ip = rec.pod_addresses[0].ip();
+        let name = |target: PathBuf| store.temp_path(&target);
+        let record_temp = name(store.record_path(&rec.key));
+        let owner_temp = name(store.owner_path(ip));
+        let user_temp = name(store.users_dir("mvh-eth0").join(rec.key.file_stem()));
+        for temp in [&record_temp, &owner_temp, &user_temp] {
+            fs::write(temp, b"half").unwrap();
+        }
+        assert!(record_temp.starts_with(dir.join("tmp")));
+        store.remove_temporaries_of(&rec).unwrap();
+        for temp in [&record_temp, &owner_temp, &user_temp] {
+            assert!(!temp.exists(), "{temp:?} left");
+        }
+        fs::write(&record_temp, b"half").unwrap();
+        store.remove_record_temporary(&rec.key).unwrap();
+        assert!(!record_temp.exists());
+
+        // GC: a locked write's leftover always goes; an IPAM version's only once its writer
+        // (this test process, for now) is gone.
+        fs::write(&owner_temp, b"half").unwrap();
+        let live = dir.join(format!("tmp/ipam-versions:host-local.{}", std::process::id()));
+        let dead = dir.join(format!("tmp/ipam-versions:host-local.{}", u32::MAX));
+        fs::write(&live, b"").unwrap();
+        fs::write(&dead, b"").unwrap();
+        store.remove_dead_temporaries().unwrap();
+        assert!(!owner_temp.exists() && !dead.exists());
+        assert!(live.exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_existing_store_creates_nothing() {
+        let dir = std::env::temp_dir().join(format!("mvh-state-absent-{}", std::process::id()));
+        let store = StateStore::existing(&dir);
+        let key = record("x").key;
+        assert_eq!(store.load(&key).unwrap(), None);
+        store.clear_owners_of(&key).unwrap();
+        store.remove_record_temporary(&key).unwrap();
+        store.remove(&key).unwrap();
+        assert!(!dir.exists());
     }
 
     #[test]
