@@ -253,8 +253,8 @@ fn with_netns(at: &Attachment, netns: &str) -> Attachment {
     at
 }
 
-/// Every temporary file under `dir`: a file in a `tmp` directory, or whose name contains
-/// ".tmp" (how earlier versions named them).
+/// Every temporary file under `dir`: a hidden file (how they are named now), or one whose
+/// name contains ".tmp" (how earlier versions named them).
 fn temporaries(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
@@ -264,7 +264,9 @@ fn temporaries(dir: &Path) -> Vec<PathBuf> {
         let path = entry.path();
         if path.is_dir() {
             found.extend(temporaries(&path));
-        } else if entry.file_name().to_string_lossy().contains(".tmp") || dir.ends_with("tmp") {
+        } else if entry.file_name().to_string_lossy().contains(".tmp")
+            || entry.file_name().to_string_lossy().starts_with('.')
+        {
             found.push(path);
         }
     }

@@ -9,13 +9,13 @@
 //! stateDir/owners/<ip>                the key of the attachment whose host route is <ip>/32
 //! stateDir/users/<shim>/<key>         one marker per attachment that uses a shim
 //! stateDir/ipam-versions/<plugin>     the CNI version an older IPAM plugin was found to speak
-//! stateDir/tmp/<path with ':' for '/'> a file being written (then renamed into place)
 //! ```
-//! Records, route owners and shim users are written under the node lock, so their temporary
-//! file has a fixed name: whoever holds the lock and finds one knows its writer was killed,
-//! and DEL removes those of its attachment by name (no directory scan). IPAM versions are
-//! written without the lock: their temporary name ends with the writer's pid. GC empties
-//! `tmp/` of everything whose writer is gone.
+//! A file is written as `.<name>.tmp` beside its target, then renamed (no real entry starts
+//! with '.': keys start with a letter or digit, owners are addresses). Records, route owners
+//! and shim users are written under the node lock, so that name is fixed: whoever holds the
+//! lock and finds one knows its writer was killed, and DEL removes those of its attachment by
+//! name (no directory scan). IPAM versions are written without the lock, as
+//! `.<plugin>.tmp<pid>`. GC removes every temporary file whose writer is gone.
 //! `owners` lets a late DEL of an old pod leave alone a route that a newer pod with the same
 //! address owns now; `users` tells in O(1) whether a shim is still in use.
 
@@ -84,7 +84,7 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (creating with mode 0700 when needed) the state directory.
     pub fn open(dir: &Path) -> SysResult<StateStore> {
-        for sub in ["", "attachments", "owners", "users", "tmp"] {
+        for sub in ["", "attachments", "owners", "users"] {
             let path = dir.join(sub);
             fs::DirBuilder::new()
                 .recursive(true)
@@ -212,10 +212,9 @@ impl StateStore {
             .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
         let target = dir.join(plugin);
         // Written without the node lock: the pid keeps concurrent writers apart.
-        let mut temp = self.temp_path(&target).into_os_string();
-        temp.push(format!(".{}", std::process::id()));
-        let temp = PathBuf::from(temp);
-        write_atomically(&target, &temp, content.as_bytes())
+        let mut temp = temp_path(&target).into_os_string();
+        temp.push(std::process::id().to_string());
+        write_atomically(&target, Path::new(&temp), content.as_bytes())
     }
 
     fn users_dir(&self, shim: &str) -> PathBuf {
@@ -268,20 +267,9 @@ impl StateStore {
 }
 
 impl StateStore {
-    /// Where `target` is written before it is renamed into place: `tmp/` with the target's
-    /// path below stateDir, '/' replaced by ':' (no key or address contains '/').
-    fn temp_path(&self, target: &Path) -> PathBuf {
-        let relative = target.strip_prefix(&self.dir).unwrap_or(target);
-        let flat: Vec<String> = relative
-            .iter()
-            .map(|c| c.to_string_lossy().into_owned())
-            .collect();
-        self.dir.join("tmp").join(flat.join(":"))
-    }
-
     /// Writes a file that is only ever written under the node lock (see the module docs).
     fn write_locked(&self, target: &Path, bytes: &[u8]) -> SysResult<()> {
-        write_atomically(target, &self.temp_path(target), bytes)
+        write_atomically(target, &temp_path(target), bytes)
     }
 
     /// DEL, under the node lock: the temporary files a killed ADD of `record` can have left
@@ -293,7 +281,7 @@ impl StateStore {
         }
         targets.extend(record.pod_addresses.iter().map(|a| self.owner_path(a.ip())));
         for target in targets {
-            remove_file_if_present(&self.temp_path(&target))?;
+            remove_file_if_present(&temp_path(&target))?;
         }
         Ok(())
     }
@@ -301,7 +289,7 @@ impl StateStore {
     /// DEL without a record: the record an ADD was killed writing. One `stat` when there is
     /// none; the node lock only when there is one to remove.
     pub fn remove_record_temporary(&self, key: &AttachmentKey) -> SysResult<()> {
-        let temp = self.temp_path(&self.record_path(key));
+        let temp = temp_path(&self.record_path(key));
         if fs::symlink_metadata(&temp).is_err() {
             return Ok(());
         }
@@ -309,22 +297,52 @@ impl StateStore {
         remove_file_if_present(&temp)
     }
 
-    /// GC, under the node lock: every temporary file whose writer is gone. Those of locked
-    /// writes have no live writer while the lock is held; the others name their writer's pid.
+    /// GC, under the node lock: every temporary file whose writer is gone. Locked writes have
+    /// no live writer while the lock is held; an IPAM version's names its writer's pid.
     pub fn remove_dead_temporaries(&self) -> SysResult<()> {
-        for entry in read_dir(&self.dir.join("tmp"))? {
+        let mut dirs = vec![self.dir.join("attachments"), self.dir.join("owners")];
+        dirs.extend(
+            self.known_shims()?
+                .into_iter()
+                .map(|shim| self.users_dir(&shim)),
+        );
+        let mut temporaries = Vec::new();
+        for dir in &dirs {
+            temporaries.extend(
+                read_dir(dir)?
+                    .into_iter()
+                    .filter(|e| is_temporary(&e.file_name().to_string_lossy())),
+            );
+        }
+        for entry in read_dir(&self.dir.join("ipam-versions"))? {
             let name = entry.file_name().to_string_lossy().into_owned();
             let writer = name
-                .strip_prefix("ipam-versions:")
-                .and_then(|rest| rest.rsplit_once('.'))
+                .strip_prefix('.')
+                .and_then(|rest| rest.rsplit_once(".tmp"))
                 .and_then(|(_, pid)| pid.parse::<u32>().ok());
-            let alive = writer.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            if !alive {
-                remove_file_if_present(&entry.path())?;
+            if writer.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                temporaries.push(entry);
             }
+        }
+        for entry in temporaries {
+            remove_file_if_present(&entry.path())?;
         }
         Ok(())
     }
+}
+
+/// `.<name>.tmp` beside `target`.
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.tmp"))
+}
+
+/// A temporary file of a locked write (see `temp_path`).
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
@@ -344,12 +362,6 @@ fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
 /// only leaves what GC removes.
 fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> SysResult<()> {
     let result = (|| {
-        if let Some(dir) = tmp.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
-        }
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -456,14 +468,17 @@ mod tests {
         let (store, dir) = temp_store();
         let rec = record("killed");
         let ip = rec.pod_addresses[0].ip();
-        let name = |target: PathBuf| store.temp_path(&target);
-        let record_temp = name(store.record_path(&rec.key));
-        let owner_temp = name(store.owner_path(ip));
-        let user_temp = name(store.users_dir("mvh-eth0").join(rec.key.file_stem()));
+        store.add_user("mvh-eth0", &record("other").key).unwrap();
+        let record_temp = temp_path(&store.record_path(&rec.key));
+        let owner_temp = temp_path(&store.owner_path(ip));
+        let user_temp = temp_path(&store.users_dir("mvh-eth0").join(rec.key.file_stem()));
         for temp in [&record_temp, &owner_temp, &user_temp] {
             fs::write(temp, b"half").unwrap();
         }
-        assert!(record_temp.starts_with(dir.join("tmp")));
+        assert_eq!(
+            record_temp,
+            dir.join("attachments/.lan:killed:eth0.json.tmp")
+        );
         store.remove_temporaries_of(&rec).unwrap();
         for temp in [&record_temp, &owner_temp, &user_temp] {
             assert!(!temp.exists(), "{temp:?} left");
@@ -473,15 +488,23 @@ mod tests {
         assert!(!record_temp.exists());
 
         // GC: a locked write's leftover always goes; an IPAM version's only once its writer
-        // (this test process, for now) is gone.
-        fs::write(&owner_temp, b"half").unwrap();
-        let live = dir.join(format!("tmp/ipam-versions:host-local.{}", std::process::id()));
-        let dead = dir.join(format!("tmp/ipam-versions:host-local.{}", u32::MAX));
+        // (this test process, for now) is gone. Real entries stay.
+        for temp in [&record_temp, &owner_temp, &user_temp] {
+            fs::write(temp, b"half").unwrap();
+        }
+        store.set_ipam_version("host-local", "x 1.0.0").unwrap();
+        let versions = dir.join("ipam-versions");
+        let live = versions.join(format!(".host-local.tmp{}", std::process::id()));
+        let dead = versions.join(format!(".host-local.tmp{}", u32::MAX));
         fs::write(&live, b"").unwrap();
         fs::write(&dead, b"").unwrap();
         store.remove_dead_temporaries().unwrap();
-        assert!(!owner_temp.exists() && !dead.exists());
+        for temp in [&record_temp, &owner_temp, &user_temp, &dead] {
+            assert!(!temp.exists(), "{temp:?} left");
+        }
         assert!(live.exists());
+        assert!(!store.has_no_users("mvh-eth0").unwrap());
+        assert!(store.ipam_version("host-local").is_some());
         fs::remove_dir_all(dir).unwrap();
     }
 
