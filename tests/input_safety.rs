@@ -381,7 +381,10 @@ fn stdout_carries_one_document_whatever_log_file_names() {
         assert!(out.json()["ips"].is_array(), "{}", out.stdout);
         let out = bed.call("DEL", &at, &conf).finish();
         assert!(out.status.success(), "{} {}", out.stdout, out.stderr);
-        assert_eq!(out.stdout, "", "DEL prints nothing, also with logFile {log_file}");
+        assert_eq!(
+            out.stdout, "",
+            "DEL prints nothing, also with logFile {log_file}"
+        );
     }
     // stdout redirected to a regular file that logFile names too.
     let file = bed.state_dir.join("stdout.json");
@@ -429,7 +432,10 @@ fn a_foreign_error_code_that_does_not_fit_is_replaced_and_kept_in_details() {
         if expected == 999 {
             assert!(details.contains(&foreign.to_string()), "{doc}");
         }
-        assert!(!pod.has_link("eth0"), "IPAM code {foreign}: eth0 left in the pod");
+        assert!(
+            !pod.has_link("eth0"),
+            "IPAM code {foreign}: eth0 left in the pod"
+        );
     }
     assert_node_pristine(&bed.lan.node1, "after the failed ADDs");
 }
@@ -459,7 +465,10 @@ fn del_and_gc_remove_the_temporary_files_of_killed_calls() {
         let pod = bed.lan.pod(&format!("tmp{nth}"));
         let at = Attachment::new(&pod);
         let left = add_killed_at_rename(&bed, &at, &conf, nth);
-        assert!(!left.is_empty(), "kill at rename {nth} left no temporary file");
+        assert!(
+            !left.is_empty(),
+            "kill at rename {nth} left no temporary file"
+        );
         let out = bed.call("DEL", &at, &conf).finish();
         assert!(out.status.success(), "{} {}", out.stdout, out.stderr);
         let after = temporaries(bed.state_dir.path());
@@ -472,7 +481,10 @@ fn del_and_gc_remove_the_temporary_files_of_killed_calls() {
         let pod = bed.lan.pod(&format!("gc{nth}"));
         let at = Attachment::new(&pod);
         let left = add_killed_at_rename(&bed, &at, &conf, nth);
-        assert!(!left.is_empty(), "kill at rename {nth} left no temporary file");
+        assert!(
+            !left.is_empty(),
+            "kill at rename {nth} left no temporary file"
+        );
         drop(pod);
         let mut gc = conf.clone();
         gc["cniVersion"] = json!("1.1.0");
@@ -618,12 +630,21 @@ fn a_prev_result_address_that_cannot_be_a_pods_is_refused_with_code_7() {
         assert_eq!(out.error_code(), 7, "{address}: {}", out.stdout);
         let msg = out.json()["msg"].as_str().unwrap().to_owned();
         let bare = address.split('/').next().unwrap();
-        assert!(msg.contains(bare), "{address}: message does not name it: {msg}");
-        assert!(msg.contains(why), "{address}: message does not say {why:?}: {msg}");
+        assert!(
+            msg.contains(bare),
+            "{address}: message does not name it: {msg}"
+        );
+        assert!(
+            msg.contains(why),
+            "{address}: message does not say {why:?}: {msg}"
+        );
         assert!(msg.contains("prevResult"), "{address}: {msg}");
         assert_node_pristine(&bed.lan.node1, &format!("after refusing {address}"));
     }
-    assert!(accepted.is_empty(), "accepted as pod addresses: {accepted:?}");
+    assert!(
+        accepted.is_empty(),
+        "accepted as pod addresses: {accepted:?}"
+    );
 
     // A pod's ordinary address still works.
     let conf = chained_conf(&bed, &pod, &mac, "10.99.0.60/24", Some(PEER_IP4));
@@ -644,7 +665,8 @@ fn an_ipam_address_that_cannot_be_a_pods_is_refused_with_code_999_and_released()
         ("224.0.0.9/24", "multicast"),
         ("10.99.0.64", "prefix"),
     ] {
-        let reply = json!({"cniVersion": "1.0.0", "ips": [{"address": address, "gateway": PEER_IP4}]});
+        let reply =
+            json!({"cniVersion": "1.0.0", "ips": [{"address": address, "gateway": PEER_IP4}]});
         let conf = bed.fake_ipam_conf(&reply, 0);
         let out = bed.call("ADD", &at, &conf).finish();
         if out.status.success() {

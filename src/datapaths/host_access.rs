@@ -383,7 +383,12 @@ fn detach_locked(
         errors.push(e.into());
     }
     // What a killed ADD of this attachment left half written.
-    errors.extend(store.remove_temporaries_of(record).err().map(CniError::from));
+    errors.extend(
+        store
+            .remove_temporaries_of(record)
+            .err()
+            .map(CniError::from),
+    );
     (errors, veth)
 }
 

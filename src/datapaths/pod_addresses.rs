@@ -32,7 +32,12 @@ impl Origin {
 
 /// Refuses `result` when an `ips[].address` has no prefix length, or when one of `pod` (the
 /// addresses of the pod's interface, read from `result`) cannot be a pod's address.
-pub fn refuse_unfit(node: &Node, result: &Value, pod: &[IpNetwork], origin: Origin) -> CniResult<()> {
+pub fn refuse_unfit(
+    node: &Node,
+    result: &Value,
+    pod: &[IpNetwork],
+    origin: Origin,
+) -> CniResult<()> {
     for entry in list(result, "ips") {
         if let Some(text) = entry.get("address").and_then(Value::as_str) {
             if !text.contains('/') {
@@ -42,11 +47,7 @@ pub fn refuse_unfit(node: &Node, result: &Value, pod: &[IpNetwork], origin: Orig
             }
         }
     }
-    let node_addresses: Vec<IpAddr> = node
-        .addresses()?
-        .iter()
-        .map(|a| a.network.ip())
-        .collect();
+    let node_addresses: Vec<IpAddr> = node.addresses()?.iter().map(|a| a.network.ip()).collect();
     let mut gateways = result_gateways(result);
     gateways.extend(node_gateways());
     for address in pod {

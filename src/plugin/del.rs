@@ -62,11 +62,14 @@ fn release_host_access(
         // No record: nothing was set up, or the record was lost. What can be found without it
         // goes: route ownerships of this attachment, and a veth's node end by its derived name.
         Ok(None) => {
-            let errors = [store.clear_owners_of(&key), store.remove_record_temporary(&key)]
-                .into_iter()
-                .filter_map(Result::err)
-                .map(CniError::from)
-                .collect();
+            let errors = [
+                store.clear_owners_of(&key),
+                store.remove_record_temporary(&key),
+            ]
+            .into_iter()
+            .filter_map(Result::err)
+            .map(CniError::from)
+            .collect();
             let veth = match conf.host_access {
                 HostAccess::Veth => match node.netlink.link_by_name(&veth::host_end_name(&key)) {
                     Ok(link) => link,

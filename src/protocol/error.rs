@@ -62,7 +62,8 @@ impl CniError {
         let details = match (code, reported_code) {
             (Some(_), _) | (None, None) => details.to_owned(),
             (None, Some(original)) => {
-                let note = format!("the plugin reported code {original}, which is no CNI error code");
+                let note =
+                    format!("the plugin reported code {original}, which is no CNI error code");
                 if details.is_empty() {
                     note
                 } else {
@@ -171,7 +172,13 @@ mod tests {
     fn a_foreign_code_is_kept_only_when_it_is_a_cni_error_code() {
         let err = CniError::foreign(Some(&json!(11)), "busy", "pool");
         assert_eq!((err.code, err.details.as_str()), (11, "pool"));
-        for bad in [json!(1099511627776u64), json!(0), json!(-1), json!("5"), json!(1.5)] {
+        for bad in [
+            json!(1099511627776u64),
+            json!(0),
+            json!(-1),
+            json!("5"),
+            json!(1.5),
+        ] {
             let err = CniError::foreign(Some(&bad), "failed", "pool");
             assert_eq!(err.code, code::INTERNAL, "{bad}");
             assert!(err.details.contains("pool"), "{}", err.details);

@@ -104,10 +104,10 @@ fn open_log_file(path: &Path) -> Result<File, String> {
         // SAFETY: the descriptor is only passed to fstat, which answers EBADF if it is closed;
         // nothing keeps or closes it.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        if nix::sys::stat::fstat(fd)
-            .is_ok_and(|st| (st.st_dev, st.st_ino) == identity)
-        {
-            return Err(format!("it is the plugin's {name}, which carries the CNI result"));
+        if nix::sys::stat::fstat(fd).is_ok_and(|st| (st.st_dev, st.st_ino) == identity) {
+            return Err(format!(
+                "it is the plugin's {name}, which carries the CNI result"
+            ));
         }
     }
     Ok(file)
