@@ -90,7 +90,7 @@ fn why_not_a_pod(address: IpNetwork, node: &[IpAddr], gateways: &[IpAddr]) -> Op
         return why("has a prefix length of 0: it would make every address on-link");
     }
     if node.contains(&ip) {
-        return why("is one of the node's own addresses: it cannot be routed to the pod");
+        return why("is a local address of the node: it cannot be routed to the pod");
     }
     if gateways.contains(&ip) {
         return why(
@@ -184,7 +184,7 @@ mod tests {
             ("169.254.1.1/16", "link-local"),
             ("fe80::1/64", "link-local"),
             ("10.0.0.5/0", "prefix length of 0"),
-            ("10.0.0.10/24", "node's own"),
+            ("10.0.0.10/24", "local address of the node"),
             ("10.0.0.1/24", "gateway"),
             ("fd00::1/64", "gateway"),
         ] {

@@ -20,7 +20,7 @@
 //! address owns now; `users` tells in O(1) whether a shim is still in use.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -120,12 +120,16 @@ impl StateStore {
 
     pub fn load(&self, key: &AttachmentKey) -> SysResult<Option<Record>> {
         let path = self.record_path(key);
-        match fs::read(&path) {
+        match read_regular(&path) {
             // A record that cannot be read is as good as none: DEL must still succeed.
             Ok(bytes) => Ok(serde_json::from_slice(&bytes)
                 .inspect_err(|e| log::warn!("ignoring corrupt record {}: {e}", path.display()))
                 .ok()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == ErrorKind::InvalidData => {
+                log::warn!("ignoring record {}: {e}", path.display());
+                Ok(None)
+            }
             Err(e) => Err(SysError::io(
                 format!("reading record {}", path.display()),
                 e,
@@ -151,7 +155,7 @@ impl StateStore {
         for entry in read_dir(&dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(&prefix) && name.ends_with(".json") {
-                let bytes = fs::read(entry.path()).map_err(|e| {
+                let bytes = read_regular(&entry.path()).map_err(|e| {
                     SysError::io(format!("reading record {}", entry.path().display()), e)
                 })?;
                 match serde_json::from_slice::<Record>(&bytes) {
@@ -174,8 +178,8 @@ impl StateStore {
     /// True when `key` owns the host route of `ip`.
     pub fn is_owner(&self, ip: IpAddr, key: &AttachmentKey) -> SysResult<bool> {
         let path = self.owner_path(ip);
-        match fs::read_to_string(&path) {
-            Ok(owner) => Ok(owner == key.file_stem()),
+        match read_regular(&path) {
+            Ok(owner) => Ok(owner == key.file_stem().as_bytes()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(SysError::io(format!("reading {}", path.display()), e)),
         }
@@ -190,7 +194,7 @@ impl StateStore {
     pub fn clear_owners_of(&self, key: &AttachmentKey) -> SysResult<()> {
         let stem = key.file_stem();
         for entry in read_dir(&self.dir.join("owners"))? {
-            if fs::read_to_string(entry.path()).is_ok_and(|owner| owner == stem) {
+            if read_regular(&entry.path()).is_ok_and(|owner| owner == stem.as_bytes()) {
                 remove_file_if_present(&entry.path())?;
             }
         }
@@ -200,7 +204,8 @@ impl StateStore {
     /// What an earlier call learnt about an IPAM plugin's version (plugin::ipam); the content
     /// is the caller's.
     pub fn ipam_version(&self, plugin: &str) -> Option<String> {
-        fs::read_to_string(self.dir.join("ipam-versions").join(plugin)).ok()
+        let bytes = read_regular(&self.dir.join("ipam-versions").join(plugin)).ok()?;
+        String::from_utf8(bytes).ok()
     }
 
     pub fn set_ipam_version(&self, plugin: &str, content: &str) -> SysResult<()> {
@@ -377,6 +382,24 @@ fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> SysResult<()> {
     })
 }
 
+/// Reads a regular file. Anything else (a FIFO, a device) is refused with `InvalidData`
+/// instead of being waited on: whatever lies in stateDir, a call ends.
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn remove_file_if_present(path: &Path) -> SysResult<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -505,6 +528,15 @@ mod tests {
         assert!(live.exists());
         assert!(!store.has_no_users("mvh-eth0").unwrap());
         assert!(store.ipam_version("host-local").is_some());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_in_the_state_directory_is_no_record_and_never_waited_on() {
+        let (store, dir) = temp_store();
+        let key = record("fifo").key;
+        nix::unistd::mkfifo(&store.record_path(&key), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(store.load(&key).unwrap(), None);
         fs::remove_dir_all(dir).unwrap();
     }
 
