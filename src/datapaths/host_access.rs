@@ -382,6 +382,13 @@ fn detach_locked(
     if let Err(e) = store.remove(key) {
         errors.push(e.into());
     }
+    // What a killed ADD of this attachment left half written.
+    errors.extend(
+        store
+            .remove_temporaries_of(record)
+            .err()
+            .map(CniError::from),
+    );
     (errors, veth)
 }
 

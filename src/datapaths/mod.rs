@@ -3,5 +3,6 @@
 pub mod host_access;
 pub mod macvlan;
 pub mod node;
+pub mod pod_addresses;
 pub mod shim;
 pub mod veth;

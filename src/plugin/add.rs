@@ -8,6 +8,7 @@ use super::{attachment_key, Pod};
 use crate::datapaths::host_access::{self, PodEnd};
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
+use crate::datapaths::pod_addresses::{self, Origin};
 use crate::protocol::result::{pass_through, CniOutput, Interface};
 use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
@@ -44,8 +45,8 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
     let reply = pending.wait_for_result();
     // An allocation whose result cannot be read is still an allocation to release.
     let allocated_something = reply.is_ok();
-    let allocated = reply.and_then(|v| CniOutput::parse(&v, "the IPAM result"));
-    let (index, mac, allocation) = match (created, allocated) {
+    let allocated = reply.and_then(|v| Ok((CniOutput::parse(&v, "the IPAM result")?, v)));
+    let (index, mac, (allocation, raw_allocation)) = match (created, allocated) {
         (Ok((index, mac)), Ok(allocation)) => (index, mac, allocation),
         (created, allocated) => {
             if let Ok((index, _)) = created {
@@ -65,6 +66,8 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
         if allocation.ips.is_empty() {
             return Err(CniError::internal("the IPAM plugin returned no address"));
         }
+        let addresses = allocation_addresses(&allocation);
+        pod_addresses::refuse_unfit(node, &raw_allocation, &addresses, Origin::IpamResult)?;
         macvlan::configure(&pod.ns, &pod.netlink, index, ifname, &allocation)?;
         let pod_link = PodLink {
             index,
@@ -132,6 +135,7 @@ fn add_chained(
 ) -> CniResult<Value> {
     let ifname = env.ifname();
     let pod_if = CniOutput::parse(prev, "prevResult")?.pod_interface(ifname, "prevResult")?;
+    pod_addresses::refuse_unfit(node, prev, &pod_if.addresses, Origin::PrevResult)?;
     let link = pod
         .netlink
         .link_by_name(ifname)

@@ -11,10 +11,13 @@ use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
 };
 use crate::system::netlink::Link;
+use crate::system::netns::Netns;
 use crate::system::state::StateStore;
 
 pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let node = Node::open()?;
+    // Before anything else: a CNI_NETNS that is the node's own namespace is refused.
+    let pod_ns = Pod::open_ns_if_present(env, &node.ns)?;
     let Mode::Interface { .. } = conf.mode else {
         let (mut errors, veth) = release_host_access(env, conf, &node);
         errors.extend(host_access::delete_link(&node, veth));
@@ -28,7 +31,7 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let pending = ipam.start(Command::Del);
     let group = attachment_key(env, conf).link_group();
     let mut errors = std::thread::scope(|scope| {
-        let pod_links = scope.spawn(|| remove_pod_links(env, group));
+        let pod_links = scope.spawn(|| remove_pod_links(env, pod_ns, group));
         let (mut errors, veth) = release_host_access(env, conf, &node);
         match pod_links.join() {
             Ok(result) => errors.extend(result.err()),
@@ -51,22 +54,22 @@ fn release_host_access(
     node: &Node,
 ) -> (Vec<CniError>, Option<Link>) {
     let key = attachment_key(env, conf);
-    let store = match StateStore::open(&conf.state_dir).context("opening stateDir") {
-        Ok(store) => store,
-        Err(e) => return (vec![e], None),
-    };
+    // Nothing is created: with nothing recorded, a missing or read-only stateDir is no error.
+    let store = StateStore::existing(&conf.state_dir);
     match store.load(&key).context("reading the attachment record") {
         Ok(Some(record)) => host_access::detach_deferring_veth(node, &store, &record),
         Ok(None) if conf.host_access == HostAccess::None => (Vec::new(), None),
         // No record: nothing was set up, or the record was lost. What can be found without it
         // goes: route ownerships of this attachment, and a veth's node end by its derived name.
         Ok(None) => {
-            let errors = store
-                .clear_owners_of(&key)
-                .err()
-                .map(CniError::from)
-                .into_iter()
-                .collect();
+            let errors = [
+                store.clear_owners_of(&key),
+                store.remove_record_temporary(&key),
+            ]
+            .into_iter()
+            .filter_map(Result::err)
+            .map(CniError::from)
+            .collect();
             let veth = match conf.host_access {
                 HostAccess::Veth => match node.netlink.link_by_name(&veth::host_end_name(&key)) {
                     Ok(link) => link,
@@ -82,10 +85,11 @@ fn release_host_access(
 
 /// The pod's links of this attachment (its macvlan and, with veth, the pair's pod end) in one
 /// request: the kernel waits for one grace period for all of them.
-fn remove_pod_links(env: &Environment, group: u32) -> CniResult<()> {
-    let Some(pod) = Pod::open_if_present(env)? else {
+fn remove_pod_links(env: &Environment, pod_ns: Option<Netns>, group: u32) -> CniResult<()> {
+    let Some(ns) = pod_ns else {
         return Ok(());
     };
+    let pod = Pod::connect(ns)?;
     match pod.netlink.delete_link_group(group) {
         Err(e) if !e.is_not_found() => {
             return Err(CniError::from(e).context("removing the attachment's links from the pod"))

@@ -8,6 +8,7 @@ use super::ipam::Ipam;
 use crate::datapaths::host_access;
 use crate::datapaths::node::Node;
 use crate::protocol::{CniError, CniResult, Context, Environment, NetConf};
+use crate::system::lock::NodeLock;
 use crate::system::state::StateStore;
 
 pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
@@ -37,10 +38,20 @@ pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
         errors.extend(host_access::detach(&node, &store, &record));
     }
     errors.extend(host_access::remove_unused_shims(&node, &store));
+    errors.extend(remove_dead_temporaries(&store));
     if let Some(ipam) = Ipam::of(env, conf) {
         if let Err(e) = ipam.gc() {
             errors.push(e);
         }
     }
     combine(errors)
+}
+
+/// Temporary files of calls that were killed while writing state (under the node lock, no
+/// writer of a locked file is alive).
+fn remove_dead_temporaries(store: &StateStore) -> Option<CniError> {
+    let removed = NodeLock::acquire(store.dir()).and_then(|_lock| store.remove_dead_temporaries());
+    removed
+        .err()
+        .map(|e| CniError::from(e).context("removing temporary files of killed calls"))
 }

@@ -192,10 +192,6 @@ impl<'a> Ipam<'a> {
             return Ok(reply);
         }
         let field = |key: &str| reply.as_ref().and_then(|r| r.get(key).cloned());
-        let code = field("code")
-            .and_then(|c| c.as_u64())
-            .map(|c| c as u32)
-            .unwrap_or(code::INTERNAL);
         let msg = field("msg")
             .and_then(|m| m.as_str().map(str::to_owned))
             .unwrap_or_else(|| {
@@ -208,7 +204,11 @@ impl<'a> Ipam<'a> {
         let details = field("details")
             .and_then(|d| d.as_str().map(str::to_owned))
             .unwrap_or_default();
-        Err(CniError::new(code, format!("{what}: {msg}")).with_details(details))
+        Err(CniError::foreign(
+            field("code").as_ref(),
+            format!("{what}: {msg}"),
+            &details,
+        ))
     }
 }
 

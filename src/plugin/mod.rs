@@ -64,44 +64,51 @@ impl Pod {
     fn open(env: &Environment, node_ns: &Netns) -> CniResult<Pod> {
         let path = env.netns.as_deref().unwrap_or(Path::new(""));
         let ns = Netns::open(path).map_err(|e| match e {
-            OpenError::Empty | OpenError::Missing(_) | OpenError::NotANamespace(_) => {
+            OpenError::Empty | OpenError::Missing(_) | OpenError::Unmounted(_) => {
                 CniError::new(code::UNKNOWN_CONTAINER, format!("CNI_NETNS: {e}"))
             }
+            OpenError::NotANamespace(_) => CniError::env(format!("CNI_NETNS: {e}")),
             OpenError::Io { .. } => CniError::new(code::IO_FAILURE, format!("CNI_NETNS: {e}")),
         })?;
-        if ns.is_same(node_ns)? {
-            return Err(CniError::env(format!(
-                "CNI_NETNS {} is the plugin's own network namespace, not a pod's",
-                path.display()
-            )));
-        }
-        let netlink = Netlink::open_in(&ns)?;
-        Ok(Pod {
-            ns,
-            netlink,
-            path: path.display().to_string(),
-        })
+        refuse_node_namespace(&ns, node_ns)?;
+        Pod::connect(ns)
     }
 
-    /// For DEL: the pod if its namespace still exists, None when it is gone (nothing to clean
-    /// inside it then).
-    fn open_if_present(env: &Environment) -> CniResult<Option<Pod>> {
+    fn connect(ns: Netns) -> CniResult<Pod> {
+        let netlink = Netlink::open_in(&ns)?;
+        let path = ns.path().display().to_string();
+        Ok(Pod { ns, netlink, path })
+    }
+
+    /// For DEL: the pod's namespace if it still exists, None when it is gone (nothing to clean
+    /// inside it then). The node's own namespace and anything that is no namespace at all are
+    /// refused: DEL must never delete a link of the node through the pod path.
+    fn open_ns_if_present(env: &Environment, node_ns: &Netns) -> CniResult<Option<Netns>> {
         let Some(path) = env.netns.as_deref() else {
             return Ok(None);
         };
         match Netns::open(path) {
             Ok(ns) => {
-                let netlink = Netlink::open_in(&ns)?;
-                Ok(Some(Pod {
-                    ns,
-                    netlink,
-                    path: path.display().to_string(),
-                }))
+                refuse_node_namespace(&ns, node_ns)?;
+                Ok(Some(ns))
             }
-            Err(OpenError::Empty | OpenError::Missing(_) | OpenError::NotANamespace(_)) => Ok(None),
+            Err(OpenError::Empty | OpenError::Missing(_) | OpenError::Unmounted(_)) => Ok(None),
+            Err(e @ OpenError::NotANamespace(_)) => Err(CniError::env(format!("CNI_NETNS: {e}"))),
             Err(e) => Err(CniError::new(code::IO_FAILURE, format!("CNI_NETNS: {e}"))),
         }
     }
+}
+
+/// The pod path never leads into the node's own namespace (`/proc/self/ns/net`, or the node's
+/// name under /run/netns): every verb refuses it with code 4.
+fn refuse_node_namespace(ns: &Netns, node_ns: &Netns) -> CniResult<()> {
+    if ns.is_same(node_ns)? {
+        return Err(CniError::env(format!(
+            "CNI_NETNS {} is the plugin's own network namespace, not a pod's",
+            ns.path().display()
+        )));
+    }
+    Ok(())
 }
 
 /// Folds the errors of a cleanup that went on past failures into one error.

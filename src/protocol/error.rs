@@ -46,6 +46,34 @@ impl CniError {
         self
     }
 
+    /// The error another plugin (IPAM) reported, as this plugin reports it. Its code is kept
+    /// when it is a valid CNI error code (1 to 2^32-1); anything else (0, negative, too large,
+    /// not a number, missing) becomes 999, and the original goes into `details`, so that an
+    /// error never reaches the runtime with code 0.
+    pub fn foreign(
+        reported_code: Option<&serde_json::Value>,
+        msg: impl Into<String>,
+        details: &str,
+    ) -> Self {
+        let code = reported_code
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|c| u32::try_from(c).ok())
+            .filter(|c| *c != 0);
+        let details = match (code, reported_code) {
+            (Some(_), _) | (None, None) => details.to_owned(),
+            (None, Some(original)) => {
+                let note =
+                    format!("the plugin reported code {original}, which is no CNI error code");
+                if details.is_empty() {
+                    note
+                } else {
+                    format!("{details} ({note})")
+                }
+            }
+        };
+        CniError::new(code.unwrap_or(code::INTERNAL), msg).with_details(details)
+    }
+
     /// A missing or invalid CNI_* environment variable.
     pub fn env(msg: impl Into<String>) -> Self {
         Self::new(code::INVALID_ENVIRONMENT, msg)
@@ -70,7 +98,8 @@ impl CniError {
     pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
         let mut value = json!({
             "cniVersion": cni_version,
-            "code": self.code,
+            // Code 0 would read as success to some runtimes: an error is never 0.
+            "code": if self.code == 0 { code::INTERNAL } else { self.code },
             "msg": self.msg,
         });
         if !self.details.is_empty() {
@@ -138,6 +167,27 @@ impl<T, E: Into<CniError>> Context<T> for Result<T, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_foreign_code_is_kept_only_when_it_is_a_cni_error_code() {
+        let err = CniError::foreign(Some(&json!(11)), "busy", "pool");
+        assert_eq!((err.code, err.details.as_str()), (11, "pool"));
+        for bad in [
+            json!(1099511627776u64),
+            json!(0),
+            json!(-1),
+            json!("5"),
+            json!(1.5),
+        ] {
+            let err = CniError::foreign(Some(&bad), "failed", "pool");
+            assert_eq!(err.code, code::INTERNAL, "{bad}");
+            assert!(err.details.contains("pool"), "{}", err.details);
+            assert!(err.details.contains(&bad.to_string()), "{}", err.details);
+        }
+        let err = CniError::foreign(None, "failed", "");
+        assert_eq!((err.code, err.details.as_str()), (code::INTERNAL, ""));
+        assert_eq!(CniError::new(0, "x").to_json("1.0.0")["code"], json!(999));
+    }
 
     #[test]
     fn a_panic_becomes_an_internal_cni_error() {

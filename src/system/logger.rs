@@ -4,6 +4,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
@@ -68,16 +70,45 @@ pub fn init(tag: String) {
     }
 }
 
-/// Adds the configuration's `logFile` at `level`. A file that cannot be opened is reported on
-/// stderr and otherwise ignored: logging must never make a call fail.
+/// Adds the configuration's `logFile` at `level`. A file that cannot be used is reported on
+/// stderr and otherwise ignored: logging must never make a call fail, nor block it.
 pub fn log_to_file(path: &Path, level: LevelFilter) {
     let Some(logger) = LOGGER.get() else { return };
-    match OpenOptions::new().create(true).append(true).open(path) {
+    match open_log_file(path) {
         Ok(file) => {
             if logger.file.set((Mutex::new(file), level)).is_ok() {
                 log::set_max_level(level.max(LevelFilter::Warn));
             }
         }
-        Err(e) => log::warn!("cannot open logFile {}: {e}", path.display()),
+        Err(why) => log::warn!("ignoring logFile {}: {why}", path.display()),
     }
+}
+
+/// Opens a log file that can take lines without blocking and without mixing into the CNI
+/// result: a regular file, and not the one stdout (or stdin) is. `/dev/stdout` or a FIFO
+/// without a reader is refused.
+fn open_log_file(path: &Path) -> Result<File, String> {
+    // O_NONBLOCK: a FIFO without a reader fails at once (ENXIO) instead of waiting for one.
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let identity = (meta.dev(), meta.ino());
+    for (fd, name) in [(1, "stdout"), (0, "stdin")] {
+        // SAFETY: the descriptor is only passed to fstat, which answers EBADF if it is closed;
+        // nothing keeps or closes it.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        if nix::sys::stat::fstat(fd).is_ok_and(|st| (st.st_dev, st.st_ino) == identity) {
+            return Err(format!(
+                "it is the plugin's {name}, which carries the CNI result"
+            ));
+        }
+    }
+    Ok(file)
 }

@@ -5,9 +5,9 @@
 //! that has entered a namespace is never reused, so nothing else (the tokio runtime, the
 //! logger) can accidentally run in the wrong namespace.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
@@ -22,6 +22,11 @@ pub enum OpenError {
     Empty,
     #[error("network namespace {0} does not exist")]
     Missing(PathBuf),
+    /// A regular file where a namespace was bind-mounted: a half-deleted /run/netns entry.
+    #[error("network namespace {0} is gone (nothing is mounted on it)")]
+    Unmounted(PathBuf),
+    /// Anything else that is no network namespace: a FIFO, a device, a directory, another
+    /// kind of namespace. Never a pod's namespace, whatever the verb.
     #[error("{0} is not a network namespace")]
     NotANamespace(PathBuf),
     #[error("cannot open network namespace {path}: {source}")]
@@ -62,16 +67,26 @@ impl Netns {
         if path.as_os_str().is_empty() {
             return Err(OpenError::Empty);
         }
-        let file = File::open(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                OpenError::Missing(path.to_path_buf())
-            } else {
-                OpenError::Io {
+        // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever, and a
+        // device could wait for its hardware; a namespace file ignores the flag. O_NOCTTY: a
+        // terminal never becomes the plugin's controlling terminal.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+            .open(path)
+            .map_err(|source| match source.raw_os_error() {
+                _ if source.kind() == std::io::ErrorKind::NotFound => {
+                    OpenError::Missing(path.to_path_buf())
+                }
+                // A socket (ENXIO) or a device without its driver (ENODEV).
+                Some(nix::libc::ENXIO | nix::libc::ENODEV) => {
+                    OpenError::NotANamespace(path.to_path_buf())
+                }
+                _ => OpenError::Io {
                     path: path.to_path_buf(),
                     source,
-                }
-            }
-        })?;
+                },
+            })?;
         // A /run/netns entry whose bind mount is gone (a half-deleted namespace) is a plain
         // file on tmpfs: only nsfs proves that a namespace is behind the path.
         let statfs = nix::sys::statfs::fstatfs(&file).map_err(|errno| OpenError::Io {
@@ -79,7 +94,11 @@ impl Netns {
             source: errno.into(),
         })?;
         if statfs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
-            return Err(OpenError::NotANamespace(path.to_path_buf()));
+            return Err(if file.metadata().is_ok_and(|m| m.is_file()) {
+                OpenError::Unmounted(path.to_path_buf())
+            } else {
+                OpenError::NotANamespace(path.to_path_buf())
+            });
         }
         // nsfs also holds mount, pid, user... namespaces (/proc/PID/ns/mnt); entering one of
         // those as a network namespace would only fail later, with a less helpful message.
@@ -246,9 +265,21 @@ mod tests {
         let result = Netns::open(&file);
         std::fs::remove_file(&file).unwrap();
         match result {
-            Err(OpenError::NotANamespace(path)) => assert_eq!(path, file),
-            other => panic!("expected NotANamespace, got {:?}", other.err()),
+            Err(OpenError::Unmounted(path)) => assert_eq!(path, file),
+            other => panic!("expected Unmounted, got {:?}", other.err()),
         }
+
+        // A FIFO without a writer: refused at once, not waited on.
+        let fifo = std::env::temp_dir().join(format!("mvh-fifo-netns-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let result = Netns::open(&fifo);
+        std::fs::remove_file(&fifo).unwrap();
+        assert!(matches!(result, Err(OpenError::NotANamespace(_))));
+        assert!(matches!(
+            Netns::open(Path::new("/tmp")),
+            Err(OpenError::NotANamespace(_))
+        ));
 
         // On nsfs, but a mount namespace.
         assert!(matches!(

@@ -10,11 +10,17 @@
 //! stateDir/users/<shim>/<key>         one marker per attachment that uses a shim
 //! stateDir/ipam-versions/<plugin>     the CNI version an older IPAM plugin was found to speak
 //! ```
+//! A file is written as `.<name>.tmp` beside its target, then renamed (no real entry starts
+//! with '.': keys start with a letter or digit, owners are addresses). Records, route owners
+//! and shim users are written under the node lock, so that name is fixed: whoever holds the
+//! lock and finds one knows its writer was killed, and DEL removes those of its attachment by
+//! name (no directory scan). IPAM versions are written without the lock, as
+//! `.<plugin>.tmp<pid>`. GC removes every temporary file whose writer is gone.
 //! `owners` lets a late DEL of an old pod leave alone a route that a newer pod with the same
 //! address owns now; `users` tells in O(1) whether a shim is still in use.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -93,6 +99,15 @@ impl StateStore {
         })
     }
 
+    /// The state directory as it is, creating nothing: for DEL, which only reads and removes,
+    /// and must succeed on a directory that is missing, empty or read-only when nothing of the
+    /// attachment is recorded.
+    pub fn existing(dir: &Path) -> StateStore {
+        StateStore {
+            dir: dir.to_owned(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -105,12 +120,16 @@ impl StateStore {
 
     pub fn load(&self, key: &AttachmentKey) -> SysResult<Option<Record>> {
         let path = self.record_path(key);
-        match fs::read(&path) {
+        match read_regular(&path) {
             // A record that cannot be read is as good as none: DEL must still succeed.
             Ok(bytes) => Ok(serde_json::from_slice(&bytes)
                 .inspect_err(|e| log::warn!("ignoring corrupt record {}: {e}", path.display()))
                 .ok()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == ErrorKind::InvalidData => {
+                log::warn!("ignoring record {}: {e}", path.display());
+                Ok(None)
+            }
             Err(e) => Err(SysError::io(
                 format!("reading record {}", path.display()),
                 e,
@@ -121,7 +140,7 @@ impl StateStore {
     pub fn save(&self, record: &Record) -> SysResult<()> {
         let bytes = serde_json::to_vec_pretty(record)
             .map_err(|e| SysError::other(format!("serialising record: {e}")))?;
-        write_atomically(&self.record_path(&record.key), &bytes)
+        self.write_locked(&self.record_path(&record.key), &bytes)
     }
 
     pub fn remove(&self, key: &AttachmentKey) -> SysResult<()> {
@@ -136,7 +155,7 @@ impl StateStore {
         for entry in read_dir(&dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(&prefix) && name.ends_with(".json") {
-                let bytes = fs::read(entry.path()).map_err(|e| {
+                let bytes = read_regular(&entry.path()).map_err(|e| {
                     SysError::io(format!("reading record {}", entry.path().display()), e)
                 })?;
                 match serde_json::from_slice::<Record>(&bytes) {
@@ -153,14 +172,14 @@ impl StateStore {
     }
 
     pub fn set_owner(&self, ip: IpAddr, key: &AttachmentKey) -> SysResult<()> {
-        write_atomically(&self.owner_path(ip), key.file_stem().as_bytes())
+        self.write_locked(&self.owner_path(ip), key.file_stem().as_bytes())
     }
 
     /// True when `key` owns the host route of `ip`.
     pub fn is_owner(&self, ip: IpAddr, key: &AttachmentKey) -> SysResult<bool> {
         let path = self.owner_path(ip);
-        match fs::read_to_string(&path) {
-            Ok(owner) => Ok(owner == key.file_stem()),
+        match read_regular(&path) {
+            Ok(owner) => Ok(owner == key.file_stem().as_bytes()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(SysError::io(format!("reading {}", path.display()), e)),
         }
@@ -175,7 +194,7 @@ impl StateStore {
     pub fn clear_owners_of(&self, key: &AttachmentKey) -> SysResult<()> {
         let stem = key.file_stem();
         for entry in read_dir(&self.dir.join("owners"))? {
-            if fs::read_to_string(entry.path()).is_ok_and(|owner| owner == stem) {
+            if read_regular(&entry.path()).is_ok_and(|owner| owner == stem.as_bytes()) {
                 remove_file_if_present(&entry.path())?;
             }
         }
@@ -185,7 +204,8 @@ impl StateStore {
     /// What an earlier call learnt about an IPAM plugin's version (plugin::ipam); the content
     /// is the caller's.
     pub fn ipam_version(&self, plugin: &str) -> Option<String> {
-        fs::read_to_string(self.dir.join("ipam-versions").join(plugin)).ok()
+        let bytes = read_regular(&self.dir.join("ipam-versions").join(plugin)).ok()?;
+        String::from_utf8(bytes).ok()
     }
 
     pub fn set_ipam_version(&self, plugin: &str, content: &str) -> SysResult<()> {
@@ -195,7 +215,11 @@ impl StateStore {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
-        write_atomically(&dir.join(plugin), content.as_bytes())
+        let target = dir.join(plugin);
+        // Written without the node lock: the pid keeps concurrent writers apart.
+        let mut temp = temp_path(&target).into_os_string();
+        temp.push(std::process::id().to_string());
+        write_atomically(&target, Path::new(&temp), content.as_bytes())
     }
 
     fn users_dir(&self, shim: &str) -> PathBuf {
@@ -209,7 +233,7 @@ impl StateStore {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
-        write_atomically(&dir.join(key.file_stem()), b"")
+        self.write_locked(&dir.join(key.file_stem()), b"")
     }
 
     /// Removes the marker of `key` and tells whether the shim has no user left.
@@ -247,6 +271,85 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// Writes a file that is only ever written under the node lock (see the module docs).
+    fn write_locked(&self, target: &Path, bytes: &[u8]) -> SysResult<()> {
+        write_atomically(target, &temp_path(target), bytes)
+    }
+
+    /// DEL, under the node lock: the temporary files a killed ADD of `record` can have left
+    /// (its record, its shim marker, its route owners), removed by name.
+    pub fn remove_temporaries_of(&self, record: &Record) -> SysResult<()> {
+        let mut targets = vec![self.record_path(&record.key)];
+        if let HostSide::Shim { name } = &record.host_side {
+            targets.push(self.users_dir(name).join(record.key.file_stem()));
+        }
+        targets.extend(record.pod_addresses.iter().map(|a| self.owner_path(a.ip())));
+        for target in targets {
+            remove_file_if_present(&temp_path(&target))?;
+        }
+        Ok(())
+    }
+
+    /// DEL without a record: the record an ADD was killed writing. One `stat` when there is
+    /// none; the node lock only when there is one to remove.
+    pub fn remove_record_temporary(&self, key: &AttachmentKey) -> SysResult<()> {
+        let temp = temp_path(&self.record_path(key));
+        if fs::symlink_metadata(&temp).is_err() {
+            return Ok(());
+        }
+        let _lock = super::lock::NodeLock::acquire(&self.dir)?;
+        remove_file_if_present(&temp)
+    }
+
+    /// GC, under the node lock: every temporary file whose writer is gone. Locked writes have
+    /// no live writer while the lock is held; an IPAM version's names its writer's pid.
+    pub fn remove_dead_temporaries(&self) -> SysResult<()> {
+        let mut dirs = vec![self.dir.join("attachments"), self.dir.join("owners")];
+        dirs.extend(
+            self.known_shims()?
+                .into_iter()
+                .map(|shim| self.users_dir(&shim)),
+        );
+        let mut temporaries = Vec::new();
+        for dir in &dirs {
+            temporaries.extend(
+                read_dir(dir)?
+                    .into_iter()
+                    .filter(|e| is_temporary(&e.file_name().to_string_lossy())),
+            );
+        }
+        for entry in read_dir(&self.dir.join("ipam-versions"))? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let writer = name
+                .strip_prefix('.')
+                .and_then(|rest| rest.rsplit_once(".tmp"))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if writer.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                temporaries.push(entry);
+            }
+        }
+        for entry in temporaries {
+            remove_file_if_present(&entry.path())?;
+        }
+        Ok(())
+    }
+}
+
+/// `.<name>.tmp` beside `target`.
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.tmp"))
+}
+
+/// A temporary file of a locked write (see `temp_path`).
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
 fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
     match fs::read_dir(dir) {
         Ok(entries) => entries
@@ -257,26 +360,44 @@ fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
     }
 }
 
-/// Write to a temporary file beside the target, then rename: a reader never sees half a file,
-/// and a crashed plugin leaves either the old or the new content. There is no fsync: what the
-/// records describe (links, routes, namespaces) does not survive a reboot either, the default
-/// stateDir is on tmpfs, and a record lost to a power cut only leaves what GC removes.
-fn write_atomically(path: &Path, bytes: &[u8]) -> SysResult<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+/// Write to a temporary file, then rename: a reader never sees half a file, and a crashed
+/// plugin leaves either the old or the new content (and a temporary file that DEL or GC
+/// removes). There is no fsync: what the records describe (links, routes, namespaces) does not
+/// survive a reboot either, the default stateDir is on tmpfs, and a record lost to a power cut
+/// only leaves what GC removes.
+fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> SysResult<()> {
     let result = (|| {
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(&tmp)?;
+            .open(tmp)?;
         file.write_all(bytes)?;
-        fs::rename(&tmp, path)
+        fs::rename(tmp, path)
     })();
     result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
         SysError::io(format!("writing {}", path.display()), e)
     })
+}
+
+/// Reads a regular file. Anything else (a FIFO, a device) is refused with `InvalidData`
+/// instead of being waited on: whatever lies in stateDir, a call ends.
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn remove_file_if_present(path: &Path) -> SysResult<()> {
@@ -363,6 +484,72 @@ mod tests {
         assert!(!store.is_owner(ip, &old).unwrap());
         assert!(store.is_owner(ip, &new).unwrap());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_killed_writers_are_found_by_name_and_by_gc() {
+        let (store, dir) = temp_store();
+        let rec = record("killed");
+        let ip = rec.pod_addresses[0].ip();
+        store.add_user("mvh-eth0", &record("other").key).unwrap();
+        let record_temp = temp_path(&store.record_path(&rec.key));
+        let owner_temp = temp_path(&store.owner_path(ip));
+        let user_temp = temp_path(&store.users_dir("mvh-eth0").join(rec.key.file_stem()));
+        for temp in [&record_temp, &owner_temp, &user_temp] {
+            fs::write(temp, b"half").unwrap();
+        }
+        assert_eq!(
+            record_temp,
+            dir.join("attachments/.lan:killed:eth0.json.tmp")
+        );
+        store.remove_temporaries_of(&rec).unwrap();
+        for temp in [&record_temp, &owner_temp, &user_temp] {
+            assert!(!temp.exists(), "{temp:?} left");
+        }
+        fs::write(&record_temp, b"half").unwrap();
+        store.remove_record_temporary(&rec.key).unwrap();
+        assert!(!record_temp.exists());
+
+        // GC: a locked write's leftover always goes; an IPAM version's only once its writer
+        // (this test process, for now) is gone. Real entries stay.
+        for temp in [&record_temp, &owner_temp, &user_temp] {
+            fs::write(temp, b"half").unwrap();
+        }
+        store.set_ipam_version("host-local", "x 1.0.0").unwrap();
+        let versions = dir.join("ipam-versions");
+        let live = versions.join(format!(".host-local.tmp{}", std::process::id()));
+        let dead = versions.join(format!(".host-local.tmp{}", u32::MAX));
+        fs::write(&live, b"").unwrap();
+        fs::write(&dead, b"").unwrap();
+        store.remove_dead_temporaries().unwrap();
+        for temp in [&record_temp, &owner_temp, &user_temp, &dead] {
+            assert!(!temp.exists(), "{temp:?} left");
+        }
+        assert!(live.exists());
+        assert!(!store.has_no_users("mvh-eth0").unwrap());
+        assert!(store.ipam_version("host-local").is_some());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_in_the_state_directory_is_no_record_and_never_waited_on() {
+        let (store, dir) = temp_store();
+        let key = record("fifo").key;
+        nix::unistd::mkfifo(&store.record_path(&key), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(store.load(&key).unwrap(), None);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_existing_store_creates_nothing() {
+        let dir = std::env::temp_dir().join(format!("mvh-state-absent-{}", std::process::id()));
+        let store = StateStore::existing(&dir);
+        let key = record("x").key;
+        assert_eq!(store.load(&key).unwrap(), None);
+        store.clear_owners_of(&key).unwrap();
+        store.remove_record_temporary(&key).unwrap();
+        store.remove(&key).unwrap();
+        assert!(!dir.exists());
     }
 
     #[test]
