@@ -30,10 +30,19 @@ pub struct Pending<'i, 'a> {
 }
 
 impl<'a> Ipam<'a> {
-    /// None when the configuration has no `ipam` section.
-    pub fn of(env: &'a Environment, conf: &'a NetConf) -> Option<Ipam<'a>> {
-        let plugin = conf.raw.get("ipam")?.get("type")?.as_str()?.to_owned();
-        Some(Ipam { env, conf, plugin })
+    /// The IPAM plugin of an interface-mode configuration's `ipam` section (its `type` was
+    /// validated when the configuration was read).
+    pub fn new(
+        env: &'a Environment,
+        conf: &'a NetConf,
+        section: &serde_json::Map<String, Value>,
+    ) -> Ipam<'a> {
+        let plugin = section
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ipam { env, conf, plugin }
     }
 
     /// Starts a verb; its outcome comes from `Pending::wait`.

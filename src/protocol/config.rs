@@ -143,16 +143,9 @@ impl NetConf {
         if let Some(master) = &master {
             check_ifname("master", master)?;
         }
-        let macvlan_mode = match reader.optional_str("mode")?.as_deref() {
-            None | Some("bridge") => MacvlanMode::Bridge,
-            Some("private") => MacvlanMode::Private,
-            Some("vepa") => MacvlanMode::Vepa,
-            Some("passthru") => MacvlanMode::Passthru,
-            Some(other) => {
-                return Err(CniError::config(format!(
-                "mode {other:?} is invalid: use \"bridge\", \"private\", \"vepa\" or \"passthru\""
-            )))
-            }
+        let macvlan_mode = match reader.optional_str("mode")? {
+            None => MacvlanMode::Bridge,
+            Some(text) => text.parse().map_err(CniError::config)?,
         };
         let mtu = reader.optional_u64("mtu")?;
         if let Some(mtu) = mtu {
