@@ -22,7 +22,10 @@ pub enum AttachmentError {
     Gone(AttachmentKey),
     /// The record's pod namespace cannot be opened (the pod is gone or not a pod's namespace).
     /// Nothing was changed or released: only DEL or GC may remove an attachment.
-    PodUnreachable { netns: String, reason: String },
+    PodUnreachable {
+        netns: String,
+        reason: String,
+    },
     Failed(CniError),
 }
 

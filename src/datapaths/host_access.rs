@@ -63,9 +63,7 @@ pub fn ensure_locked(
     let record = &plan.record;
     let path = host_path::of(record);
     // Bookkeeping first: whatever exists after a crash is known to DEL and GC.
-    store
-        .save(record)
-        .context("saving the attachment record")?;
+    store.save(record).context("saving the attachment record")?;
     path.register(store, &record.key)?;
     for address in &record.pod_addresses {
         store
@@ -76,7 +74,8 @@ pub fn ensure_locked(
     let devices = path.ensure(node, master, pod, plan.pod_index, &mut repairs)?;
     ensure_node_side(node, plan, devices.host)?;
     if let Some(pod_device) = &devices.pod {
-        let mut stale = forget_node_addresses(&pod.netlink, pod_device, &plan.stale_node_addresses)?;
+        let mut stale =
+            forget_node_addresses(&pod.netlink, pod_device, &plan.stale_node_addresses)?;
         repairs.append(&mut stale);
         ensure_pod_side(&pod.netlink, record, pod_device, |on_link| {
             path.routes_node_address(on_link)

@@ -255,7 +255,9 @@ impl fmt::Display for Drift {
             Drift::NodeRouteSource { ip, source, wanted } => write!(
                 f,
                 "the node's route to pod address {ip} has source {}, not the node's {wanted}",
-                source.map(|s| s.to_string()).unwrap_or_else(|| "none".into())
+                source
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "none".into())
             ),
             Drift::NodeNeighbourMissing { ip, mac } => write!(
                 f,

@@ -4,8 +4,8 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
-use crate::protocol::result::{CniOutput, RouteEntry};
 use super::pod::Pod;
+use crate::protocol::result::{CniOutput, RouteEntry};
 use crate::protocol::{CniError, CniResult, Context};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec, Netlink, Route};
 use crate::system::netns::Netns;

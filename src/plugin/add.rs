@@ -13,7 +13,9 @@ use crate::datapaths::node::Node;
 use crate::datapaths::plan::{self, PodInterface, Settings};
 use crate::datapaths::pod::Pod;
 use crate::protocol::result::{pass_through, CniOutput, Interface};
-use crate::protocol::{CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf};
+use crate::protocol::{
+    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
+};
 use crate::system::netlink::Link;
 use crate::system::state::{HostSide, Record, StateStore};
 
@@ -50,9 +52,18 @@ fn add_interface(
     // The IPAM plugin is a process of its own: the macvlan is made while it runs.
     let pending = ipam.start(Command::Add)?;
     let group = key.link_group();
-    let created = macvlan::create(&node.netlink, pod, &master, conf.macvlan_mode, conf.mtu, group);
+    let created = macvlan::create(
+        &node.netlink,
+        pod,
+        &master,
+        conf.macvlan_mode,
+        conf.mtu,
+        group,
+    );
     if let Ok((index, _)) = created {
-        rollback.push("removing the pod's macvlan", move || remove_link(pod, index, ifname));
+        rollback.push("removing the pod's macvlan", move || {
+            remove_link(pod, index, ifname)
+        });
     }
     let reply = pending.wait_for_result();
     // An allocation whose result cannot be read is still an allocation to release.

@@ -18,7 +18,13 @@ pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let pod = open_pod(env, &node)?;
     if let Mode::Interface { ipam } = &conf.mode {
         let master = node.resolve_master(conf.master.as_deref())?;
-        macvlan::verify(&pod.netlink, env.ifname(), conf.macvlan_mode, &master, &prev)?;
+        macvlan::verify(
+            &pod.netlink,
+            env.ifname(),
+            conf.macvlan_mode,
+            &master,
+            &prev,
+        )?;
         Ipam::new(env, conf, ipam).check()?;
     } else {
         // The previous plugin checks the interface; here only that it is there at all.

@@ -13,9 +13,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::protocol::version::version_reply;
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
+use crate::protocol::version::version_reply;
 use crate::protocol::{CniResult, Command, Environment, NetConf};
 use crate::system::state::AttachmentKey;
 
