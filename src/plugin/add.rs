@@ -17,16 +17,17 @@ use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
 };
 use crate::system::netlink::Link;
-use crate::system::state::{HostSide, Record, StateStore};
+use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
 
 pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
     let node = Node::open()?;
     let pod = open_pod(env, &node)?;
+    let key = attachment_key(env, conf);
     match &conf.mode {
-        Mode::Interface { ipam } => add_interface(env, conf, &node, &pod, ipam),
+        Mode::Interface { ipam } => add_interface(env, conf, &key, &node, &pod, ipam),
         Mode::Chained {
             prev_result: Some(prev),
-        } => add_chained(env, conf, &node, &pod, prev),
+        } => add_chained(env, conf, &key, &node, &pod, prev),
         // The configuration refuses this for ADD already; never a panic.
         Mode::Chained { prev_result: None } => Err(CniError::config(
             "ADD in chained mode needs prevResult, the result of the plugin before this one",
@@ -38,12 +39,12 @@ pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
 fn add_interface(
     env: &Environment,
     conf: &NetConf,
+    key: &AttachmentKey,
     node: &Node,
     pod: &Pod,
     ipam_section: &Map<String, Value>,
 ) -> CniResult<Value> {
     let ipam = Ipam::new(env, conf, ipam_section);
-    let key = attachment_key(env, conf);
     let ifname = env.ifname();
     let master = node.resolve_master(conf.master.as_deref())?;
     macvlan::ensure_name_free(&pod.netlink, ifname)?;
@@ -84,7 +85,7 @@ fn add_interface(
         addresses: allocation_addresses(&allocation),
         link_group: Some(group),
     };
-    let record = attach_host(env, conf, node, pod, &master, &pod_if)?;
+    let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
     rollback.disarm();
 
     let mut result = allocation;
@@ -121,6 +122,7 @@ fn allocation_addresses(allocation: &CniOutput) -> Vec<IpNetwork> {
 fn add_chained(
     env: &Environment,
     conf: &NetConf,
+    key: &AttachmentKey,
     node: &Node,
     pod: &Pod,
     prev: &Value,
@@ -156,7 +158,7 @@ fn add_chained(
         // Only a link this plugin made is in the attachment's group.
         link_group: None,
     };
-    let record = attach_host(env, conf, node, pod, &master, &pod_if)?;
+    let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
     Ok(pass_through(
         prev,
         conf.cni_version,
@@ -167,8 +169,8 @@ fn add_chained(
 /// The host-access step both modes share: plan once, then ensure. None with
 /// `hostAccess: "none"`.
 fn attach_host(
-    env: &Environment,
     conf: &NetConf,
+    key: &AttachmentKey,
     node: &Node,
     pod: &Pod,
     master: &Link,
@@ -178,8 +180,7 @@ fn attach_host(
         return Ok(None);
     }
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
-    let key = attachment_key(env, conf);
-    let plan = plan::plan(node, &Settings::of(conf), &key, master, &pod.path, pod_if)?;
+    let plan = plan::plan(node, &Settings::of(conf), key, master, &pod.path, pod_if)?;
     for repair in host_access::attach(node, &store, &plan, master, pod)? {
         log::info!("{repair}");
     }

@@ -12,8 +12,8 @@ use std::process::{Child, Command as Process, Stdio};
 
 use serde_json::{json, Value};
 
+use super::ipam_versions::IpamVersions;
 use crate::protocol::{code, CniError, CniResult, CniVersion, Command, Environment, NetConf};
-use crate::system::state::StateStore;
 
 pub struct Ipam<'a> {
     env: &'a Environment,
@@ -92,16 +92,9 @@ impl<'a> Ipam<'a> {
 
     /// The version agreed with this very binary by an earlier call (see `Pending::wait`).
     fn negotiated_version(&self) -> Option<CniVersion> {
-        let store = StateStore::open(&self.conf.state_dir).ok()?;
-        let (identity, version) = store
-            .ipam_version(&self.plugin)?
-            .split_once(' ')
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))?;
-        if identity != self.identity()? {
-            return None;
-        }
-        CniVersion::parse(&version)
-            .ok()
+        let identity = self.identity()?;
+        IpamVersions::in_state_dir(&self.conf.state_dir)
+            .get(&self.plugin, &identity)
             .filter(|v| *v < self.conf.cni_version)
     }
 
@@ -109,9 +102,8 @@ impl<'a> Ipam<'a> {
         let Some(identity) = self.identity() else {
             return;
         };
-        let remembered = StateStore::open(&self.conf.state_dir).and_then(|store| {
-            store.set_ipam_version(&self.plugin, &format!("{identity} {version}"))
-        });
+        let remembered =
+            IpamVersions::in_state_dir(&self.conf.state_dir).set(&self.plugin, &identity, version);
         if let Err(e) = remembered {
             log::debug!("not remembering the IPAM plugin's version: {e}");
         }

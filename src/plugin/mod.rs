@@ -6,6 +6,7 @@ mod check;
 mod del;
 mod gc;
 pub mod ipam;
+mod ipam_versions;
 mod rollback;
 mod status;
 

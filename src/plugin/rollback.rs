@@ -1,8 +1,11 @@
 //! Rollback as a guard: each completed step of a verb registers how to undo it; if the verb
 //! returns before `disarm`, the undo steps run in reverse order when the guard is dropped.
 
+/// One way back: what it undoes (for the log), and how.
+type Undo<'a> = (&'static str, Box<dyn FnOnce() + 'a>);
+
 pub struct Rollback<'a> {
-    undo: Vec<(&'static str, Box<dyn FnOnce() + 'a>)>,
+    undo: Vec<Undo<'a>>,
 }
 
 impl<'a> Rollback<'a> {

@@ -8,7 +8,7 @@
 //! stateDir/attachments/<key>.json     one record per attachment
 //! stateDir/owners/<ip>                the key of the attachment whose host route is <ip>/32
 //! stateDir/users/<shim>/<key>         one marker per attachment that uses a shim
-//! stateDir/ipam-versions/<plugin>     the CNI version an older IPAM plugin was found to speak
+//! stateDir/ipam-versions/<plugin>     (plugin::ipam_versions) the version an IPAM binary speaks
 //! ```
 //! `owners` lets a late DEL of an old pod leave alone a route that a newer pod with the same
 //! address owns now; `users` tells in O(1) whether a shim is still in use.
@@ -202,22 +202,6 @@ impl StateStore {
         Ok(())
     }
 
-    /// What an earlier call learnt about an IPAM plugin's version (plugin::ipam); the content
-    /// is the caller's.
-    pub fn ipam_version(&self, plugin: &str) -> Option<String> {
-        fs::read_to_string(self.dir.join("ipam-versions").join(plugin)).ok()
-    }
-
-    pub fn set_ipam_version(&self, plugin: &str, content: &str) -> SysResult<()> {
-        let dir = self.dir.join("ipam-versions");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
-        write_atomically(&dir.join(plugin), content.as_bytes())
-    }
-
     fn users_dir(&self, shim: &str) -> PathBuf {
         self.dir.join("users").join(shim)
     }
@@ -281,7 +265,7 @@ fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
 /// and a crashed plugin leaves either the old or the new content. There is no fsync: what the
 /// records describe (links, routes, namespaces) does not survive a reboot either, the default
 /// stateDir is on tmpfs, and a record lost to a power cut only leaves what GC removes.
-fn write_atomically(path: &Path, bytes: &[u8]) -> SysResult<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> SysResult<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| {
         let mut file = fs::OpenOptions::new()
