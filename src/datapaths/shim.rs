@@ -121,14 +121,17 @@ impl<'a> ShimPath<'a> {
         Ok(link)
     }
 
-    /// Reads each hardening sysctl and writes those that differ (a few small /proc reads on
-    /// reuse). Returns the keys written and whether addr_gen_mode was among them (then a
-    /// link-local address may have been generated).
-    fn harden(&self) -> CniResult<Vec<String>> {
+    /// Writes the hardening sysctls: all of them on a new shim; on a reused one, those that a
+    /// read shows to differ (six small /proc reads). Returns the settings written.
+    fn harden(&self, reused: bool) -> CniResult<Vec<String>> {
         let mut written = Vec::new();
         for (family, key, wanted) in HARDENING {
             let path = hardening_key(self.name, family, key);
-            let value = sysctl::read(&path).ok();
+            let value = if reused {
+                sysctl::read(&path).ok()
+            } else {
+                None
+            };
             if value.as_deref() != Some(wanted) {
                 sysctl::write(&[(path, wanted.to_owned())])
                     .with_context(|| format!("hardening shim {}", self.name))?;
@@ -211,7 +214,7 @@ impl HostPath for ShimPath<'_> {
             }
         };
         // Hardened before it comes up; on reuse only what differs is written.
-        let written = self.harden()?;
+        let written = self.harden(reused)?;
         let regenerated = written.iter().any(|w| w.starts_with("addr_gen_mode"));
         if !written.is_empty() && reused {
             repairs.push(Repair::Hardened {
@@ -349,8 +352,10 @@ impl HostPath for ShimPath<'_> {
                 false
             }
         };
-        // Shared: removed here, under the lock, when nobody uses it any more.
-        let unused_shim = host_link.filter(|link| unused && !still_routed(node, link));
+        // Shared: removed here, under the lock, when nobody uses it any more. Only our own
+        // shim: an interface that merely has its name (the collision ADD refused) stays.
+        let unused_shim =
+            host_link.filter(|link| unused && is_ours(link, self.mac) && !still_routed(node, link));
         errors.extend(delete_link(node, unused_shim));
         None
     }
@@ -364,6 +369,11 @@ fn pod_interface(pod: &Pod, ifname: &str) -> CniResult<u32> {
         .context("looking up the pod's interface")?
         .ok_or_else(|| CniError::internal(format!("interface {ifname} does not exist in the pod")))?
         .index)
+}
+
+/// A macvlan with the shim's derived MAC: made by this plugin.
+fn is_ours(link: &Link, mac: Mac) -> bool {
+    link.kind.as_deref() == Some("macvlan") && link.mac == Some(mac)
 }
 
 /// Why an interface with the shim's name is not our shim (a macvlan in bridge mode on this
