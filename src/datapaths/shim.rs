@@ -388,7 +388,12 @@ fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
     } else if link.parent_index != Some(master.index) || link.link_netnsid.is_some() {
         Some(format!("is not on master {}", master.name))
     } else if link.macvlan_mode != Some(MacvlanMode::Bridge) {
-        Some(format!("is in {:?} mode, not bridge", link.macvlan_mode))
+        Some(format!(
+            "is in {} mode, not bridge",
+            link.macvlan_mode
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "an unknown".into())
+        ))
     } else if link.mac != Some(mac) {
         Some(format!(
             "has MAC {} instead of {mac} (changed by hand or by a network manager?)",

@@ -202,7 +202,7 @@ impl HostPath for VethPath<'_> {
         if host.kind.as_deref() != Some("veth") {
             drift.push(Drift::DeviceForeign {
                 device: label.clone(),
-                why: "on the node is not a veth".into(),
+                why: "the interface on the node is not a veth".into(),
             });
         } else if host.mac != Some(self.host_mac) {
             drift.push(Drift::DeviceForeign {
@@ -264,7 +264,7 @@ impl VethPath<'_> {
         if link.kind.as_deref() != Some("veth") {
             drift.push(Drift::DeviceForeign {
                 device: label.clone(),
-                why: "in the pod is not a veth".into(),
+                why: "the interface in the pod is not a veth".into(),
             });
         }
         if !link.up {

@@ -88,18 +88,27 @@ fn add_interface(
     };
     let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
     rollback.disarm();
+    Ok(interface_result(allocation, &pod_if, pod, record.as_ref()).to_json(conf.cni_version))
+}
 
-    let mut result = allocation;
+/// The IPAM result, with the pod's macvlan as interface 0 of every address, and the veth's
+/// node end when there is one.
+fn interface_result(
+    mut result: CniOutput,
+    pod_if: &PodInterface,
+    pod: &Pod,
+    record: Option<&Record>,
+) -> CniOutput {
     result.interfaces = vec![Interface {
-        name: ifname.to_owned(),
-        mac: Some(mac.to_string()),
+        name: pod_if.ifname.clone(),
+        mac: Some(pod_if.mac.to_string()),
         sandbox: Some(pod.path.clone()),
     }];
-    result.interfaces.extend(host_interfaces(record.as_ref()));
+    result.interfaces.extend(host_interfaces(record));
     for ip in &mut result.ips {
         ip.interface = Some(0);
     }
-    Ok(result.to_json(conf.cni_version))
+    result
 }
 
 fn remove_link(pod: &Pod, index: u32, ifname: &str) {
