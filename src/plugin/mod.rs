@@ -1,20 +1,24 @@
-//! The CNI verbs. Each verb reads as a short list of steps; the steps live in `datapaths`.
+//! The CNI verbs. Each verb reads as a short list of named steps; the steps live in
+//! `datapaths` (and IPAM delegation in `ipam`).
 
 mod add;
 mod check;
 mod del;
 mod gc;
 pub mod ipam;
+mod ipam_versions;
+mod rollback;
 mod status;
 
 use std::path::Path;
 
 use serde_json::Value;
 
+use crate::datapaths::node::Node;
+use crate::datapaths::pod::Pod;
 use crate::protocol::version::version_reply;
-use crate::protocol::{code, CniError, CniResult, Command, Environment, NetConf};
-use crate::system::netlink::Netlink;
-use crate::system::netns::{Netns, OpenError};
+use crate::protocol::{CniResult, Command, Environment, NetConf};
+use crate::system::netns::Netns;
 use crate::system::state::AttachmentKey;
 
 /// Runs one call. `Ok(Some(result))` is printed on stdout; `Ok(None)` prints nothing.
@@ -51,79 +55,13 @@ fn attachment_key(env: &Environment, conf: &NetConf) -> AttachmentKey {
     }
 }
 
-/// The pod's namespace and a netlink connection inside it.
-struct Pod {
-    ns: Netns,
-    netlink: Netlink,
-    path: String,
+/// The pod of `CNI_NETNS`, for ADD and CHECK (never the plugin's own namespace).
+fn open_pod(env: &Environment, node: &Node) -> CniResult<Pod> {
+    let path = env.netns.as_deref().unwrap_or(Path::new(""));
+    Pod::open(path, &node.ns, "CNI_NETNS")
 }
 
-impl Pod {
-    /// Opens CNI_NETNS for ADD and CHECK, refusing the plugin's own namespace: configuring the
-    /// node as if it were a pod would take the node's networking apart.
-    fn open(env: &Environment, node_ns: &Netns) -> CniResult<Pod> {
-        let path = env.netns.as_deref().unwrap_or(Path::new(""));
-        let ns = Netns::open(path).map_err(|e| match e {
-            OpenError::Empty | OpenError::Missing(_) | OpenError::Unmounted(_) => {
-                CniError::new(code::UNKNOWN_CONTAINER, format!("CNI_NETNS: {e}"))
-            }
-            OpenError::NotANamespace(_) => CniError::env(format!("CNI_NETNS: {e}")),
-            OpenError::Io { .. } => CniError::new(code::IO_FAILURE, format!("CNI_NETNS: {e}")),
-        })?;
-        refuse_node_namespace(&ns, node_ns)?;
-        Pod::connect(ns)
-    }
-
-    fn connect(ns: Netns) -> CniResult<Pod> {
-        let netlink = Netlink::open_in(&ns)?;
-        let path = ns.path().display().to_string();
-        Ok(Pod { ns, netlink, path })
-    }
-
-    /// For DEL: the pod's namespace if it still exists, None when it is gone (nothing to clean
-    /// inside it then). The node's own namespace and anything that is no namespace at all are
-    /// refused: DEL must never delete a link of the node through the pod path.
-    fn open_ns_if_present(env: &Environment, node_ns: &Netns) -> CniResult<Option<Netns>> {
-        let Some(path) = env.netns.as_deref() else {
-            return Ok(None);
-        };
-        match Netns::open(path) {
-            Ok(ns) => {
-                refuse_node_namespace(&ns, node_ns)?;
-                Ok(Some(ns))
-            }
-            Err(OpenError::Empty | OpenError::Missing(_) | OpenError::Unmounted(_)) => Ok(None),
-            Err(e @ OpenError::NotANamespace(_)) => Err(CniError::env(format!("CNI_NETNS: {e}"))),
-            Err(e) => Err(CniError::new(code::IO_FAILURE, format!("CNI_NETNS: {e}"))),
-        }
-    }
-}
-
-/// The pod path never leads into the node's own namespace (`/proc/self/ns/net`, or the node's
-/// name under /run/netns): every verb refuses it with code 4.
-fn refuse_node_namespace(ns: &Netns, node_ns: &Netns) -> CniResult<()> {
-    if ns.is_same(node_ns)? {
-        return Err(CniError::env(format!(
-            "CNI_NETNS {} is the plugin's own network namespace, not a pod's",
-            ns.path().display()
-        )));
-    }
-    Ok(())
-}
-
-/// Folds the errors of a cleanup that went on past failures into one error.
-fn combine(errors: Vec<CniError>) -> CniResult<()> {
-    let mut iter = errors.into_iter();
-    let Some(first) = iter.next() else {
-        return Ok(());
-    };
-    let rest: Vec<String> = iter.map(|e| e.msg).collect();
-    if rest.is_empty() {
-        Err(first)
-    } else {
-        Err(CniError::new(
-            first.code,
-            format!("{}; also: {}", first.msg, rest.join("; ")),
-        ))
-    }
+/// The pod's namespace of `CNI_NETNS` for DEL: None when it is gone; never the node's own.
+fn pod_namespace_if_present(env: &Environment, node: &Node) -> CniResult<Option<Netns>> {
+    Pod::namespace_if_present(env.netns.as_deref(), &node.ns, "CNI_NETNS")
 }
