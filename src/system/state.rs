@@ -543,8 +543,9 @@ mod tests {
         for temp in [&record_temp, &owner_temp, &user_temp] {
             fs::write(temp, b"half").unwrap();
         }
-        store.set_ipam_version("host-local", "x 1.0.0").unwrap();
         let versions = dir.join("ipam-versions");
+        fs::create_dir_all(&versions).unwrap();
+        write_unlocked(&versions.join("host-local"), b"x 1.0.0").unwrap();
         let live = versions.join(format!(".host-local.tmp{}", std::process::id()));
         let dead = versions.join(format!(".host-local.tmp{}", u32::MAX));
         fs::write(&live, b"").unwrap();
@@ -555,7 +556,7 @@ mod tests {
         }
         assert!(live.exists());
         assert!(!store.has_no_users("mvh-eth0").unwrap());
-        assert!(store.ipam_version("host-local").is_some());
+        assert!(versions.join("host-local").exists());
         fs::remove_dir_all(dir).unwrap();
     }
 
