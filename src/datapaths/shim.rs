@@ -178,15 +178,11 @@ impl HostPath for ShimPath<'_> {
         self.name
     }
 
-    fn register(&self, store: &StateStore, key: &AttachmentKey) -> CniResult<()> {
-        store
-            .add_user(self.name, key)
-            .context("registering the shim's user")
-    }
-
     fn ensure(
         &self,
         node: &Node,
+        store: &StateStore,
+        key: &AttachmentKey,
         master: &Link,
         pod: &Pod,
         pod_index: Option<u32>,
@@ -198,15 +194,18 @@ impl HostPath for ShimPath<'_> {
             .link_by_name(name)
             .context("looking up the shim")?;
         let reused = existing.is_some();
+        if let Some(why) = existing.as_ref().and_then(|l| foreign(l, master, self.mac)) {
+            return Err(CniError::config(format!(
+                "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
+            )));
+        }
+        // A user before it is created: a crash right after creation leaves a shim that DEL
+        // and GC know of.
+        store
+            .add_user(name, key)
+            .context("registering the shim's user")?;
         let link = match existing {
-            Some(link) => {
-                if let Some(why) = foreign(&link, master, self.mac) {
-                    return Err(CniError::config(format!(
-                        "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
-                    )));
-                }
-                link
-            }
+            Some(link) => link,
             None => {
                 let link = self.create(node, master)?;
                 repairs.push(Repair::Created(self.label()));
@@ -341,21 +340,21 @@ impl HostPath for ShimPath<'_> {
         host_link: Option<Link>,
         errors: &mut ErrorList,
     ) -> Option<Link> {
+        // Only the last user removes the shim. An attachment that never became a user (its
+        // ADD refused an interface that merely has the shim's name) removes nothing.
         let unused = match store.remove_user(self.name, key) {
-            Ok(true) => {
+            Ok(Some(true)) => {
                 errors.note(store.forget_shim(self.name));
                 true
             }
-            Ok(false) => false,
+            Ok(Some(false) | None) => false,
             Err(e) => {
                 errors.push(e);
                 false
             }
         };
-        // Shared: removed here, under the lock, when nobody uses it any more. Only our own
-        // shim: an interface that merely has its name (the collision ADD refused) stays.
-        let unused_shim =
-            host_link.filter(|link| unused && is_ours(link, self.mac) && !still_routed(node, link));
+        // Shared: removed here, under the lock, when nobody uses it any more.
+        let unused_shim = host_link.filter(|link| unused && !still_routed(node, link));
         errors.extend(delete_link(node, unused_shim));
         None
     }
@@ -369,11 +368,6 @@ fn pod_interface(pod: &Pod, ifname: &str) -> CniResult<u32> {
         .context("looking up the pod's interface")?
         .ok_or_else(|| CniError::internal(format!("interface {ifname} does not exist in the pod")))?
         .index)
-}
-
-/// A macvlan with the shim's derived MAC: made by this plugin.
-fn is_ours(link: &Link, mac: Mac) -> bool {
-    link.kind.as_deref() == Some("macvlan") && link.mac == Some(mac)
 }
 
 /// Why an interface with the shim's name is not our shim (a macvlan in bridge mode on this

@@ -97,14 +97,11 @@ impl HostPath for VethPath<'_> {
         self.host_name
     }
 
-    fn register(&self, _store: &StateStore, _key: &AttachmentKey) -> CniResult<()> {
-        // Nothing to share: the node end's name is derived from the attachment.
-        Ok(())
-    }
-
     fn ensure(
         &self,
         node: &Node,
+        _store: &StateStore,
+        _key: &AttachmentKey,
         _master: &Link,
         pod: &Pod,
         _pod_index: Option<u32>,
