@@ -1,6 +1,7 @@
 //! Everything that touches the operating system: namespaces, netlink, sysctls, the file lock,
 //! the attachment records and the execution of delegated (IPAM) plugins.
 
+pub mod durable_file;
 pub mod error;
 pub mod mac;
 pub mod netlink;
