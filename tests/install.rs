@@ -236,7 +236,7 @@ fn a_bad_conflist_is_refused_naming_the_key_and_the_old_one_stays() {
         fs::write(&host.mounted, &bad).unwrap();
         let run = host.install(&[]).expect_failure();
         assert!(
-            run.stderr().contains(&format!("refusing conflist")) && run.stderr().contains(key),
+            run.stderr().contains("refusing conflist") && run.stderr().contains(key),
             "the message names {key}: {}",
             run.stderr()
         );

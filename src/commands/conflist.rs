@@ -74,11 +74,12 @@ fn validate_ours(
     let parsed = NetConf::parse(Value::Object(conf).to_string().as_bytes(), Command::Del)
         .map_err(|e| e.msg)?;
     if matches!(parsed.mode, Mode::Chained { .. }) && index == 0 {
-        return Err(format!(
+        return Err(
             "it has no \"ipam\" section, so it runs chained and needs a plugin before it that \
-             creates the pod's interface (e.g. {{\"type\": \"macvlan\", ...}}); or give it \
+             creates the pod's interface (e.g. {\"type\": \"macvlan\", ...}); or give it \
              \"ipam\" to let it create the macvlan itself"
-        ));
+                .into(),
+        );
     }
     Ok(())
 }
