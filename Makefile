@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all build static test deps fmt fmt-check clippy demo bench
+.PHONY: all build static image test deps fmt fmt-check clippy demo bench
 
 all: build
 
@@ -11,6 +11,10 @@ build:
 # The binary to ship to nodes: no dependency on the node's glibc, and it starts faster.
 static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target x86_64-unknown-linux-gnu
+
+# The DaemonSet's image (Containerfile), built with Debian's podman; no registry.
+image: static
+	scripts/build-image.sh
 
 deps:
 	scripts/install-deps.sh

@@ -19,6 +19,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod podman;
+
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
