@@ -28,8 +28,9 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# Unit tests and the namespace integration tests (each test builds its own namespaces).
-test: deps fmt-check clippy
+# Unit tests and the namespace integration tests (each test builds its own namespaces). The
+# static binary is built first: tests/image.rs puts it into an image.
+test: deps fmt-check clippy static
 	$(CARGO) test
 
 # The demo installs its dependencies and builds first, so it works on a fresh machine.

@@ -30,5 +30,5 @@ fi
 CONTEXT=$(mktemp -d /tmp/macvlan-host-image-XXXXXX)
 trap 'rm -rf "$CONTEXT"' EXIT
 cp "$BINARY" "$CONTEXT/macvlan-host"
-"${PODMAN[@]}" build --quiet -f Containerfile -t "$IMAGE" "$CONTEXT" >/dev/null
+"${PODMAN[@]}" build --quiet -f "$PWD/Containerfile" -t "$IMAGE" "$CONTEXT" >/dev/null
 echo "build-image: built $IMAGE ($(stat -c %s "$BINARY") bytes of binary)"
