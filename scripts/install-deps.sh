@@ -12,6 +12,9 @@ PACKAGES=(
     containernetworking-plugins golang-go golang-github-appc-cni-dev
     # a real container runtime with a CNI backend
     podman runc
+    # kubelet's runtime path: containerd's CRI, driven by tests/cri-driver (whose CRI bindings
+    # are generated from the protobufs at build time, hence protoc)
+    containerd protobuf-compiler
 )
 
 # Prints the packages that are not installed yet, one per line.
