@@ -15,11 +15,14 @@ static:
 deps:
 	scripts/install-deps.sh
 
+# tests/cri-driver is a crate of its own (the CRI client of tests/containerd_cri.rs).
 fmt:
 	$(CARGO) fmt
+	$(CARGO) fmt --manifest-path tests/cri-driver/Cargo.toml
 
 fmt-check:
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path tests/cri-driver/Cargo.toml
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
