@@ -156,7 +156,7 @@ impl Containerd {
         let path = self.dir.join("net.d").join(CONFLIST);
         fs::write(path, conflist.to_string()).expect("write conflist");
         let mut status = Value::Null;
-        let mut loaded = || {
+        let loaded = || {
             status = self.cri("status", json!({}));
             let networks = &status["info"]["cniconfig"]["Networks"];
             let names: Vec<&str> = networks
