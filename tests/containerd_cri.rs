@@ -160,6 +160,11 @@ fn exec_in(cd: &Containerd, pod: &RunningPod, cmd: &[&str]) -> Option<String> {
 /// TCP) and PEER (ping).
 fn assert_connected(cd: &Containerd, lan: &Lan, pod: &RunningPod, case: &str) {
     let (name, ip) = (&pod.name, &pod.ip);
+    let addresses = exec_in(cd, pod, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(
+        addresses.is_some_and(|a| a.contains(&format!(" {ip}/"))),
+        "{case}: {name}'s eth0 does not hold {ip}"
+    );
     assert!(lan.node1.ping(ip), "{case}: NODE1 -> {name} ({ip}): ping");
     assert!(
         eventually(Duration::from_secs(5), || lan

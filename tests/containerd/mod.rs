@@ -41,7 +41,7 @@ pub fn driver() -> &'static Path {
             .join("cri-driver");
         let out = Command::new(env!("CARGO"))
             .arg("build")
-            .arg("--quiet")
+            .args(["--quiet", "--locked"])
             .arg("--manifest-path")
             .arg(source.join("Cargo.toml"))
             .arg("--target-dir")
@@ -185,8 +185,9 @@ impl Containerd {
         };
         assert!(
             eventually(Duration::from_secs(20), ready),
-            "containerd's CRI is not ready; its log ends with:\n{}",
-            self.log_tail()
+            "containerd's CRI is not ready; its log ends with:\n{}\n{}",
+            self.log_tail(),
+            fs::read_to_string(self.dir.join("unshare.log")).unwrap_or_default()
         );
     }
 
@@ -293,6 +294,7 @@ read _ || true"#;
         .arg(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("unshare.log")).expect("create unshare.log"))
         .spawn()
         .expect("start unshare");
     let stdin = holder.stdin.take().expect("piped stdin");
