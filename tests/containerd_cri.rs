@@ -166,10 +166,9 @@ fn assert_connected(cd: &Containerd, lan: &Lan, pod: &RunningPod, case: &str) {
         "{case}: {name}'s eth0 does not hold {ip}"
     );
     assert!(lan.node1.ping(ip), "{case}: NODE1 -> {name} ({ip}): ping");
+    let tcp_to_pod = || lan.node1.tcp_connect(ip, POD_PORT);
     assert!(
-        eventually(Duration::from_secs(5), || lan
-            .node1
-            .tcp_connect(ip, POD_PORT)),
+        eventually(Duration::from_secs(5), tcp_to_pod),
         "{case}: NODE1 -> {name} ({ip}): TCP to its container"
     );
     let ping = |to: &str| exec_in(cd, pod, &["ping", "-c1", "-W1", to]).is_some();
@@ -212,6 +211,14 @@ fn two_pods(cd: &Containerd, lan: &Lan, shape: Shape, host_access: &'static str)
     for pod in &pods {
         assert_connected(cd, lan, pod, &case);
     }
+    // libcni cached each pod's result of this list: what the checks after DEL look for.
+    let cached = files_under(&cd.cni_cache_dir().join("results"));
+    let ours = cached.iter().filter(|f| f.starts_with(&network.name));
+    assert_eq!(
+        ours.count(),
+        2,
+        "{case}: libcni's cache while pods run: {cached:?}"
+    );
 
     for pod in &pods {
         cd.cri("stop-container", json!({"containerId": pod.container}));
