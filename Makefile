@@ -23,11 +23,14 @@ image: static
 deps:
 	scripts/install-deps.sh
 
+# tests/cri-driver is a crate of its own (the CRI client of tests/containerd_cri.rs).
 fmt:
 	$(CARGO) fmt
+	$(CARGO) fmt --manifest-path tests/cri-driver/Cargo.toml
 
 fmt-check: toolchain
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path tests/cri-driver/Cargo.toml
 
 clippy: toolchain
 	$(CARGO) clippy --all-targets -- -D warnings

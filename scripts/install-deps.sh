@@ -22,6 +22,9 @@ PACKAGES=(
     python3-venv
     # `systemd-analyze verify` of deploy/systemd (tests/manifests.rs)
     systemd
+    # kubelet's runtime path: containerd's CRI, driven by tests/cri-driver (whose CRI bindings
+    # are generated from the protobufs at build time, hence protoc)
+    containerd protobuf-compiler
 )
 
 # Prints the packages that are not installed yet, one per line.
