@@ -10,7 +10,7 @@
 //! before anything is created, so a crash at any point leaves something DEL and GC can undo.
 
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use ipnetwork::IpNetwork;
 
@@ -199,7 +199,7 @@ fn apply(
             let (host, pod_index) = veth::create(
                 node,
                 pod.netlink,
-                pod.netns.as_fd().as_raw_fd(),
+                pod.netns.as_fd(),
                 name,
                 host_mac,
                 pod_end,

@@ -35,7 +35,7 @@ pub fn macs_for(key: &AttachmentKey) -> (Mac, Mac) {
 pub fn create(
     node: &Node,
     pod_netlink: &Netlink,
-    pod_ns_fd: std::os::fd::RawFd,
+    pod_ns_fd: std::os::fd::BorrowedFd<'_>,
     host_name: &str,
     host_mac: Mac,
     pod_name: &str,
