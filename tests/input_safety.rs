@@ -8,7 +8,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -203,10 +202,9 @@ impl Bed {
         let calls = self.cni_path.join("fake-ipam.calls");
         let reply = self.cni_path.join("fake-ipam.reply");
         fs::write(&reply, add_reply.to_string()).unwrap();
-        let _ = fs::remove_file(&script);
-        fs::write(
+        write_executable(
             &script,
-            format!(
+            &format!(
                 "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> {calls}\n\
                  case \"$CNI_COMMAND\" in\n\
                  ADD) cat {reply}; exit {add_status};;\n\
@@ -215,9 +213,7 @@ impl Bed {
                 calls = calls.display(),
                 reply = reply.display(),
             ),
-        )
-        .unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        );
         let _ = fs::remove_file(&calls);
         json!({
             "cniVersion": "1.0.0",

@@ -4,7 +4,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::*;
@@ -12,9 +11,7 @@ use serde_json::{json, Value};
 
 /// Puts an executable shell script `name` into the plugin's CNI_PATH.
 fn install_script(plugin: &Plugin, name: &str, body: &str) {
-    let path = plugin.cni_path().join(name);
-    fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&plugin.cni_path().join(name), &format!("#!/bin/sh\n{body}"));
 }
 
 /// An IPAM "plugin" that records each call (verb and cniVersion) in `log`, then runs

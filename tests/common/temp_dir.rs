@@ -42,3 +42,31 @@ impl Drop for TempDir {
         let _ = fs::remove_dir_all(&self.path);
     }
 }
+
+/// Writes an executable script that a test runs at once (a fake plugin). The file is written
+/// by a child process, never through a descriptor of this multi-threaded test process: a child
+/// that another test thread forks at that moment would inherit such a descriptor until its
+/// exec, and running the script would then fail with ETXTBSY ("Text file busy").
+pub fn write_executable(path: &Path, content: &str) {
+    let temp = path.with_extension("new");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"cat > "$1" && chmod 755 "$1" && mv -f "$1" "$2""#)
+        .arg("sh")
+        .arg(&temp)
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin
+            .write_all(content.as_bytes())
+            .unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
+    }
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
+    assert!(status.success(), "writing {path:?}: {status}");
+}
