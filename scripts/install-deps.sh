@@ -8,6 +8,8 @@ PACKAGES=(
     build-essential ca-certificates make
     # topology and commands run inside the test namespaces
     iproute2 util-linux procps iputils-ping iputils-arping tcpdump jq busybox-static
+    # crash points (strace kills ADD at a chosen syscall)
+    strace
     # reference CNI plugins (host-local, macvlan, ...) and the libcni client sources
     containernetworking-plugins golang-go golang-github-appc-cni-dev
     # a real container runtime with a CNI backend

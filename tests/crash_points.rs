@@ -9,11 +9,13 @@
 //! the call never happens. A traced run first lists the calls of one ADD. (strace 6.1 does not
 //! inject with `--seccomp-bpf`, so the kill runs trace without it.)
 //!
-//! Scenarios: interface+shim, interface+veth, chained+shim, chained+veth, each with and
-//! without another pod of the same network on the node (GC keeps it; it must stay intact).
+//! Scenarios: interface+shim, interface+veth, chained+shim, chained+veth, each alone, with
+//! another pod of the same network added before (GC keeps it; it must stay intact), and with
+//! another pod added right after the crash (it reuses what the crash left: a shim must be
+//! whole).
 //!
 //! `cargo test --test crash_points` samples the points that change state (deterministically,
-//! `CRASH_POINTS_PER_SCENARIO`, default 25); `CRASH_SWEEP=full` (scripts/crash-sweep.sh,
+//! `CRASH_POINTS_PER_SCENARIO`, default 16); `CRASH_SWEEP=full` (scripts/crash-sweep.sh,
 //! `make crash-sweep`) tries every call of every syscall below, each with both DELs.
 
 mod campaign;
@@ -198,11 +200,23 @@ fn every_point(trace: &Trace) -> Vec<Point> {
         .collect()
 }
 
+/// When the other pod of the same network comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Other {
+    /// Never: the victim is alone, its shim must go with it.
+    None,
+    /// Before the victim's ADD: it shares the shim, which must stay intact.
+    Before,
+    /// Right after the crash, before the recovery (the node starts its next pod): it reuses
+    /// what the crash left, so a half-made shim must be made whole.
+    After,
+}
+
 /// One scenario of the sweep.
 #[derive(Clone, Copy, Debug)]
 struct Scenario {
     wiring: Wiring,
-    other_pod: bool,
+    other: Other,
 }
 
 impl Scenario {
@@ -210,7 +224,11 @@ impl Scenario {
         format!(
             "{}{}",
             self.wiring.label(),
-            if self.other_pod { " +other pod" } else { "" }
+            match self.other {
+                Other::None => "",
+                Other::Before => " +pod before",
+                Other::After => " +pod after the crash",
+            }
         )
     }
 }
@@ -249,26 +267,33 @@ impl<'a> Attempt<'a> {
             range_for(0),
             plugin.cni_path(),
         );
-        let other = scenario.other_pod.then(|| {
-            let pod = lan.pod(&format!("o{id}"));
-            let at = Attachment::new(&pod);
-            let result = net
-                .add(&lan.node1, &at)
-                .unwrap_or_else(|e| panic!("the other pod's ADD: {e}"));
-            let kept = Kept::from_result(&at.container_id, &result, scenario.wiring.shim());
-            (pod, at, kept)
-        });
         let victim = lan.pod(&format!("v{id}"));
         let victim_at = Attachment::new(&victim);
-        Attempt {
+        let mut attempt = Attempt {
             lan,
             net,
             _state: state,
             _data: data,
             _victim: victim,
             victim_at,
-            other,
+            other: None,
+        };
+        if scenario.other == Other::Before {
+            attempt.add_other(id);
         }
+        attempt
+    }
+
+    /// The other pod of the network: added, and kept from here on.
+    fn add_other(&mut self, id: usize) {
+        let pod = self.lan.pod(&format!("o{id}"));
+        let at = Attachment::new(&pod);
+        let result = self
+            .net
+            .add(&self.lan.node1, &at)
+            .unwrap_or_else(|e| panic!("the other pod's ADD: {e}"));
+        let kept = Kept::from_result(&at.container_id, &result, self.net.wiring.shim());
+        self.other = Some((pod, at, kept));
     }
 
     /// The victim's ADD, wrapped in `wrapper`. Returns our call's outcome and the prevResult
@@ -417,7 +442,7 @@ fn try_point(
     cached: &Value,
     tally: &mut Tally,
 ) {
-    let attempt = Attempt::new(lan, plugin, scenario, id);
+    let mut attempt = Attempt::new(lan, plugin, scenario, id);
     let tmp = TempDir::new("kill");
     let log = tmp.join("strace.log");
     let (out, _prev) = attempt.add_wrapped(&strace_kill(point, &log));
@@ -465,6 +490,9 @@ fn try_point(
         );
     }
 
+    if scenario.other == Other::After {
+        attempt.add_other(id);
+    }
     // The runtime's DEL: the prevResult it cached for this attachment, or none.
     let prev = with_prev.then_some(cached);
     for failure in attempt.net.del(&lan.node1, &attempt.victim_at, prev) {
@@ -505,7 +533,7 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
     let budget: usize = std::env::var("CRASH_POINTS_PER_SCENARIO")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(25);
+        .unwrap_or(16);
     let lan = Lan::new();
     let plugin = Plugin::ours();
     let mut tally = Tally::default();
@@ -513,14 +541,23 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
     let start = Instant::now();
     let mut id = 1;
     for wiring in Wiring::ALL {
-        for other_pod in [false, true] {
-            let scenario = Scenario { wiring, other_pod };
+        for other in [Other::None, Other::Before, Other::After] {
+            let scenario = Scenario { wiring, other };
+            // CRASH_ONLY=<part of a label> runs only the matching scenarios (debugging).
+            if let Ok(only) = std::env::var("CRASH_ONLY") {
+                if !scenario.label().contains(&only) {
+                    continue;
+                }
+            }
             let (trace, cached) = trace_scenario(&lan, &plugin, scenario);
             let points = if full {
                 every_point(&trace)
             } else {
                 sample(&trace, budget)
             };
+            if std::env::var_os("CRASH_DEBUG").is_some() {
+                eprintln!("{}: points {points:?}", scenario.label());
+            }
             let before = tally.points;
             for (i, point) in points.iter().enumerate() {
                 let variants: &[bool] = if full { &[false, true] } else { &[i % 2 == 1] };
