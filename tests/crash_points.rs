@@ -313,6 +313,7 @@ impl<'a> Attempt<'a> {
             command: "ADD",
             at: &self.victim_at,
             cni_path: &self.net.cni_path,
+            mount_ns: None,
         };
         let stdin = serde_json::to_vec(&conf).unwrap();
         let out = run_plugin(

@@ -96,6 +96,8 @@ pub struct Call<'a> {
     pub command: &'a str,
     pub at: &'a Attachment,
     pub cni_path: &'a Path,
+    /// A process whose mount namespace the call runs in (see `PrivateMounts`).
+    pub mount_ns: Option<u32>,
 }
 
 /// Runs `program` (with `wrapper` in front, e.g. strace) inside `node`, `stdin` on its stdin,
@@ -111,6 +113,9 @@ pub fn run_plugin(
 ) -> Outcome {
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", node.path()));
+    if let Some(pid) = call.mount_ns {
+        cmd.arg(format!("--mount=/proc/{pid}/ns/mnt"));
+    }
     cmd.args(wrapper).arg(program);
     cmd.env("CNI_COMMAND", call.command)
         .env("CNI_CONTAINERID", &call.at.container_id)
@@ -196,6 +201,8 @@ pub struct Net {
     ours: Value,
     pub cni_path: PathBuf,
     pub plugin: PathBuf,
+    /// Run every call in this process's mount namespace (see `PrivateMounts`).
+    pub mount_ns: Option<u32>,
 }
 
 /// One IPv4 range per network, so networks on one LAN never hand out the same address.
@@ -237,6 +244,7 @@ impl Net {
             ours,
             cni_path: cni_path.to_path_buf(),
             plugin: cni_path.join(OUR_TYPE),
+            mount_ns: None,
         }
     }
 
@@ -271,11 +279,12 @@ impl Net {
         Some(conf)
     }
 
-    fn call<'a>(&'a self, command: &'a str, at: &'a Attachment) -> Call<'a> {
+    pub fn call<'a>(&'a self, command: &'a str, at: &'a Attachment) -> Call<'a> {
         Call {
             command,
             at,
             cni_path: &self.cni_path,
+            mount_ns: self.mount_ns,
         }
     }
 
@@ -640,5 +649,64 @@ pub fn reset_node(node: &Netns) {
         if let (Some(dst), Some(dev)) = (n["dst"].as_str(), n["dev"].as_str()) {
             let _ = node.try_ip(["neigh", "del", dst, "dev", dev]);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A private mount namespace over the machine's default directories
+// ---------------------------------------------------------------------------------------------
+
+/// A mount namespace, held by a sleeping process, in which `/run` and `/var/lib/cni` are empty
+/// tmpfs: a mutated configuration that falls back to the default stateDir
+/// (`/run/cni/macvlan-host`) or host-local's default dataDir writes there, never into the
+/// machine's shared directories. `/run/netns` is bound back, and as a slave mount it sees
+/// namespaces made later. Mounts never propagate back to the machine. Killed on `Drop`.
+pub struct PrivateMounts {
+    holder: std::process::Child,
+}
+
+impl PrivateMounts {
+    pub fn new() -> PrivateMounts {
+        let script = r#"set -e
+            keep=$(mktemp -d)
+            mount --rbind /run/netns "$keep"
+            mount -t tmpfs -o size=16m tmpfs /run
+            mkdir -p /run/netns
+            mount --rbind "$keep" /run/netns
+            umount -l "$keep"; rmdir "$keep"
+            if [ -d /var/lib/cni ]; then mount -t tmpfs -o size=16m tmpfs /var/lib/cni; fi
+            echo ready
+            exec sleep 100000"#;
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "slave", "sh", "-c", script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare");
+        let mut line = [0u8; 6];
+        holder
+            .stdout
+            .as_mut()
+            .expect("piped")
+            .read_exact(&mut line)
+            .expect("the private mount namespace is ready");
+        assert_eq!(&line, b"ready\n", "private mount namespace");
+        PrivateMounts { holder }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+}
+
+impl Default for PrivateMounts {
+    fn default() -> Self {
+        PrivateMounts::new()
+    }
+}
+
+impl Drop for PrivateMounts {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
