@@ -12,8 +12,11 @@
 //! empty tmpfs (see `PrivateMounts`), and a mutation that points stateDir, dataDir or logFile
 //! anywhere else outside the test's directory is skipped.
 //!
-//! `cargo test --test fuzz_process` runs FUZZ_PROCESS_CASES cases (default 200) within
-//! FUZZ_PROCESS_SECONDS (default 50); scripts/fuzz.sh runs thousands.
+//! The first cases are targeted (what an adversarial tester tries first: namespace paths that
+//! are not a pod's, log files that are not regular files, an IPAM error code that does not fit,
+//! addresses that cannot be a pod's); then random ones.
+//! `cargo test --test fuzz_process` runs FUZZ_PROCESS_CASES random cases (default 200) within
+//! FUZZ_PROCESS_SECONDS (default 60); scripts/fuzz.sh runs thousands.
 
 mod campaign;
 mod common;
@@ -26,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The time limit of one fuzzed call: far above any honest call on this machine.
-const CALL_LIMIT: Duration = Duration::from_secs(8);
+const CALL_LIMIT: Duration = Duration::from_secs(5);
 const NETWORK: &str = "fuzz";
 const VERBS: [&str; 6] = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"];
 
@@ -414,6 +417,165 @@ fn env_values(bed: &Bed, var: &str, pod: &Pod) -> Vec<String> {
     }
 }
 
+/// A hand-picked mutation: the inputs an adversarial tester tries first, run before the random
+/// cases so that every run covers them.
+struct Targeted {
+    verb: &'static str,
+    wiring: Wiring,
+    env: Option<(&'static str, String)>,
+    /// (JSON pointer of the configuration, value)
+    conf: Vec<(&'static str, Value)>,
+    fake_ipam: bool,
+    /// The call must fail (the input is not acceptable, whatever else happens).
+    refuse: bool,
+}
+
+fn targeted_cases(bed: &Bed) -> Vec<Targeted> {
+    let b = bed.base.str();
+    let mut list = Vec::new();
+    let pod_placeholder = bed.lan.pod("placeholder");
+    // A namespace path that is not a pod's: the node's own, special files, nothing.
+    for verb in ["ADD", "CHECK", "DEL"] {
+        for netns in env_values(bed, "CNI_NETNS", &pod_placeholder) {
+            // ADD and CHECK need a pod's namespace; no verb may act on the node's own.
+            let nodes_own = netns.starts_with("/proc/") || netns == bed.lan.node1.path();
+            list.push(Targeted {
+                verb,
+                wiring: Wiring::InterfaceShim,
+                refuse: verb != "DEL" || nodes_own,
+                env: Some(("CNI_NETNS", netns)),
+                conf: vec![],
+                fake_ipam: false,
+            });
+        }
+    }
+    // A log file that is not a regular file.
+    for log in [
+        format!("{b}/fifo"),
+        format!("{b}/dir"),
+        "/dev/stdout".into(),
+        "/proc/self/fd/1".into(),
+    ] {
+        list.push(Targeted {
+            verb: "ADD",
+            wiring: Wiring::InterfaceShim,
+            env: None,
+            conf: vec![("/logFile", json!(log)), ("/logLevel", json!("debug"))],
+            fake_ipam: false,
+            refuse: false,
+        });
+    }
+    // An IPAM error whose code does not fit.
+    list.push(Targeted {
+        verb: "ADD",
+        wiring: Wiring::InterfaceShim,
+        env: None,
+        conf: vec![
+            ("/ipam/result", json!({"cniVersion": "1.1.0", "code": 1099511627776u64, "msg": "no addresses"})),
+            ("/ipam/exit", json!(1)),
+        ],
+        fake_ipam: true,
+        refuse: true,
+    });
+    // Addresses that cannot be a pod's: the node's gateway, its own, multicast, broadcast,
+    // everything, loopback, no prefix; from IPAM and from a prevResult.
+    for address in [
+        PEER_IP4.to_string() + "/24",
+        NODE1_IP4.to_string() + "/24",
+        "224.0.0.1/24".into(),
+        "255.255.255.255/32".into(),
+        "0.0.0.0/0".into(),
+        "127.0.0.1/8".into(),
+        "10.99.0.140".into(),
+    ] {
+        list.push(Targeted {
+            verb: "ADD",
+            wiring: Wiring::InterfaceShim,
+            env: None,
+            conf: vec![("/ipam/result/ips/0/address", json!(address))],
+            fake_ipam: true,
+            refuse: true,
+        });
+        list.push(Targeted {
+            verb: "ADD",
+            wiring: Wiring::ChainedShim,
+            env: None,
+            conf: vec![("/prevResult/ips/0/address", json!(address))],
+            fake_ipam: false,
+            refuse: true,
+        });
+    }
+    list
+}
+
+/// Sets the value at a JSON pointer whose parent exists.
+fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+    match doc.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.insert(key.to_string(), value);
+        }
+        Some(Value::Array(items)) => {
+            if let Some(slot) = key.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *slot = value;
+            }
+        }
+        _ => panic!("no {parent} in {doc}"),
+    }
+}
+
+/// The fake IPAM plugin's configuration, with a real-looking result.
+fn fake_ipam() -> Value {
+    json!({
+        "type": "fuzz-ipam",
+        "result": {"cniVersion": "1.1.0", "ips": [{"address": "10.99.0.140/24", "gateway": "10.99.0.1"}],
+                    "routes": [{"dst": "0.0.0.0/0"}], "dns": {}},
+        "exit": 0,
+    })
+}
+
+/// Builds a targeted case.
+fn make_targeted(
+    bed: &Bed,
+    t: &Targeted,
+    net: &Net,
+    pod: &Pod,
+    prev: Option<&Value>,
+) -> Case {
+    let mut conf = net.our_conf(prev);
+    if t.fake_ipam {
+        conf["ipam"] = fake_ipam();
+    }
+    for (pointer, value) in &t.conf {
+        set_pointer(&mut conf, pointer, value.clone());
+    }
+    let at = Attachment::new(pod);
+    let mut env = vec![
+        ("CNI_COMMAND".to_string(), t.verb.to_string()),
+        ("CNI_CONTAINERID".into(), at.container_id.clone()),
+        ("CNI_NETNS".into(), at.netns.clone()),
+        ("CNI_IFNAME".into(), at.ifname.clone()),
+        ("CNI_ARGS".into(), String::new()),
+        ("CNI_PATH".into(), bed.cni_path.str().to_string()),
+    ];
+    let mut mutated: Vec<String> = t.conf.iter().map(|(p, v)| format!("{p}={v}")).collect();
+    if let Some((var, value)) = &t.env {
+        for (k, v) in env.iter_mut() {
+            if k == var {
+                *v = value.clone();
+            }
+        }
+        mutated.push(format!("{var}={value:?}"));
+    }
+    Case {
+        verb: t.verb,
+        wiring: t.wiring,
+        stdin: serde_json::to_vec(&conf).unwrap(),
+        env,
+        mutated: format!("targeted: {}", mutated.join(", ")),
+    }
+}
+
 /// Builds one case from the seed inputs of `verb` × `wiring`, then mutates it.
 fn make_case(
     bed: &Bed,
@@ -434,12 +596,7 @@ fn make_case(
     // In interface mode, one ADD in four delegates to the fake IPAM plugin with a real-looking
     // result that the mutations then damage.
     if verb == "ADD" && !wiring.chained() && rng.chance(25) {
-        conf["ipam"] = json!({
-            "type": "fuzz-ipam",
-            "result": {"cniVersion": "1.1.0", "ips": [{"address": "10.99.0.140/24", "gateway": "10.99.0.1"}],
-                        "routes": [{"dst": "0.0.0.0/0"}], "dns": {}},
-            "exit": 0,
-        });
+        conf["ipam"] = fake_ipam();
     }
     let values = interesting_values(bed.base.path());
     let mut mutated = Vec::new();
@@ -556,13 +713,15 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
     let seconds: u64 = std::env::var("FUZZ_PROCESS_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cases > 200 { 86_400 } else { 50 });
+        .unwrap_or(if cases > 200 { 86_400 } else { 60 });
     let seed: u64 = std::env::var("FUZZ_PROCESS_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x6d76_682d_6675_7a7a);
     let mut rng = Rng(seed);
     let mut bed = Bed::new();
+    let targeted = targeted_cases(&bed);
+    let cases = cases + targeted.len();
     let start = Instant::now();
     let (mut ran, mut skipped, mut errors, mut successes) = (0usize, 0usize, 0usize, 0usize);
     let mut failures: Vec<(usize, String, Leftover)> = Vec::new();
@@ -571,8 +730,11 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
         if start.elapsed() > Duration::from_secs(seconds) {
             break;
         }
-        let verb = *rng.pick(&VERBS);
-        let wiring = *rng.pick(&Wiring::ALL);
+        let target = targeted.get(i);
+        let (verb, wiring) = match target {
+            Some(t) => (t.verb, t.wiring),
+            None => (*rng.pick(&VERBS), *rng.pick(&Wiring::ALL)),
+        };
         let net = bed.net(wiring);
         let pod = bed.lan.pod(&format!("f{i}"));
         let at = Attachment::new(&pod);
@@ -589,7 +751,10 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
             prev = Some(net.create_pod_link(&bed.lan.node1, &at).unwrap());
         }
 
-        let case = make_case(&bed, &mut rng, verb, wiring, &net, &pod, prev.as_ref());
+        let case = match target {
+            Some(t) => make_targeted(&bed, t, &net, &pod, prev.as_ref()),
+            None => make_case(&bed, &mut rng, verb, wiring, &net, &pod, prev.as_ref()),
+        };
         let label = format!(
             "case {i} ({} {}; {})",
             case.verb,
@@ -627,6 +792,12 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
             errors += 1;
         }
         let mut found = judge_output(&case, &out);
+        if target.is_some_and(|t| t.refuse) && out.success() {
+            found.push(Leftover {
+                kind: "accepted what it must refuse",
+                what: case.mutated.clone(),
+            });
+        }
 
         // A failed ADD rolls back by itself: nothing of ours on the node, no allocation in
         // interface mode (in chained mode the reference macvlan's allocation is its own).

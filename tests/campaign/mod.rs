@@ -515,7 +515,7 @@ pub fn leftovers(
             let explained = kept.iter().any(|k| {
                 file.contains(&format!(":{}:", k.container_id))
                     || k.ips.iter().any(|ip| file == format!("owners/{ip}"))
-            }) || (file.starts_with("users/") && !file.contains(':') && shim_kept);
+            });
             if file.contains(".tmp") {
                 found.push(Leftover {
                     kind: "tmp file",
@@ -553,15 +553,17 @@ pub fn leftovers(
     found
 }
 
-/// The relative paths of what `dir` holds that belongs to attachments: every file (records,
-/// owners, shim users, temporary files) and every shim users folder; not the lock, the fixed
-/// folders or the IPAM version cache.
+/// The relative paths of the files below `dir` that belong to attachments: records, owners,
+/// shim users, temporary files; not the node lock or the IPAM version cache. (Folders are
+/// the store's layout, not anything of a pod.)
 pub fn state_files(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     walk(dir, "", &mut found);
     found.retain(|e| {
-        !["lock", "attachments", "owners", "users"].contains(&e.as_str())
-            && !e.starts_with("ipam-versions")
+        let path = dir.join(e);
+        !path.is_dir()
+            && path.file_name().is_some_and(|n| n != "lock")
+            && !e.split('/').any(|part| part == "ipam-versions")
     });
     found.sort();
     found
