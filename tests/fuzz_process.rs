@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 /// The time limit of one fuzzed call: far above any honest call on this machine.
 const CALL_LIMIT: Duration = Duration::from_secs(5);
 const NETWORK: &str = "fuzz";
+/// Stands for the node's own namespace path in a targeted case.
+const NODE_NETNS: &str = "@node";
 const VERBS: [&str; 6] = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"];
 
 // ---------------------------------------------------------------------------------------------
@@ -436,9 +438,14 @@ fn targeted_cases(bed: &Bed) -> Vec<Targeted> {
     let pod_placeholder = bed.lan.pod("placeholder");
     // A namespace path that is not a pod's: the node's own, special files, nothing.
     for verb in ["ADD", "CHECK", "DEL"] {
-        for netns in env_values(bed, "CNI_NETNS", &pod_placeholder) {
+        for mut netns in env_values(bed, "CNI_NETNS", &pod_placeholder) {
+            // The node's own namespace by name: resolved when the case runs (the LAN is
+            // rebuilt when a case took the node's links).
+            if netns == bed.lan.node1.path() {
+                netns = NODE_NETNS.to_string();
+            }
             // ADD and CHECK need a pod's namespace; no verb may act on the node's own.
-            let nodes_own = netns.starts_with("/proc/") || netns == bed.lan.node1.path();
+            let nodes_own = netns.starts_with("/proc/") || netns == NODE_NETNS;
             list.push(Targeted {
                 verb,
                 wiring: Wiring::InterfaceShim,
@@ -560,6 +567,11 @@ fn make_targeted(
     ];
     let mut mutated: Vec<String> = t.conf.iter().map(|(p, v)| format!("{p}={v}")).collect();
     if let Some((var, value)) = &t.env {
+        let value = if value == NODE_NETNS {
+            bed.lan.node1.path()
+        } else {
+            value.clone()
+        };
         for (k, v) in env.iter_mut() {
             if k == var {
                 *v = value.clone();
@@ -767,6 +779,9 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
             .all(|(k, v)| k != "CNI_PATH" || v.split(':').all(|p| p.is_empty() || Path::new(p).starts_with(bed.base.path()) || Path::new(p).starts_with(bed.cni_path.path()) || p == "/nonexistent"));
         if !paths_stay_inside(&case.stdin, bed.base.path()) || !case_env_paths_ok {
             skipped += 1;
+            if target.is_some() {
+                eprintln!("fuzz process: targeted {label} skipped");
+            }
             cleanup(&bed, &net, &at, prev.as_ref());
             continue;
         }
@@ -875,7 +890,7 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
         // The next case starts from a pristine node, whatever this one did.
         drop(pod);
         if bed.node_broken().is_some() {
-            bed = Bed::new();
+            bed.lan = Lan::new();
         } else {
             reset_node(&bed.lan.node1);
             let _ = std::fs::remove_dir_all(bed.state_dir());
