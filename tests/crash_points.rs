@@ -76,9 +76,7 @@ fn category(syscall: &str, line: &str) -> Option<&'static str> {
         {
             Some("netlink")
         }
-        "openat" if line.contains("/proc/sys/") && !line.contains("O_RDONLY") => {
-            Some("sysctl")
-        }
+        "openat" if line.contains("/proc/sys/") && !line.contains("O_RDONLY") => Some("sysctl"),
         "openat" if line.contains("O_CREAT") => Some("state"),
         // Writes to stdout/stderr are output, not state.
         "write" if !line.starts_with("write(1<") && !line.starts_with("write(2<") => {
@@ -434,8 +432,7 @@ fn trace_scenario(lan: &Lan, plugin: &Plugin, scenario: Scenario) -> (Trace, Val
 /// Kills ADD at `point`, recovers with DEL (`with_prev` or not) and GC, and records what is
 /// left after DEL and after GC.
 fn try_point(
-    lan: &Lan,
-    plugin: &Plugin,
+    (lan, plugin): (&Lan, &Plugin),
     scenario: Scenario,
     id: usize,
     point: &Point,
@@ -479,7 +476,9 @@ fn try_point(
         tally.points += 1;
     }
     let mut fail = |stage: &str, left: Leftover| {
-        tally.failures.push((label.clone(), stage.to_string(), left));
+        tally
+            .failures
+            .push((label.clone(), stage.to_string(), left));
     };
     if out.status.is_none() {
         fail(
@@ -564,7 +563,13 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
                 let variants: &[bool] = if full { &[false, true] } else { &[i % 2 == 1] };
                 for &with_prev in variants {
                     try_point(
-                        &lan, &plugin, scenario, id, point, with_prev, &cached, &mut tally,
+                        (&lan, &plugin),
+                        scenario,
+                        id,
+                        point,
+                        with_prev,
+                        &cached,
+                        &mut tally,
                     );
                     id += 1;
                     attempts += 1;
@@ -598,7 +603,10 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
     println!("crash points: failures by kind: {by_kind:?}");
     let mut report = String::new();
     for (label, stage, left) in &tally.failures {
-        report.push_str(&format!("  {label}: {stage}: {}: {}\n", left.kind, left.what));
+        report.push_str(&format!(
+            "  {label}: {stage}: {}: {}\n",
+            left.kind, left.what
+        ));
     }
     if !report.is_empty() {
         println!("crash points: every failure:\n{report}");

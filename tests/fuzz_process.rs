@@ -247,9 +247,7 @@ fn paths_stay_inside(stdin: &[u8], base: &Path) -> bool {
         None => true,
         Some(Value::String(p)) => {
             (special_ok && (p == "/dev/stdout" || p == "/proc/self/fd/1"))
-                || (Path::new(p).starts_with(base)
-                    && !p.contains("..")
-                    && !p.contains('\0'))
+                || (Path::new(p).starts_with(base) && !p.contains("..") && !p.contains('\0'))
         }
         // Not a string: refused before it is used as a path.
         Some(_) => true,
@@ -299,11 +297,8 @@ impl Bed {
         }
         let fake = cni_path.join("fuzz-ipam");
         std::fs::write(&fake, FAKE_IPAM).unwrap();
-        std::fs::set_permissions(
-            &fake,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         // Special files a mutation may name: a FIFO without reader, a directory.
         nix::unistd::mkfifo(
             &base.join("fifo"),
@@ -478,7 +473,10 @@ fn targeted_cases(bed: &Bed) -> Vec<Targeted> {
         wiring: Wiring::InterfaceShim,
         env: None,
         conf: vec![
-            ("/ipam/result", json!({"cniVersion": "1.1.0", "code": 1099511627776u64, "msg": "no addresses"})),
+            (
+                "/ipam/result",
+                json!({"cniVersion": "1.1.0", "code": 1099511627776u64, "msg": "no addresses"}),
+            ),
             ("/ipam/exit", json!(1)),
         ],
         fake_ipam: true,
@@ -542,13 +540,7 @@ fn fake_ipam() -> Value {
 }
 
 /// Builds a targeted case.
-fn make_targeted(
-    bed: &Bed,
-    t: &Targeted,
-    net: &Net,
-    pod: &Pod,
-    prev: Option<&Value>,
-) -> Case {
+fn make_targeted(bed: &Bed, t: &Targeted, net: &Net, pod: &Pod, prev: Option<&Value>) -> Case {
     let mut conf = net.our_conf(prev);
     if t.fake_ipam {
         conf["ipam"] = fake_ipam();
@@ -663,7 +655,10 @@ fn judge_output(case: &Case, out: &Outcome) -> Vec<Leftover> {
         return problems;
     };
     if out.stderr.contains("panicked") {
-        bad("panic", out.stderr.lines().take(3).collect::<Vec<_>>().join(" | "));
+        bad(
+            "panic",
+            out.stderr.lines().take(3).collect::<Vec<_>>().join(" | "),
+        );
     }
     let docs: Vec<Result<Value, String>> = serde_json::Deserializer::from_slice(&out.stdout)
         .into_iter::<Value>()
@@ -688,17 +683,19 @@ fn judge_output(case: &Case, out: &Outcome) -> Vec<Leftover> {
         .unwrap_or("");
     if status.success() {
         match (command, doc) {
-            ("ADD" | "VERSION", None) => {
-                bad("stdout not one JSON document", "success without a result".into())
-            }
-            (_, Some(d)) if d.get("code").is_some() => {
-                bad("error with exit 0", d.to_string())
-            }
+            ("ADD" | "VERSION", None) => bad(
+                "stdout not one JSON document",
+                "success without a result".into(),
+            ),
+            (_, Some(d)) if d.get("code").is_some() => bad("error with exit 0", d.to_string()),
             _ => {}
         }
     } else {
         match doc {
-            None => bad("stdout not one JSON document", "failure without an error".into()),
+            None => bad(
+                "stdout not one JSON document",
+                "failure without an error".into(),
+            ),
             Some(d) => {
                 let code = d["code"].as_u64();
                 if code.is_none_or(|c| c == 0) {
@@ -773,10 +770,15 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
             case.wiring.label(),
             case.mutated
         );
-        let case_env_paths_ok = case
-            .env
-            .iter()
-            .all(|(k, v)| k != "CNI_PATH" || v.split(':').all(|p| p.is_empty() || Path::new(p).starts_with(bed.base.path()) || Path::new(p).starts_with(bed.cni_path.path()) || p == "/nonexistent"));
+        let case_env_paths_ok = case.env.iter().all(|(k, v)| {
+            k != "CNI_PATH"
+                || v.split(':').all(|p| {
+                    p.is_empty()
+                        || Path::new(p).starts_with(bed.base.path())
+                        || Path::new(p).starts_with(bed.cni_path.path())
+                        || p == "/nonexistent"
+                })
+        });
         if !paths_stay_inside(&case.stdin, bed.base.path()) || !case_env_paths_ok {
             skipped += 1;
             if target.is_some() {
@@ -829,7 +831,11 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
             });
         } else if effective == "ADD" && !out.success() && out.status.is_some() {
             let data = bed.data_dir();
-            let data_dirs: Vec<&Path> = if wiring.chained() { vec![] } else { vec![&data] };
+            let data_dirs: Vec<&Path> = if wiring.chained() {
+                vec![]
+            } else {
+                vec![&data]
+            };
             for left in leftovers(&bed.lan.node1, &[&bed.state_dir()], &data_dirs, &[]) {
                 found.push(Leftover {
                     kind: left.kind,
@@ -853,14 +859,19 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
                 })
                 .collect();
             let mut del_conf: Value = serde_json::from_slice(&case.stdin).unwrap_or(Value::Null);
-            if let (Value::Object(map), Ok(result)) = (&mut del_conf, serde_json::from_slice::<Value>(&out.stdout)) {
+            if let (Value::Object(map), Ok(result)) =
+                (&mut del_conf, serde_json::from_slice::<Value>(&out.stdout))
+            {
                 map.insert("prevResult".into(), result);
             }
             let del = run_plugin(
                 &bed.lan.node1,
                 &[],
                 &net.plugin,
-                &Call { command: "DEL", ..call.clone() },
+                &Call {
+                    command: "DEL",
+                    ..call.clone()
+                },
                 &del_env,
                 &serde_json::to_vec(&del_conf).unwrap(),
                 CALL_LIMIT,

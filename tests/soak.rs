@@ -134,7 +134,8 @@ fn soak_of_concurrent_calls_with_kills_leaves_nothing() {
                             _ => {}
                         },
                         CallEnd::Done(Err(e)) => {
-                            s.failures.push(format!("{} {verb} {}: {e}", net.name, slot.at.container_id));
+                            s.failures
+                                .push(format!("{} {verb} {}: {e}", net.name, slot.at.container_id));
                             // Whatever it left, the runtime's DEL must remove.
                             drop(s);
                             recover(lan, net, slot, attached.as_ref(), stats);
@@ -229,7 +230,14 @@ fn one_call(
         "ADD" => None,
         _ => cached.cloned(),
     };
-    let out = net.run(node, false, verb, &slot.at, &net.our_conf(prev.as_ref()), limit);
+    let out = net.run(
+        node,
+        false,
+        verb,
+        &slot.at,
+        &net.our_conf(prev.as_ref()),
+        limit,
+    );
     if out.status.is_none() {
         return CallEnd::Killed;
     }

@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
     for version in CniVersion::ALL {
         let emitted = parsed.to_json(version);
         if let Err(e) = CniOutput::parse(&emitted, "our own result") {
-            panic!("our {} result {emitted} does not read back: {e}", version.as_str());
+            panic!(
+                "our {} result {emitted} does not read back: {e}",
+                version.as_str()
+            );
         }
         // A prevResult is always an object (NetConf::parse refuses anything else).
         if value.is_object() {

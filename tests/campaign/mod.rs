@@ -208,7 +208,10 @@ pub struct Net {
 /// One IPv4 range per network, so networks on one LAN never hand out the same address.
 pub fn range_for(index: u8) -> (String, String) {
     let first = 100 + u32::from(index) * 30;
-    (format!("10.99.0.{first}"), format!("10.99.0.{}", first + 29))
+    (
+        format!("10.99.0.{first}"),
+        format!("10.99.0.{}", first + 29),
+    )
 }
 
 impl Net {
@@ -479,9 +482,7 @@ pub fn leftovers(
             let explained = dst == "default"
                 || dst == subnet
                 || dst.starts_with("fe80::")
-                || dst
-                    .parse::<IpAddr>()
-                    .is_ok_and(|ip| kept_ips.contains(&ip));
+                || dst.parse::<IpAddr>().is_ok_and(|ip| kept_ips.contains(&ip));
             if !explained {
                 found.push(Leftover {
                     kind: "route",
@@ -497,11 +498,7 @@ pub fn leftovers(
             .as_array()
             .is_some_and(|s| s.iter().any(|v| v == "PERMANENT"));
         let dst = n["dst"].as_str().unwrap_or("?");
-        if permanent
-            && !dst
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| kept_ips.contains(&ip))
-        {
+        if permanent && !dst.parse::<IpAddr>().is_ok_and(|ip| kept_ips.contains(&ip)) {
             found.push(Leftover {
                 kind: "neighbour",
                 what: format!("{dst} dev {}", n["dev"].as_str().unwrap_or("?")),
