@@ -231,10 +231,11 @@ impl Scenario {
     }
 }
 
-/// The result of one kill point.
+/// What the kill points did.
 #[derive(Default)]
 struct Tally {
-    points: usize,
+    /// Distinct (scenario, point) at which ADD was killed.
+    points: BTreeSet<(String, Point)>,
     not_reached: usize,
     killed_plugin: usize,
     killed_ipam: usize,
@@ -473,7 +474,7 @@ fn try_point(
         tally.not_reached += 1;
     }
     if out.killed() || child_killed {
-        tally.points += 1;
+        tally.points.insert((scenario.label(), point.clone()));
     }
     let mut fail = |stage: &str, left: Leftover| {
         tally
@@ -558,7 +559,7 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
             if std::env::var_os("CRASH_DEBUG").is_some() {
                 eprintln!("{}: points {points:?}", scenario.label());
             }
-            let before = tally.points;
+            let before = tally.points.len();
             for (i, point) in points.iter().enumerate() {
                 let variants: &[bool] = if full { &[false, true] } else { &[i % 2 == 1] };
                 for &with_prev in variants {
@@ -578,7 +579,7 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
             eprintln!(
                 "crash points: {}: {} kill points covered ({} tried; calls traced: {})",
                 scenario.label(),
-                tally.points - before,
+                tally.points.len() - before,
                 points.len(),
                 trace
                     .max
@@ -593,7 +594,7 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
     let failed_attempts: BTreeSet<&String> = tally.failures.iter().map(|(p, _, _)| p).collect();
     println!(
         "crash points: {} kill points covered in {attempts} attempts ({} killed ADD itself, {} its IPAM plugin, {} not reached), {} attempts left something, in {:.0?}",
-        tally.points,
+        tally.points.len(),
         tally.killed_plugin,
         tally.killed_ipam,
         tally.not_reached,
@@ -612,7 +613,7 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
         println!("crash points: every failure:\n{report}");
     }
     assert!(
-        tally.points > 0,
+        !tally.points.is_empty(),
         "no kill point was reached: is strace installed?"
     );
     assert!(

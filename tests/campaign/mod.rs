@@ -659,7 +659,8 @@ pub fn reset_node(node: &Netns) {
 /// tmpfs: a mutated configuration that falls back to the default stateDir
 /// (`/run/cni/macvlan-host`) or host-local's default dataDir writes there, never into the
 /// machine's shared directories. `/run/netns` is bound back, and as a slave mount it sees
-/// namespaces made later. Mounts never propagate back to the machine. Killed on `Drop`.
+/// namespaces made later. Mounts never propagate back to the machine. Killed on `Drop`; if
+/// the test itself is killed, the holder ends within two hours by itself.
 pub struct PrivateMounts {
     holder: std::process::Child,
 }
@@ -675,7 +676,7 @@ impl PrivateMounts {
             umount -l "$keep"; rmdir "$keep"
             if [ -d /var/lib/cni ]; then mount -t tmpfs -o size=16m tmpfs /var/lib/cni; fi
             echo ready
-            exec sleep 100000"#;
+            exec sleep 7200"#;
         let mut holder = Command::new("unshare")
             .args(["--mount", "--propagation", "slave", "sh", "-c", script])
             .stdout(Stdio::piped())
