@@ -24,8 +24,10 @@ fi
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 # cargo-fuzz passes -Z flags: nightly, or stable told to accept them.
+# FUZZ_TOOLCHAIN=stable forces the second way (to try what a fresh machine does).
 toolchain=()
-if command -v rustup >/dev/null && rustup run nightly rustc --version >/dev/null 2>&1; then
+if [ "${FUZZ_TOOLCHAIN:-}" != stable ] && command -v rustup >/dev/null \
+    && rustup run nightly rustc --version >/dev/null 2>&1; then
     toolchain=(+nightly)
 else
     export RUSTC_BOOTSTRAP=1
