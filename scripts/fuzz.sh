@@ -89,5 +89,9 @@ for target in "${TARGETS[@]}"; do
     printf '  %-8s %s executions\n' "$target" "${executions[$target]:-?}"
 done
 grep -E '^fuzz process: .*cases' "$process_log" | sed 's/^/  /' || true
-rm -f "$process_log"
+if [ "$failed" -ne 0 ]; then
+    echo "fuzz: FAILURES (the process fuzz's every failure is listed in $process_log)"
+else
+    rm -f "$process_log"
+fi
 exit $failed
