@@ -895,19 +895,31 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
                 });
             }
         }
+        if !found.is_empty() {
+            // What was sent, to replay the case by hand.
+            let stdin: String = String::from_utf8_lossy(&case.stdin)
+                .chars()
+                .take(600)
+                .collect();
+            eprintln!(
+                "fuzz process: case {i} stdin: {stdin}\n  env: {:?}",
+                case.env
+            );
+        }
         for f in found {
             failures.push((i, label.clone(), f));
         }
         // The next case starts from a pristine node, whatever this one did.
         drop(pod);
+        // (A LAN whose node lost its links is replaced: nothing could be cleaned up on it.)
         if bed.node_broken().is_some() {
             bed.lan = Lan::new();
         } else {
             reset_node(&bed.lan.node1);
-            let _ = std::fs::remove_dir_all(bed.state_dir());
-            let _ = std::fs::remove_dir_all(bed.base.join("state-2"));
-            let _ = std::fs::remove_dir_all(bed.data_dir());
         }
+        let _ = std::fs::remove_dir_all(bed.state_dir());
+        let _ = std::fs::remove_dir_all(bed.base.join("state-2"));
+        let _ = std::fs::remove_dir_all(bed.data_dir());
     }
 
     let by_kind = count_by_kind(failures.iter().map(|(_, _, l)| l.kind));
