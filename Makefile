@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench
+.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench crash-sweep fuzz soak
 
 all: build
 
@@ -47,3 +47,16 @@ demo:
 # Not part of `test`: it measures, it does not check. It installs and builds first itself.
 bench:
 	scripts/bench.sh
+
+# The adversarial campaign (docs/reliability.md). `make test` runs a sampled part of each.
+# Every kill point of ADD, each followed by DEL and GC (10-20 minutes).
+crash-sweep:
+	scripts/crash-sweep.sh
+
+# cargo-fuzz targets (FUZZ_SECONDS each) and the process-level fuzz (FUZZ_PROCESS_CASES).
+fuzz:
+	scripts/fuzz.sh
+
+# Thousands of concurrent ADD/DEL/CHECK calls with kills, then DEL and GC: nothing left.
+soak:
+	scripts/soak.sh
