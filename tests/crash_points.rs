@@ -246,7 +246,7 @@ struct Tally {
 /// Fresh directories and pods for one attempt.
 struct Attempt<'a> {
     lan: &'a Lan,
-    net: Net,
+    net: Wired,
     _state: TempDir,
     _data: TempDir,
     _victim: Pod,
@@ -258,7 +258,7 @@ impl<'a> Attempt<'a> {
     fn new(lan: &'a Lan, plugin: &Plugin, scenario: Scenario, id: usize) -> Attempt<'a> {
         let state = TempDir::new("crash-state");
         let data = TempDir::new("crash-data");
-        let net = Net::new(
+        let net = Wired::new(
             NETWORK,
             scenario.wiring,
             state.path(),

@@ -325,8 +325,8 @@ impl Bed {
     }
 
     /// The seed network of `wiring`: real configurations as the other tests use them.
-    fn net(&self, wiring: Wiring) -> Net {
-        let mut net = Net::new(
+    fn net(&self, wiring: Wiring) -> Wired {
+        let mut net = Wired::new(
             NETWORK,
             wiring,
             &self.state_dir(),
@@ -540,7 +540,7 @@ fn fake_ipam() -> Value {
 }
 
 /// Builds a targeted case.
-fn make_targeted(bed: &Bed, t: &Targeted, net: &Net, pod: &Pod, prev: Option<&Value>) -> Case {
+fn make_targeted(bed: &Bed, t: &Targeted, net: &Wired, pod: &Pod, prev: Option<&Value>) -> Case {
     let mut conf = net.our_conf(prev);
     if t.fake_ipam {
         conf["ipam"] = fake_ipam();
@@ -586,7 +586,7 @@ fn make_case(
     rng: &mut Rng,
     verb: &'static str,
     wiring: Wiring,
-    net: &Net,
+    net: &Wired,
     pod: &Pod,
     prev: Option<&Value>,
 ) -> Case {
@@ -947,7 +947,7 @@ fn mutated_inputs_get_one_clear_answer_and_leave_nothing() {
 
 /// The runtime's DEL of the seed attachment (ours, then the reference macvlan's in chained
 /// mode) and a GC that keeps nothing.
-fn cleanup(bed: &Bed, net: &Net, at: &Attachment, prev: Option<&Value>) {
+fn cleanup(bed: &Bed, net: &Wired, at: &Attachment, prev: Option<&Value>) {
     net.del(&bed.lan.node1, at, prev);
     if prev.is_none() && net.wiring.chained() {
         // A chained ADD case that never got a prevResult still has the macvlan's allocation.

@@ -62,7 +62,7 @@ fn soak_of_concurrent_calls_with_kills_leaves_nothing() {
     let plugin = Plugin::ours();
     let state = TempDir::new("soak-state");
     let data = TempDir::new("soak-data");
-    let nets: Vec<Net> = [
+    let nets: Vec<Wired> = [
         ("soak-shim", Wiring::InterfaceShim),
         ("soak-veth", Wiring::InterfaceVeth),
         ("soak-chained", Wiring::ChainedShim),
@@ -70,7 +70,7 @@ fn soak_of_concurrent_calls_with_kills_leaves_nothing() {
     .iter()
     .enumerate()
     .map(|(i, (name, wiring))| {
-        Net::new(
+        Wired::new(
             name,
             *wiring,
             state.path(),
@@ -215,7 +215,7 @@ enum CallEnd {
 /// ADD, last on DEL); only our plugin's call is subject to `limit`.
 fn one_call(
     lan: &Lan,
-    net: &Net,
+    net: &Wired,
     slot: &Slot,
     verb: &'static str,
     cached: Option<&Value>,
@@ -256,7 +256,7 @@ fn one_call(
 }
 
 /// The runtime's DEL after a killed or failed call: with the cached result when there is one.
-fn recover(lan: &Lan, net: &Net, slot: &Slot, cached: Option<&Value>, stats: &Mutex<Stats>) {
+fn recover(lan: &Lan, net: &Wired, slot: &Slot, cached: Option<&Value>, stats: &Mutex<Stats>) {
     let failures = net.del(&lan.node1, &slot.at, cached);
     let mut s = stats.lock().unwrap();
     *s.calls.entry("DEL").or_insert(0) += 1;

@@ -191,7 +191,7 @@ pub fn run_plugin(
 
 /// One network on NODE1's `eth0`, with its own stateDir and host-local dataDir (or a shared
 /// stateDir, as networks on one master should have).
-pub struct Net {
+pub struct Wired {
     pub name: String,
     pub wiring: Wiring,
     pub state_dir: PathBuf,
@@ -214,7 +214,7 @@ pub fn range_for(index: u8) -> (String, String) {
     )
 }
 
-impl Net {
+impl Wired {
     /// `name`'s configuration for `wiring`; `range` is its host-local pool on SUBNET4.
     pub fn new(
         name: &str,
@@ -223,7 +223,7 @@ impl Net {
         data_dir: &Path,
         range: (String, String),
         cni_path: &Path,
-    ) -> Net {
+    ) -> Wired {
         let ipam = json!({
             "type": "host-local",
             "dataDir": data_dir,
@@ -238,7 +238,7 @@ impl Net {
             ours["ipam"] = ipam;
             None
         };
-        Net {
+        Wired {
             name: name.to_string(),
             wiring,
             state_dir: state_dir.to_path_buf(),
