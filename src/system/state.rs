@@ -4,7 +4,6 @@
 //!
 //! Layout (the directory is 0700, every file is written atomically by rename):
 //! ```text
-//! stateDir/lock                       the node lock (system::lock)
 //! stateDir/attachments/<key>.json     one record per attachment
 //! stateDir/owners/<ip>                the key of the attachment whose host route is <ip>/32
 //! stateDir/users/<shim>/<key>         one marker per attachment that uses a shim
@@ -301,7 +300,7 @@ impl StateStore {
         if fs::symlink_metadata(&temp).is_err() {
             return Ok(());
         }
-        let _lock = super::lock::NodeLock::acquire(&self.dir)?;
+        let _lock = super::lock::NodeLock::acquire()?;
         remove_file_if_present(&temp)
     }
 
