@@ -4,6 +4,7 @@
 pub mod attachment;
 pub mod host_access;
 pub mod host_path;
+pub mod link_ready;
 pub mod macvlan;
 pub mod node;
 pub mod plan;

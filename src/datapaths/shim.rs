@@ -10,6 +10,7 @@
 use ipnetwork::IpNetwork;
 
 use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
+use super::link_ready::wait_until_passing;
 use super::node::Node;
 use super::plan::{PodInterface, Settings};
 use super::pod::Pod;
@@ -93,12 +94,12 @@ impl<'a> ShimPath<'a> {
     fn create(&self, node: &Node, master: &Link) -> CniResult<Option<Link>> {
         let name = self.name;
         let created = node.netlink.create_macvlan(&MacvlanSpec {
-                name: name.to_owned(),
-                master_index: master.index,
-                mode: MacvlanMode::Bridge,
-                mtu: None,
-                mac: Some(self.mac),
-                netns_fd: None,
+            name: name.to_owned(),
+            master_index: master.index,
+            mode: MacvlanMode::Bridge,
+            mtu: None,
+            mac: Some(self.mac),
+            netns_fd: None,
             group: None,
         });
         match created {
@@ -270,6 +271,10 @@ impl HostPath for ShimPath<'_> {
             if reused {
                 repairs.push(Repair::BroughtUp(self.label()));
             }
+        }
+        if !reused || !link.up {
+            // A shim that just came up drops packets until the kernel activates its queue.
+            wait_until_passing(&[(&node.netlink, link.index, &self.label())])?;
         }
         let pod_index = match pod_index {
             Some(index) => index,

@@ -23,7 +23,7 @@ use netlink_packet_route::address::{
 };
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode as KernelMacvlanMode,
+    MacVlanMode as KernelMacvlanMode, State as OperState,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
@@ -67,6 +67,10 @@ pub struct Link {
     pub parent_index: Option<u32>,
     /// IFLA_LINK_NETNSID, present when the parent/peer lives in another namespace.
     pub link_netnsid: Option<i32>,
+    /// Packets sent now leave the device: carrier (IFF_LOWER_UP), operstate up, and a queue
+    /// other than `noop`. The kernel's link watcher activates the queue some time after
+    /// carrier comes on; until then every packet is dropped.
+    pub passes_traffic: bool,
 }
 
 /// A new macvlan. With `netns_fd` the kernel creates it directly inside that namespace while
@@ -671,7 +675,10 @@ fn parse_link(message: LinkMessage) -> Link {
         macvlan_mode: None,
         parent_index: None,
         link_netnsid: None,
+        passes_traffic: false,
     };
+    let lower_up = message.header.flags.contains(LinkFlags::LowerUp);
+    let (mut oper_up, mut queue_active) = (false, false);
     for attribute in message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name,
@@ -679,6 +686,8 @@ fn parse_link(message: LinkMessage) -> Link {
             LinkAttribute::Mtu(mtu) => link.mtu = mtu,
             LinkAttribute::Link(parent) => link.parent_index = Some(parent),
             LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
+            LinkAttribute::OperState(state) => oper_up = state == OperState::Up,
+            LinkAttribute::Qdisc(qdisc) => queue_active = qdisc != "noop",
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
@@ -696,6 +705,7 @@ fn parse_link(message: LinkMessage) -> Link {
             _ => {}
         }
     }
+    link.passes_traffic = lower_up && oper_up && queue_active;
     link
 }
 

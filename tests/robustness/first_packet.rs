@@ -32,7 +32,11 @@ impl Pinger {
     fn open(id: u16) -> Pinger {
         // SAFETY: plain socket(2); the fd is owned right away.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
-        assert!(fd >= 0, "raw ICMP socket: {}", std::io::Error::last_os_error());
+        assert!(
+            fd >= 0,
+            "raw ICMP socket: {}",
+            std::io::Error::last_os_error()
+        );
         Pinger {
             socket: unsafe { OwnedFd::from_raw_fd(fd) },
             id,
@@ -178,7 +182,9 @@ fn the_first_ping_after_a_veth_add_is_answered() {
                         let out = net.plugin.add(&lan.node1, &at, &net.our_conf());
                         let ip: Ipv4Addr = pod_ips(out.expect_ok())[0].parse().expect("IPv4");
                         if !pinger.ping_once(ip, Duration::from_secs(1)) {
-                            lost.lock().unwrap().push(format!("worker {worker}, ADD {n}: {ip}"));
+                            lost.lock()
+                                .unwrap()
+                                .push(format!("worker {worker}, ADD {n}: {ip}"));
                         }
                         net.plugin.del(&lan.node1, &at, &net.our_conf()).expect_ok();
                     }

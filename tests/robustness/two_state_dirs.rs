@@ -46,12 +46,16 @@ fn networks_with_different_state_dirs_share_one_shim_safely() {
         // Both networks' first ADD at once: no shim yet.
         let ips: Vec<Result<String, String>> = thread::scope(|s| {
             let adds: Vec<_> = (0..2)
-                .map(|i| s.spawn({
-                    let (net, at) = (&nets[i], &ats[i]);
-                    move || add(node, net, at)
-                }))
+                .map(|i| {
+                    s.spawn({
+                        let (net, at) = (&nets[i], &ats[i]);
+                        move || add(node, net, at)
+                    })
+                })
                 .collect();
-            adds.into_iter().map(|h| h.join().expect("ADD thread")).collect()
+            adds.into_iter()
+                .map(|h| h.join().expect("ADD thread"))
+                .collect()
         });
         for (i, ip) in ips.iter().enumerate() {
             match ip {
@@ -80,9 +84,17 @@ fn networks_with_different_state_dirs_share_one_shim_safely() {
             )),
         }
         del(node, &nets[1], &again);
-        assert!(!node.has_link(SHIM), "round {round}: the shim outlives its last pod");
+        assert!(
+            !node.has_link(SHIM),
+            "round {round}: the shim outlives its last pod"
+        );
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     for net in &nets {
         net.assert_nothing_left(node);
     }

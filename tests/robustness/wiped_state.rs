@@ -29,7 +29,10 @@ fn del_with_prev_result_cleans_up_after_a_wipe(chaining: Chaining) {
     wipe(&net);
     net.del(&lan.node1, &a.at);
     assert_no_trace_on_node(&lan.node1, &a.ips, "DEL of pod a after the wipe");
-    assert!(lan.node1.has_link(SHIM), "pod b still routes through the shim");
+    assert!(
+        lan.node1.has_link(SHIM),
+        "pod b still routes through the shim"
+    );
     assert_reachable(&lan, &b, "pod b after pod a's DEL");
     net.del(&lan.node1, &b.at);
     assert_no_trace_on_node(&lan.node1, &b.ips, "DEL of pod b after the wipe");
@@ -66,7 +69,7 @@ fn a_late_del_never_removes_a_newer_pods_route_to_the_same_address() {
     let ip = a.ip(true);
     wipe(&net);
     drop(a.pod.take()); // the pod's namespace goes, its macvlan with it
-    // Pod c on the same stateDir, given a's address by static IPAM.
+                        // Pod c on the same stateDir, given a's address by static IPAM.
     let c_pod = lan.pod("c");
     let c_at = Attachment::new(&c_pod);
     let mut c_conf = net.our_conf();
@@ -76,7 +79,11 @@ fn a_late_del_never_removes_a_newer_pods_route_to_the_same_address() {
 
     let late_del = |conf: &Value| {
         net.plugin
-            .del(&lan.node1, &a.at.clone().without_netns(), &with_prev(conf, &a_result))
+            .del(
+                &lan.node1,
+                &a.at.clone().without_netns(),
+                &with_prev(conf, &a_result),
+            )
             .expect_ok();
     };
     // c's ownership is recorded: a's DEL leaves its route.
