@@ -332,6 +332,14 @@ impl Released {
         }
     }
 
+    /// Everything was released under the lock already; only errors to report.
+    pub fn with_errors(errors: ErrorList) -> Released {
+        Released {
+            errors,
+            deferred: None,
+        }
+    }
+
     pub fn failed(error: CniError) -> Released {
         let mut errors = ErrorList::new();
         errors.push(error);

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod pod;
 pub mod pod_addresses;
 pub mod shim;
+pub mod unrecorded;
 pub mod veth;
 
 pub use attachment::{

@@ -412,7 +412,7 @@ fn pod_interface(pod: &Pod, ifname: &str) -> CniResult<u32> {
 /// Why an interface with the shim's name is not our shim (a macvlan in bridge mode on this
 /// master with the derived MAC); None when it is. Anything else is a name collision that
 /// must not be taken over.
-fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
+pub(super) fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
     if link.kind.as_deref() != Some("macvlan") {
         Some(format!(
             "is a {} interface, not a macvlan",
@@ -453,7 +453,7 @@ pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
 /// True when routes other than ours still go through the shim: pods of a network configured
 /// with another `stateDir` (and so another set of records) share it. Asked only when the last
 /// user known here leaves, so the route dump is not on the path of every DEL.
-fn still_routed(node: &Node, shim: &Link) -> bool {
+pub(super) fn still_routed(node: &Node, shim: &Link) -> bool {
     match node.netlink.routes() {
         Ok(routes) => {
             // Pod routes are host routes; a prefix route of a `shimAddresses` entry is not a pod.

@@ -204,6 +204,16 @@ impl StateStore {
         }
     }
 
+    /// The key (file stem) that owns the host route of `ip`; None when nobody does.
+    pub fn owner_of(&self, ip: IpAddr) -> SysResult<Option<String>> {
+        let path = self.owner_path(ip);
+        match read_regular(&path) {
+            Ok(owner) => Ok(Some(String::from_utf8_lossy(&owner).into_owned())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SysError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
     pub fn clear_owner(&self, ip: IpAddr) -> SysResult<()> {
         remove_file_if_present(&self.owner_path(ip))
     }
