@@ -1,31 +1,43 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all build static test deps fmt fmt-check clippy demo bench
+.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench
 
 all: build
 
-build:
+# Rust >= rust-version from rustup; says so clearly when it is missing or too old.
+toolchain:
+	@scripts/check-rust.sh
+
+build: toolchain
 	$(CARGO) build --release
 
 # The binary to ship to nodes: no dependency on the node's glibc, and it starts faster.
-static:
+static: toolchain
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target x86_64-unknown-linux-gnu
+
+# The DaemonSet's image (Containerfile), built with Debian's podman; no registry.
+image: static
+	scripts/build-image.sh
 
 deps:
 	scripts/install-deps.sh
 
+# tests/cri-driver is a crate of its own (the CRI client of tests/containerd_cri.rs).
 fmt:
 	$(CARGO) fmt
+	$(CARGO) fmt --manifest-path tests/cri-driver/Cargo.toml
 
-fmt-check:
+fmt-check: toolchain
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path tests/cri-driver/Cargo.toml
 
-clippy:
+clippy: toolchain
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# Unit tests and the namespace integration tests (each test builds its own namespaces).
-test: deps fmt-check clippy
+# Unit tests and the namespace integration tests (each test builds its own namespaces). The
+# static binary is built first: tests/image.rs puts it into an image.
+test: deps fmt-check clippy static
 	$(CARGO) test
 
 # The demo installs its dependencies and builds first, so it works on a fresh machine.

@@ -53,8 +53,10 @@ expect_fail() {
 # Setup: dependencies and build
 # ---------------------------------------------------------------------------------------------
 step "Install what the demo needs and build macvlan-host"
-scripts/install-deps.sh
-cargo build --release --quiet
+say "checking the Rust toolchain and the Debian packages (scripts/install-deps.sh)"
+scripts/install-deps.sh 2>&1 | show
+say "building macvlan-host (about a minute the first time; cargo's progress follows)"
+cargo build --release 2>&1 | show
 PLUGIN=$ROOT/target/release/macvlan-host
 say "built $PLUGIN"
 
@@ -99,6 +101,10 @@ plug() {
     ip -n "$1" addr add "$2/24" dev eth0
     ip -n "$1" link set eth0 up
 }
+# arp_replies NS IP: the ARP replies NS gets on its eth0 when it asks for IP three times.
+arp_replies() { inside "$1" arping -c 3 -I eth0 "$2" 2>/dev/null | grep -io 'reply from.*\]' || true; }
+# macs_in REPLIES: the distinct MACs in arping's replies, lower case, sorted.
+macs_in() { grep -o '\[[0-9A-Fa-f:]*\]' <<<"$1" | tr -d '[]' | tr 'A-F' 'a-f' | sort -u; }
 ping1() { inside "$1" ping -n -c1 -W1 "$2" >/dev/null 2>&1 || inside "$1" ping -n -c1 -W1 "$2" >/dev/null 2>&1; }
 
 step "Build a LAN out of network namespaces"
@@ -153,6 +159,39 @@ expect_ok "peer -> pod $IP1 works (the LAN reaches the pod)" ping1 "$PEER" "$IP1
 expect_fail "node -> pod $IP1 fails: macvlan keeps a pod and its own master apart" ping1 "$NODE" "$IP1"
 expect_fail "pod -> node $NODE_IP fails too" ping1 "$POD1" "$NODE_IP"
 say "this is why health checks from the kubelet, or a hostNetwork service, cannot talk to such pods."
+
+step "The usual fix by hand: a shim macvlan with a reserved address, and ARP flux"
+say "the common recipe: a bridge-mode macvlan 'shim' on the node, an address reserved for it,"
+say "and a route to the pod through it:"
+SHIM_IP=10.99.0.9
+RECIPE=(
+    "ip link add shim link eth0 type macvlan mode bridge"
+    "ip addr add $SHIM_IP/32 dev shim"
+    "ip link set shim up"
+    "ip route add $IP1/32 dev shim"
+)
+for line in "${RECIPE[@]}"; do
+    echo "$line" | show
+    # shellcheck disable=SC2086 # each line is a command to split into words
+    inside "$NODE" $line
+done
+SHIM_MAC=$(ip -n "$NODE" -j link show shim | jq -r '.[0].address')
+expect_ok "node -> pod $IP1 works now" ping1 "$NODE" "$IP1"
+say "but the shim sits on the LAN too. The peer asks who has the node's address $NODE_IP:"
+REPLIES=$(arp_replies "$PEER" "$NODE_IP")
+printf '%s\n' "$REPLIES" | show
+MACS=$(macs_in "$REPLIES")
+if [[ $MACS == "$(printf '%s\n' "$NODE_MAC" "$SHIM_MAC" | sort)" ]]; then
+    pass "ARP flux: two MACs answer for $NODE_IP, eth0's ($NODE_MAC) and the shim's ($SHIM_MAC)"
+else
+    fail "expected replies from $NODE_MAC and $SHIM_MAC, got: ${MACS:-none}"
+fi
+say "the LAN's entry for the node flips between the two MACs, so traffic for the node may go"
+say "to the shim; the recipe also spends an address per node and is gone after a reboot."
+ip -n "$NODE" link del shim
+# The peer forgets what it learnt here and learns the node's MAC afresh, from eth0 alone.
+ip -n "$PEER" neigh flush to "$NODE_IP"
+ping1 "$PEER" "$NODE_IP"
 cni DEL "$POD1" "$(with_prev "$MACVLAN" "$R1")"
 ip netns del "$POD1"
 
@@ -174,11 +213,11 @@ expect_ok "pod -> node $NODE_IP works" ping1 "$POD2" "$NODE_IP"
 expect_ok "peer -> pod $IP2 still works" ping1 "$PEER" "$IP2"
 
 step "The peer still sees one MAC address for the node"
-say "a shim on the LAN could answer ARP for the node's address too (ARP flux); macvlan-host"
-say "sets arp_filter/arp_ignore on it and pins the neighbour entries, so only eth0 answers:"
-REPLIES=$(inside "$PEER" arping -c 2 -I eth0 "$NODE_IP" 2>/dev/null | grep -io 'reply from.*\]' || true)
+say "macvlan-host's shim is on the LAN too, but it has arp_ignore/arp_filter set and the"
+say "neighbour entries are pinned. The peer asks again who has $NODE_IP:"
+REPLIES=$(arp_replies "$PEER" "$NODE_IP")
 printf '%s\n' "$REPLIES" | show
-MACS=$(grep -o '\[[0-9A-Fa-f:]*\]' <<<"$REPLIES" | tr -d '[]' | tr 'A-F' 'a-f' | sort -u)
+MACS=$(macs_in "$REPLIES")
 if [[ $MACS == "$NODE_MAC" ]]; then
     pass "every ARP reply for $NODE_IP comes from the node's eth0 ($NODE_MAC)"
 else

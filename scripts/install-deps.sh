@@ -2,6 +2,10 @@
 # Installs what the build and the tests need, on Debian bookworm, as root.
 # Idempotent and fast when everything is present: `make test` runs it every time.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Rust comes from rustup, not from Debian: say so now rather than fail later.
+scripts/check-rust.sh
 
 PACKAGES=(
     # build
@@ -12,8 +16,15 @@ PACKAGES=(
     strace
     # reference CNI plugins (host-local, macvlan, ...) and the libcni client sources
     containernetworking-plugins golang-go golang-github-appc-cni-dev
-    # a real container runtime with a CNI backend
+    # a real container runtime with a CNI backend; it also builds the image (make image)
     podman runc
+    # the project-local Python environment of the manifest validator (tests/manifests.rs)
+    python3-venv
+    # `systemd-analyze verify` of deploy/systemd (tests/manifests.rs)
+    systemd
+    # kubelet's runtime path: containerd's CRI, driven by tests/cri-driver (whose CRI bindings
+    # are generated from the protobufs at build time, hence protoc)
+    containerd protobuf-compiler
 )
 
 # Prints the packages that are not installed yet, one per line.
@@ -43,4 +54,14 @@ if command -v rustup >/dev/null; then
             rustup component add "$component"
         fi
     done
+fi
+
+# The Kubernetes schema validator for deploy/ (tests/manifests.rs), from PyPI, in a virtual
+# environment inside the project (never the system's Python). It ships the API schemas.
+KUBERNETES_VALIDATE=1.34.1
+VENV=target/venv
+if [[ $("$VENV/bin/kubernetes-validate" --version 2>/dev/null) != *"$KUBERNETES_VALIDATE"* ]]; then
+    echo "install-deps: installing kubernetes-validate $KUBERNETES_VALIDATE into $VENV"
+    /usr/bin/python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE"
 fi

@@ -7,7 +7,9 @@
 //! -> [`datapaths`] (the pod's macvlan; the host path, shim or veth, planned once and made
 //! true idempotently; the reconcile/diagnose entry points)
 //! -> [`system`] (netlink, namespaces, sysctls, the node lock, attachment records).
+//! Operator commands (`macvlan-host install | reconcile | diagnose`) are in [`commands`].
 
+pub mod commands;
 pub mod datapaths;
 pub mod plugin;
 pub mod protocol;

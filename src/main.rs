@@ -3,18 +3,19 @@
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use macvlan_host::plugin;
 use macvlan_host::protocol::error::catch_panics;
 use macvlan_host::protocol::version::declared_version;
 use macvlan_host::protocol::{code, CniError, CniVersion, Environment};
 use macvlan_host::system::logger;
+use macvlan_host::{commands, plugin};
 
 fn usage() -> String {
     format!(
         "macvlan-host {}: a CNI plugin that attaches pods with macvlan and lets the node reach them.\n\
          It is run by a container runtime, with CNI_COMMAND (ADD, DEL, CHECK, VERSION, GC, STATUS)\n\
          and the other CNI_* variables set and the network configuration on stdin.\n\
-         CNI versions supported: {}\n",
+         CNI versions supported: {}\n\
+         Operator commands (each with --help): install\n",
         env!("CARGO_PKG_VERSION"),
         CniVersion::ALL.map(CniVersion::as_str).join(", ")
     )
@@ -33,6 +34,16 @@ fn call_tag() -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // A runtime always sets CNI_COMMAND; without it, a known first argument is an operator
+    // command (`macvlan-host install ...`).
+    if std::env::var_os("CNI_COMMAND").is_none() {
+        if let Some(code) = args
+            .first()
+            .and_then(|name| commands::run(name, &args[1..]))
+        {
+            return code;
+        }
+    }
     let asked_for_help = args
         .iter()
         .any(|a| a == "--help" || a == "-h" || a == "--version");

@@ -1,7 +1,7 @@
 //! The pod's macvlan in interface mode: created directly inside the pod's namespace (the
 //! master stays on the node), configured from the IPAM result, verified by CHECK.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::pod::Pod;
@@ -57,7 +57,7 @@ pub fn create(
         mode,
         mtu,
         mac: None,
-        netns_fd: Some(pod_ns.as_fd().as_raw_fd()),
+        netns_fd: Some(pod_ns.as_fd()),
         group: Some(group),
     })
     .with_context(|| format!("creating the pod's macvlan on master {}", master.name))?;

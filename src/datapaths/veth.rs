@@ -3,7 +3,7 @@
 //! derived from the attachment, so DEL finds the pair without any state and ensure tells our
 //! pair from a foreign interface.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
 use super::link_ready::wait_until_passing;
@@ -77,7 +77,7 @@ impl<'a> VethPath<'a> {
                 mac: Some(self.host_mac),
                 peer_name: pod_name.to_owned(),
                 peer_mac: Some(self.pod_mac),
-                peer_netns_fd: Some(pod.ns.as_fd().as_raw_fd()),
+                peer_netns_fd: Some(pod.ns.as_fd()),
                 peer_group: self.link_group,
                 mtu: None,
             })

@@ -2,6 +2,7 @@
 //! and the attachment records, plus the small pure helpers they share (MACs, derived names).
 //! IPAM delegation is a verb's concern and lives in `plugin::ipam`.
 
+pub mod durable_file;
 pub mod error;
 pub mod lock;
 pub mod logger;

@@ -2,8 +2,9 @@
 //!
 //! Work inside another namespace never switches the calling thread: `Netns::run` starts a
 //! short-lived thread, enters the namespace there and returns the closure's value. A thread
-//! that has entered a namespace is never reused, so nothing else (the tokio runtime, the
-//! logger) can accidentally run in the wrong namespace.
+//! that has entered a namespace is never reused, so nothing else (the logger, a later
+//! request) can accidentally run in the wrong namespace. Other code borrows the descriptor
+//! (`AsFd`) and never owns or closes it.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -102,10 +103,7 @@ impl Netns {
         }
         // nsfs also holds mount, pid, user... namespaces (/proc/PID/ns/mnt); entering one of
         // those as a network namespace would only fail later, with a less helpful message.
-        // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd, which `file` keeps
-        // open for the duration of the call.
-        let nstype = unsafe { nix::libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
-        if nstype >= 0 && nstype != nix::libc::CLONE_NEWNET {
+        if namespace_type(file.as_fd()).is_some_and(|kind| kind != nix::libc::CLONE_NEWNET) {
             return Err(OpenError::NotANamespace(path.to_path_buf()));
         }
         Ok(Netns {
@@ -159,6 +157,14 @@ impl Netns {
             Err(payload) => std::panic::resume_unwind(payload),
         }
     }
+}
+
+/// The CLONE_NEW* type of the namespace behind `fd`; None when the kernel cannot tell.
+fn namespace_type(fd: BorrowedFd<'_>) -> Option<nix::libc::c_int> {
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd, which the borrow keeps
+    // open for the duration of the call.
+    let kind = unsafe { nix::libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    (kind >= 0).then_some(kind)
 }
 
 impl AsFd for Netns {

@@ -36,6 +36,7 @@ mod lan;
 mod netns;
 mod network;
 mod plugin;
+pub mod podman;
 mod results;
 mod temp_dir;
 mod traffic;

@@ -39,7 +39,7 @@ fn owner_pid(name: &str) -> Option<u32> {
 }
 
 /// Whether `name` was made by a test process that no longer runs (a killed earlier run).
-fn is_stale(name: &str) -> bool {
+pub fn is_stale(name: &str) -> bool {
     owner_pid(name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 

@@ -1,0 +1,483 @@
+//! An isolated containerd (Debian's 1.6, with its CRI plugin) on a node of the test LAN, and
+//! `tests/cri-driver`, the CRI client the tests drive it with. See
+//! `../shared/notes/containerd-cri.md` for why each piece is there.
+//!
+//! containerd runs in the node's network namespace, in a private mount namespace (a tmpfs on
+//! `/run`, where 1.6 hard-codes its shim sockets; the run's directory bound on `/var/lib`, where
+//! libcni keeps its result cache) and in a private PID namespace whose first process is a shell
+//! that waits on a pipe from the test. Killing that process by its PID ends containerd, its
+//! shims and every container at once; so does the test process dying, which closes the pipe.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The one image: pause image and container image at once, imported from a local layout.
+pub const IMAGE: &str = "localhost/mvh-busybox:latest";
+/// busybox applets the containers use.
+const APPLETS: [&str; 5] = ["sh", "sleep", "nc", "ping", "ip"];
+/// The file containerd's CRI loads the pods' network from (it loads only the first one).
+const CONFLIST: &str = "10-mvh.conflist";
+/// How long one CRI call may take before the test gives up on it.
+const CALL_TIMEOUT: &str = "60";
+/// Where cgroup hierarchies are mounted (v1 controllers and the v2 `unified` one).
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Builds the CRI driver once per test binary (cargo, into `target/cri-driver`, so the
+/// dependencies are compiled only the first time) and returns its path.
+pub fn driver() -> &'static Path {
+    static DRIVER: OnceLock<PathBuf> = OnceLock::new();
+    DRIVER.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cri-driver");
+        // CARGO_TARGET_TMPDIR is `<target>/tmp`: the driver goes next to it.
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("target directory")
+            .join("cri-driver");
+        let out = Command::new(env!("CARGO"))
+            .arg("build")
+            .args(["--quiet", "--locked"])
+            .arg("--manifest-path")
+            .arg(source.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .output()
+            .expect("run cargo");
+        assert!(
+            out.status.success(),
+            "building tests/cri-driver failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("debug/cri-driver")
+    })
+}
+
+/// A running containerd whose CRI attaches pods through the conflist in its `conf_dir`.
+/// `Drop` kills it (by PID), removes its cgroups and deletes its directory.
+pub struct Containerd {
+    /// `unshare`, which waits for the PID namespace's first process.
+    holder: Child,
+    /// The pipe that first process waits on.
+    holder_stdin: Option<ChildStdin>,
+    /// The PID namespace's first process, as the machine sees it.
+    first_pid: i32,
+    /// Per-run cgroup parent of every pod: `/mvh-<pid>-<n>-containerd`.
+    cgroup_parent: String,
+    /// The CNI plugins' directory (reference plugins, `loopback` included, and ours).
+    _plugins: Plugin,
+    dir: TempDir,
+}
+
+impl Containerd {
+    /// Starts containerd in `node`'s network namespace with the busybox image imported.
+    pub fn start(node: &Netns) -> Containerd {
+        remove_stale_cgroups();
+        let dir = TempDir::new("containerd");
+        for sub in ["var-lib", "net.d", "root", "state", "opt", "logs"] {
+            fs::create_dir_all(dir.join(sub)).expect("create containerd directories");
+        }
+        let plugins = Plugin::ours();
+        fs::write(dir.join("config.toml"), config(&dir, plugins.cni_path())).expect("config");
+        let cgroup_parent = format!("/{}", dir.path().file_name().unwrap().to_string_lossy());
+        let (holder, holder_stdin) = spawn_holder(node, &dir);
+        let containerd = Containerd {
+            first_pid: first_child(holder.id()),
+            holder,
+            holder_stdin: Some(holder_stdin),
+            cgroup_parent,
+            _plugins: plugins,
+            dir,
+        };
+        containerd.wait_until_ready();
+        containerd.import_image();
+        containerd
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
+    /// The cgroup parent to give pods, below which runc creates their cgroups.
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
+    /// The directory for pods' logs.
+    pub fn log_directory(&self, pod: &str) -> String {
+        self.dir.join("logs").join(pod).display().to_string()
+    }
+
+    /// Files in libcni's result cache (`/var/lib/cni` inside containerd's mount namespace).
+    pub fn cni_cache_dir(&self) -> PathBuf {
+        self.dir.join("var-lib/cni")
+    }
+
+    /// One CRI call through the driver; the output whether it succeeded or not.
+    pub fn try_cri(&self, verb: &str, request: &Value) -> Output {
+        let mut child = Command::new("timeout")
+            .arg(CALL_TIMEOUT)
+            .arg(driver())
+            .arg(self.socket())
+            .arg(verb)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the CRI driver");
+        let stdin = child.stdin.take().expect("piped stdin");
+        serde_json::to_writer(stdin, request).expect("write the CRI request");
+        child.wait_with_output().expect("wait for the CRI driver")
+    }
+
+    /// One CRI call; panics with the error and containerd's last log lines unless it succeeds.
+    pub fn cri(&self, verb: &str, request: Value) -> Value {
+        let out = self.try_cri(verb, &request);
+        assert!(
+            out.status.success(),
+            "CRI {verb} {request} failed: {}\ncontainerd's log ends with:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        serde_json::from_slice(&out.stdout).expect("the CRI driver prints JSON")
+    }
+
+    /// Makes `conflist` the network of the next pods, and waits until containerd has loaded it
+    /// (it watches `conf_dir`; its verbose status shows the configuration it uses).
+    pub fn use_conflist(&self, conflist: &Value) {
+        let name = conflist["name"].as_str().expect("the conflist has a name");
+        // Written in place, not renamed in: containerd 1.6 does not reload on a rename into
+        // conf_dir. One small write; a half-read file would fail to load and the next event
+        // reloads it, and the wait below accepts only the whole list (its name).
+        let path = self.dir.join("net.d").join(CONFLIST);
+        fs::write(path, conflist.to_string()).expect("write conflist");
+        let mut status = Value::Null;
+        let loaded = || {
+            status = self.cri("status", json!({}));
+            let networks = &status["info"]["cniconfig"]["Networks"];
+            let names: Vec<&str> = networks
+                .as_array()
+                .map(|n| {
+                    n.iter()
+                        .filter_map(|n| n["Config"]["Name"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            status["networkReady"] == json!(true) && names.contains(&name)
+        };
+        assert!(
+            eventually(Duration::from_secs(10), loaded),
+            "containerd did not load conflist {name}; its status: {status}\nits log:\n{}",
+            self.log_tail()
+        );
+    }
+
+    fn wait_until_ready(&self) {
+        let ready = || {
+            let out = self.try_cri("status", &json!({}));
+            out.status.success()
+                && serde_json::from_slice::<Value>(&out.stdout)
+                    .is_ok_and(|s| s["runtimeReady"] == json!(true))
+        };
+        assert!(
+            eventually(Duration::from_secs(20), ready),
+            "containerd's CRI is not ready; its log ends with:\n{}\n{}",
+            self.log_tail(),
+            fs::read_to_string(self.dir.join("unshare.log")).unwrap_or_default()
+        );
+    }
+
+    /// `ctr images import` of the hand-written OCI layout, in the CRI's `k8s.io` namespace.
+    fn import_image(&self) {
+        let tar = write_image(&self.dir.join("image"));
+        let out = Command::new("ctr")
+            .arg("-a")
+            .arg(self.socket())
+            .args(["-n", "k8s.io", "images", "import"])
+            .arg(&tar)
+            .output()
+            .expect("run ctr");
+        assert!(
+            out.status.success(),
+            "ctr images import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// containerd's warnings and errors, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("level=info") && !l.contains("level=debug"))
+            .collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // SIGKILL: the PID namespace's first process ignores what it has no handler for.
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.first_pid.to_string()])
+            .status();
+        drop(self.holder_stdin.take());
+        // `unshare` returns once every process of the namespace is gone.
+        let _ = self.holder.wait();
+        remove_cgroups(&self.cgroup_parent);
+        // `self.dir` (images, snapshots, state, libcni's cache) is deleted when it drops next.
+    }
+}
+
+/// containerd's `config.toml`: everything private to `dir`, the CRI plugin set up for this
+/// machine (no AppArmor, no lowering of `oom_score_adj`, runc with cgroupfs).
+fn config(dir: &TempDir, cni_bin: &Path) -> String {
+    let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
+    let d = |sub: &str| dir.join(sub).display().to_string();
+    format!(
+        r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
+]
+[grpc]
+  address = "{socket}"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{opt}"
+[{cri}]
+  sandbox_image = "{IMAGE}"
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [{cri}.cni]
+    bin_dir = "{cni_bin}"
+    conf_dir = "{net_d}"
+  [{cri}.containerd]
+    default_runtime_name = "runc"
+    [{cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{cri}.containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "{runc}"
+        SystemdCgroup = false
+"#,
+        root = d("root"),
+        state = d("state"),
+        socket = d("containerd.sock"),
+        opt = d("opt"),
+        cni_bin = cni_bin.display(),
+        net_d = d("net.d"),
+        runc = d("state/runc"),
+    )
+}
+
+/// Starts the PID namespace in `node`: its first process mounts the private `/run` and
+/// `/var/lib`, starts containerd and waits until its stdin closes.
+fn spawn_holder(node: &Netns, dir: &TempDir) -> (Child, ChildStdin) {
+    let script = r#"set -e
+mount -t tmpfs tmpfs /run
+mount --bind "$1/var-lib" /var/lib
+containerd --config "$1/config.toml" >"$1/containerd.log" 2>&1 </dev/null &
+read _ || true"#;
+    let mut holder = node
+        .command("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc"])
+        .args(["sh", "-c", script, "sh"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("unshare.log")).expect("create unshare.log"))
+        .spawn()
+        .expect("start unshare");
+    let stdin = holder.stdin.take().expect("piped stdin");
+    (holder, stdin)
+}
+
+/// The first child of process `pid` (here: the PID namespace's first process), as soon as it
+/// exists.
+fn first_child(pid: u32) -> i32 {
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let mut found = None;
+    let exists = || {
+        found = fs::read_to_string(&children)
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse().ok());
+        found.is_some()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), exists),
+        "unshare started no process"
+    );
+    found.unwrap()
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` has passed.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image: an OCI layout written by hand (no registry)
+// ---------------------------------------------------------------------------------------------
+
+/// Writes an OCI image layout of busybox under `dir` and returns it as a tar for
+/// `ctr images import`. Its entrypoint sleeps, which is all a pause container does.
+fn write_image(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    let blobs = dir.join("layout/blobs/sha256");
+    fs::create_dir_all(rootfs.join("bin")).expect("create rootfs");
+    fs::create_dir_all(&blobs).expect("create blobs");
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox-static");
+    for applet in APPLETS {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).expect("applet");
+    }
+    let layer = dir.join("layer.tar");
+    tar(&rootfs, &layer);
+    let layer = blob(&blobs, &fs::read(&layer).expect("read layer"));
+
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Entrypoint": ["/bin/sleep", "1000000"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer.0]},
+    });
+    let config = blob(&blobs, config.to_string().as_bytes());
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config.0, "size": config.1},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer.0, "size": layer.1}],
+    });
+    let manifest = blob(&blobs, manifest.to_string().as_bytes());
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest.0,
+            "size": manifest.1,
+            "platform": {"architecture": arch, "os": "linux"},
+            "annotations": {"io.containerd.image.name": IMAGE},
+        }],
+    });
+    let layout = dir.join("layout");
+    fs::write(layout.join("index.json"), index.to_string()).expect("index.json");
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("layout");
+    let image = dir.join("image.tar");
+    tar(&layout, &image);
+    image
+}
+
+/// Stores `content` as a blob named by its digest; returns (`sha256:<hex>`, size).
+fn blob(blobs: &Path, content: &[u8]) -> (String, usize) {
+    let staged = blobs.join("staged");
+    fs::write(&staged, content).expect("write blob");
+    let out = Command::new("sha256sum")
+        .arg(&staged)
+        .output()
+        .expect("sha256sum");
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string();
+    fs::rename(&staged, blobs.join(&hex)).expect("name blob");
+    (format!("sha256:{hex}"), content.len())
+}
+
+fn tar(dir: &Path, archive: &Path) {
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(archive)
+        .arg(".")
+        .output()
+        .expect("run tar");
+    assert!(out.status.success(), "tar {dir:?}: {out:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// cgroups
+// ---------------------------------------------------------------------------------------------
+
+/// The cgroup hierarchies: `/sys/fs/cgroup/<controller>` (v1) and `unified` (v2), or the
+/// root itself on a pure v2 machine.
+fn hierarchies() -> Vec<PathBuf> {
+    let root = Path::new(CGROUP_ROOT);
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.to_path_buf()];
+    }
+    let Ok(read) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    read.flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.is_symlink())
+        .collect()
+}
+
+/// Removes `parent` (a cgroup path like `/mvh-...`) from every hierarchy, innermost first.
+/// A cgroup can be removed once its processes are gone, which can take a moment after a kill.
+fn remove_cgroups(parent: &str) {
+    for hierarchy in hierarchies() {
+        let path = hierarchy.join(parent.trim_start_matches('/'));
+        if path.exists() {
+            eventually(Duration::from_secs(5), || rmdir_tree(&path));
+        }
+    }
+}
+
+/// `rmdir` of a cgroup directory and every cgroup below it; whether it is gone.
+fn rmdir_tree(path: &Path) -> bool {
+    if let Ok(read) = fs::read_dir(path) {
+        for entry in read.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&entry.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(path);
+    !path.exists()
+}
+
+/// Removes cgroups that a killed earlier run left (named after a test process that is gone).
+fn remove_stale_cgroups() {
+    for hierarchy in hierarchies() {
+        let Ok(read) = fs::read_dir(&hierarchy) else {
+            continue;
+        };
+        for entry in read.flatten() {
+            if is_stale(&entry.file_name().to_string_lossy()) {
+                rmdir_tree(&entry.path());
+            }
+        }
+    }
+}
