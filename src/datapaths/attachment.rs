@@ -64,7 +64,7 @@ pub fn reconcile_attachment(
     store: &StateStore,
     key: &AttachmentKey,
 ) -> Result<Vec<Repair>, AttachmentError> {
-    let _lock = NodeLock::acquire(store.dir()).context("taking the node lock")?;
+    let _lock = NodeLock::acquire().context("taking the node lock")?;
     // Read under the lock: a DEL that ran before we got it has removed the record, and then
     // nothing may be re-created.
     let record = load(store, key)?;

@@ -33,7 +33,7 @@ pub fn attach(
     master: &Link,
     pod: &Pod,
 ) -> CniResult<Vec<Repair>> {
-    let lock = NodeLock::acquire(store.dir()).context("taking the node lock")?;
+    let lock = NodeLock::acquire().context("taking the node lock")?;
     match ensure_locked(node, store, plan, master, pod) {
         Ok(repairs) => Ok(repairs),
         Err(err) => {
@@ -332,6 +332,14 @@ impl Released {
         }
     }
 
+    /// Everything was released under the lock already; only errors to report.
+    pub fn with_errors(errors: ErrorList) -> Released {
+        Released {
+            errors,
+            deferred: None,
+        }
+    }
+
     pub fn failed(error: CniError) -> Released {
         let mut errors = ErrorList::new();
         errors.push(error);
@@ -351,7 +359,7 @@ impl Released {
 
 /// DEL: releases what `attach` made for `record`, under the node lock. Goes on past errors.
 pub fn release(node: &Node, store: &StateStore, record: &Record) -> Released {
-    match NodeLock::acquire(store.dir()) {
+    match NodeLock::acquire() {
         Ok(_lock) => release_locked(node, store, record),
         Err(e) => Released::failed(CniError::from(e).context("taking the node lock")),
     }
@@ -424,7 +432,7 @@ fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released 
 
 /// GC: shims that no attachment uses any more, under the node lock.
 pub fn remove_unused_shims(node: &Node, store: &StateStore) -> ErrorList {
-    match NodeLock::acquire(store.dir()) {
+    match NodeLock::acquire() {
         Ok(_lock) => super::shim::remove_unused(node, store),
         Err(e) => {
             let mut errors = ErrorList::new();

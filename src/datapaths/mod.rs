@@ -4,12 +4,14 @@
 pub mod attachment;
 pub mod host_access;
 pub mod host_path;
+pub mod link_ready;
 pub mod macvlan;
 pub mod node;
 pub mod plan;
 pub mod pod;
 pub mod pod_addresses;
 pub mod shim;
+pub mod unrecorded;
 pub mod veth;
 
 pub use attachment::{

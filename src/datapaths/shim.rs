@@ -10,6 +10,7 @@
 use ipnetwork::IpNetwork;
 
 use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
+use super::link_ready::wait_until_passing;
 use super::node::Node;
 use super::plan::{PodInterface, Settings};
 use super::pod::Pod;
@@ -88,24 +89,28 @@ impl<'a> ShimPath<'a> {
         format!("shim {}", self.name)
     }
 
-    fn create(&self, node: &Node, master: &Link) -> CniResult<Link> {
+    /// Creates the shim; None when an interface with its name appeared meanwhile (made by
+    /// someone outside the node lock): the caller checks and adopts it.
+    fn create(&self, node: &Node, master: &Link) -> CniResult<Option<Link>> {
         let name = self.name;
-        node.netlink
-            .create_macvlan(&MacvlanSpec {
-                name: name.to_owned(),
-                master_index: master.index,
-                mode: MacvlanMode::Bridge,
-                mtu: None,
-                mac: Some(self.mac),
-                netns_fd: None,
-                group: None,
-            })
-            .with_context(|| {
+        let created = node.netlink.create_macvlan(&MacvlanSpec {
+            name: name.to_owned(),
+            master_index: master.index,
+            mode: MacvlanMode::Bridge,
+            mtu: None,
+            mac: Some(self.mac),
+            netns_fd: None,
+            group: None,
+        });
+        match created {
+            Err(e) if e.is_exists() => return Ok(None),
+            other => other.with_context(|| {
                 format!(
                     "creating shim {name} (macvlan bridge) on master {}",
                     master.name
                 )
-            })?;
+            })?,
+        }
         let link = node
             .netlink
             .link_by_name(name)
@@ -118,7 +123,7 @@ impl<'a> ShimPath<'a> {
             master.name,
             self.mac
         );
-        Ok(link)
+        Ok(Some(link))
     }
 
     /// Writes the hardening sysctls: all of them on a new shim; on a reused one, those that a
@@ -139,6 +144,28 @@ impl<'a> ShimPath<'a> {
             }
         }
         Ok(written)
+    }
+
+    /// The shim someone else created while we were about to: ours to use when it is a shim
+    /// this plugin would make (kind, master, mode, MAC); a name collision otherwise.
+    fn adopt(&self, node: &Node, master: &Link) -> CniResult<Link> {
+        let name = self.name;
+        let link = node
+            .netlink
+            .link_by_name(name)
+            .context("looking up the shim created meanwhile")?
+            .ok_or_else(|| {
+                CniError::internal(format!(
+                    "creating shim {name}: it existed, and then vanished again"
+                ))
+            })?;
+        if let Some(why) = foreign(&link, master, self.mac) {
+            return Err(CniError::config(format!(
+                "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
+            )));
+        }
+        log::info!("adopted shim {name}, created meanwhile by another call");
+        Ok(link)
     }
 
     fn remove_link_local(
@@ -193,7 +220,6 @@ impl HostPath for ShimPath<'_> {
             .netlink
             .link_by_name(name)
             .context("looking up the shim")?;
-        let reused = existing.is_some();
         if let Some(why) = existing.as_ref().and_then(|l| foreign(l, master, self.mac)) {
             return Err(CniError::config(format!(
                 "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
@@ -204,13 +230,22 @@ impl HostPath for ShimPath<'_> {
         store
             .add_user(name, key)
             .context("registering the shim's user")?;
-        let link = match existing {
-            Some(link) => link,
-            None => {
-                let link = self.create(node, master)?;
-                repairs.push(Repair::Created(self.label()));
-                link
-            }
+        let (link, reused) = match existing {
+            Some(link) => (link, true),
+            None => match self.create(node, master)? {
+                Some(link) => {
+                    repairs.push(Repair::Created(self.label()));
+                    (link, false)
+                }
+                // Not ours after all: this attachment never became a user of it.
+                None => match self.adopt(node, master) {
+                    Ok(link) => (link, true),
+                    Err(e) => {
+                        let _ = store.remove_user(name, key);
+                        return Err(e);
+                    }
+                },
+            },
         };
         // Hardened before it comes up; on reuse only what differs is written.
         let written = self.harden(reused)?;
@@ -236,6 +271,10 @@ impl HostPath for ShimPath<'_> {
             if reused {
                 repairs.push(Repair::BroughtUp(self.label()));
             }
+        }
+        if !reused || !link.up {
+            // A shim that just came up drops packets until the kernel activates its queue.
+            wait_until_passing(&[(&node.netlink, link.index, &self.label())])?;
         }
         let pod_index = match pod_index {
             Some(index) => index,
@@ -373,7 +412,7 @@ fn pod_interface(pod: &Pod, ifname: &str) -> CniResult<u32> {
 /// Why an interface with the shim's name is not our shim (a macvlan in bridge mode on this
 /// master with the derived MAC); None when it is. Anything else is a name collision that
 /// must not be taken over.
-fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
+pub(super) fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
     if link.kind.as_deref() != Some("macvlan") {
         Some(format!(
             "is a {} interface, not a macvlan",
@@ -414,7 +453,7 @@ pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
 /// True when routes other than ours still go through the shim: pods of a network configured
 /// with another `stateDir` (and so another set of records) share it. Asked only when the last
 /// user known here leaves, so the route dump is not on the path of every DEL.
-fn still_routed(node: &Node, shim: &Link) -> bool {
+pub(super) fn still_routed(node: &Node, shim: &Link) -> bool {
     match node.netlink.routes() {
         Ok(routes) => {
             // Pod routes are host routes; a prefix route of a `shimAddresses` entry is not a pod.

@@ -6,6 +6,7 @@
 use std::os::fd::AsFd;
 
 use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
+use super::link_ready::wait_until_passing;
 use super::node::Node;
 use super::plan::Settings;
 use super::pod::Pod;
@@ -168,6 +169,15 @@ impl HostPath for VethPath<'_> {
                 repairs.push(Repair::BroughtUp(format!("veth {pod_name} in the pod")));
             }
         }
+        // Both ends carry the first packet: ADD's caller may send it at once.
+        let (host_label, pod_label) = (
+            format!("veth {host_name} (node)"),
+            format!("veth {pod_name} (pod)"),
+        );
+        wait_until_passing(&[
+            (&node.netlink, host.index, &host_label),
+            (&pod.netlink, pod_end.index, &pod_label),
+        ])?;
         Ok(Devices {
             host: host.index,
             pod: Some(PodDevice {

@@ -7,21 +7,24 @@ use super::{attachment_key, pod_namespace_if_present};
 use crate::datapaths::host_access::{self, Released};
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
+use crate::datapaths::unrecorded::{self, Learned};
 use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, ErrorList, HostAccess, Mode, NetConf,
 };
+use crate::system::netlink::Link;
 use crate::system::netns::Netns;
-use crate::system::state::{AttachmentKey, StateStore};
+use crate::system::state::{AttachmentKey, Record, StateStore};
 
 pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let node = Node::open()?;
     // Before anything else: a CNI_NETNS that is the node's own namespace is refused.
     let pod_ns = pod_namespace_if_present(env, &node)?;
     let key = attachment_key(env, conf);
+    // Before anything is torn down: without a record, the pod's interface may be all that
+    // tells what to remove.
+    let host = HostTeardown::prepare(conf, &node, &key, env.ifname(), pod_ns.as_ref());
     let Mode::Interface { ipam } = &conf.mode else {
-        return release_host_access(conf, &node, &key)
-            .finish(&node)
-            .into_result();
+        return host.release(&node, &key).finish(&node).into_result();
     };
     // Interface mode: three independent teardowns run side by side. The IPAM plugin is a
     // process of its own; deleting the pod's links waits for an RCU grace period in the
@@ -31,7 +34,7 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let pending = ipam.start(Command::Del);
     let mut errors = std::thread::scope(|scope| {
         let pod_links = scope.spawn(|| remove_pod_links(pod_ns, env.ifname(), key.link_group()));
-        let released = release_host_access(conf, &node, &key);
+        let released = host.release(&node, &key);
         let mut errors = ErrorList::new();
         match pod_links.join() {
             Ok(result) => errors.note(result),
@@ -46,16 +49,107 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     errors.into_result()
 }
 
-/// Host access: the record's objects, under the node lock; what must go after the lock is in
-/// the returned `Released`.
-fn release_host_access(conf: &NetConf, node: &Node, key: &AttachmentKey) -> Released {
-    // Nothing is created: with nothing recorded, a missing or read-only stateDir is no error.
-    let store = StateStore::existing(&conf.state_dir);
-    match store.load(key).context("reading the attachment record") {
-        Ok(Some(record)) => host_access::release(node, &store, &record),
-        Ok(None) if conf.host_access == HostAccess::None => Released::nothing(),
-        Ok(None) => host_access::release_unrecorded(node, &store, key, conf.host_access),
-        Err(e) => Released::failed(e),
+/// What DEL knows of the attachment's host access before it removes anything.
+enum HostTeardown {
+    /// `hostAccess: "none"` and nothing recorded.
+    Nothing,
+    Recorded(StateStore, Record),
+    /// No record: what can be found without it, plus, for a shim, what prevResult or the pod
+    /// told of the pod and of the shim it would have used.
+    Unrecorded {
+        store: StateStore,
+        host_access: HostAccess,
+        learned: Option<(Learned, (String, Link))>,
+    },
+    Failed(CniError),
+}
+
+impl HostTeardown {
+    fn prepare(
+        conf: &NetConf,
+        node: &Node,
+        key: &AttachmentKey,
+        ifname: &str,
+        pod_ns: Option<&Netns>,
+    ) -> HostTeardown {
+        // Nothing is created: with nothing recorded, a missing or read-only stateDir is no
+        // error.
+        let store = StateStore::existing(&conf.state_dir);
+        match store.load(key).context("reading the attachment record") {
+            Ok(Some(record)) => HostTeardown::Recorded(store, record),
+            Ok(None) if conf.host_access == HostAccess::None => HostTeardown::Nothing,
+            Ok(None) => {
+                let learned = match conf.host_access {
+                    HostAccess::Shim => learn(conf, node, ifname, pod_ns),
+                    HostAccess::Veth | HostAccess::None => None,
+                };
+                HostTeardown::Unrecorded {
+                    store,
+                    host_access: conf.host_access,
+                    learned,
+                }
+            }
+            Err(e) => HostTeardown::Failed(e),
+        }
+    }
+
+    /// Under the node lock; what must go after the lock is in the returned `Released`.
+    fn release(self, node: &Node, key: &AttachmentKey) -> Released {
+        match self {
+            HostTeardown::Nothing => Released::nothing(),
+            HostTeardown::Recorded(store, record) => host_access::release(node, &store, &record),
+            HostTeardown::Unrecorded {
+                store,
+                host_access,
+                learned,
+            } => {
+                // First, while the route owners are still there to ask.
+                let learned_errors = learned
+                    .map(|(learned, shim)| {
+                        unrecorded::release(node, &store, key, shim, &learned).errors
+                    })
+                    .unwrap_or_default();
+                let mut released = host_access::release_unrecorded(node, &store, key, host_access);
+                released.errors.append(learned_errors);
+                released
+            }
+            HostTeardown::Failed(e) => Released::failed(e),
+        }
+    }
+}
+
+/// The pod's addresses and MAC and the shim's name without a record: prevResult first, else
+/// the pod's interface. Best effort: what cannot be learned is left (and logged).
+fn learn(
+    conf: &NetConf,
+    node: &Node,
+    ifname: &str,
+    pod_ns: Option<&Netns>,
+) -> Option<(Learned, (String, Link))> {
+    let from_pod = || match pod_ns.map(|ns| unrecorded::from_pod(ns, ifname)) {
+        Some(Ok(learned)) => learned,
+        Some(Err(e)) => {
+            log::warn!("no record, and reading the pod's interface failed: {e}");
+            None
+        }
+        None => None,
+    };
+    let learned = conf
+        .prev_result()
+        .and_then(|prev| unrecorded::from_prev_result(prev, ifname))
+        .or_else(from_pod)?;
+    let shim = unrecorded::shim_of(
+        node,
+        conf.shim_name.as_deref(),
+        conf.master.as_deref(),
+        &learned,
+    );
+    match shim {
+        Ok(shim) => shim.map(|shim| (learned, shim)),
+        Err(e) => {
+            log::warn!("no record, and finding the shim failed: {e}");
+            None
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
 /// Temporary files of calls that were killed while writing state (under the node lock, no
 /// writer of a locked file is alive).
 fn remove_dead_temporaries(store: &StateStore) -> CniResult<()> {
-    NodeLock::acquire(store.dir())
+    NodeLock::acquire()
         .and_then(|_lock| store.remove_dead_temporaries())
         .context("removing temporary files of killed calls")
 }

@@ -4,7 +4,6 @@
 //!
 //! Layout (the directory is 0700, every file is written atomically by rename):
 //! ```text
-//! stateDir/lock                       the node lock (system::lock)
 //! stateDir/attachments/<key>.json     one record per attachment
 //! stateDir/owners/<ip>                the key of the attachment whose host route is <ip>/32
 //! stateDir/users/<shim>/<key>         one marker per attachment that uses a shim
@@ -205,6 +204,16 @@ impl StateStore {
         }
     }
 
+    /// The key (file stem) that owns the host route of `ip`; None when nobody does.
+    pub fn owner_of(&self, ip: IpAddr) -> SysResult<Option<String>> {
+        let path = self.owner_path(ip);
+        match read_regular(&path) {
+            Ok(owner) => Ok(Some(String::from_utf8_lossy(&owner).into_owned())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SysError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
     pub fn clear_owner(&self, ip: IpAddr) -> SysResult<()> {
         remove_file_if_present(&self.owner_path(ip))
     }
@@ -301,7 +310,7 @@ impl StateStore {
         if fs::symlink_metadata(&temp).is_err() {
             return Ok(());
         }
-        let _lock = super::lock::NodeLock::acquire(&self.dir)?;
+        let _lock = super::lock::NodeLock::acquire()?;
         remove_file_if_present(&temp)
     }
 

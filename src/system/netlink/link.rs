@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode as KernelMacvlanMode,
+    MacVlanMode as KernelMacvlanMode, State as OperState,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -233,7 +233,10 @@ fn parse_link(message: LinkMessage) -> Link {
         macvlan_mode: None,
         parent_index: None,
         link_netnsid: None,
+        passes_traffic: false,
     };
+    let lower_up = message.header.flags.contains(LinkFlags::LowerUp);
+    let (mut oper_up, mut queue_active) = (false, false);
     for attribute in message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name,
@@ -241,6 +244,8 @@ fn parse_link(message: LinkMessage) -> Link {
             LinkAttribute::Mtu(mtu) => link.mtu = mtu,
             LinkAttribute::Link(parent) => link.parent_index = Some(parent),
             LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
+            LinkAttribute::OperState(state) => oper_up = state == OperState::Up,
+            LinkAttribute::Qdisc(qdisc) => queue_active = qdisc != "noop",
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
@@ -258,6 +263,7 @@ fn parse_link(message: LinkMessage) -> Link {
             _ => {}
         }
     }
+    link.passes_traffic = lower_up && oper_up && queue_active;
     link
 }
 

@@ -56,6 +56,10 @@ pub struct Link {
     pub parent_index: Option<u32>,
     /// IFLA_LINK_NETNSID, present when the parent/peer lives in another namespace.
     pub link_netnsid: Option<i32>,
+    /// Packets sent now leave the device: carrier (IFF_LOWER_UP), operstate up, and a queue
+    /// other than `noop`. The kernel's link watcher activates the queue some time after
+    /// carrier comes on; until then every packet is dropped.
+    pub passes_traffic: bool,
 }
 
 /// A new macvlan. With `netns_fd` the kernel creates it directly inside that namespace while
