@@ -14,6 +14,15 @@ use crate::system::{sysctl, Mac};
 /// How long ADD waits for IPv6 duplicate address detection before giving up.
 const DAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the pod's interface waits for an answer to its DAD probe (the kernel's default
+/// is `retrans_time_ms` = 1000, after a random delay of up to `router_solicitation_delay`,
+/// 1 s): a LAN host that holds the address answers within microseconds to a few ms. Set only
+/// while ADD waits for DAD, then put back.
+const DAD_RETRANS_MS: &str = "100";
+
+/// How often ADD looks whether DAD has finished.
+const DAD_POLL: Duration = Duration::from_millis(5);
+
 /// Refuses an interface name the pod already uses, before any IP is allocated for it.
 pub fn ensure_name_free(pod: &Netlink, ifname: &str) -> CniResult<()> {
     if pod
@@ -93,16 +102,18 @@ pub fn configure(
     pod.rename_link(index, ifname)
         .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
     let has_v6 = ipam.ips.iter().any(|ip| ip.address.is_ipv6());
+    // Gratuitous ARP / unsolicited NA when the link comes up: the LAN learns the new MAC of a
+    // reused address at once.
     let mut settings = vec![(format!("net/ipv4/conf/{ifname}/arp_notify"), "1".to_owned())];
     if has_v6 {
         settings.push((
             format!("net/ipv6/conf/{ifname}/ndisc_notify"),
             "1".to_owned(),
         ));
+        // Set while the link is down: DAD starts when it comes up with its addresses.
+        settings.extend(fast_dad(ifname));
     }
-    // Gratuitous ARP / unsolicited NA when the link comes up: the LAN learns the new MAC of a
-    // reused address at once.
-    sysctl::write_in(pod_ns, &settings)
+    let previous = sysctl::swap_in(pod_ns, &settings)
         .with_context(|| format!("configuring {ifname} in the pod"))?;
     for ip in &ipam.ips {
         pod.add_address(index, ip.address, false)
@@ -112,6 +123,10 @@ pub fn configure(
         .with_context(|| format!("bringing {ifname} up"))?;
     if has_v6 {
         wait_for_dad(pod, index, ifname)?;
+        // Neighbour discovery of the running pod keeps the namespace's own timing.
+        let timing = &previous[previous.len() - 2..];
+        sysctl::write_in(pod_ns, timing)
+            .with_context(|| format!("restoring the neighbour discovery timing of {ifname}"))?;
     }
     for route in &ipam.routes {
         let gateway = route.gw.or_else(|| {
@@ -124,6 +139,21 @@ pub fn configure(
             .with_context(|| format!("adding route {} in the pod", describe(route, gateway)))?;
     }
     Ok(())
+}
+
+/// DAD without its random start delay and with a short wait for an answer (the last two
+/// settings: `configure` restores them when DAD is over).
+fn fast_dad(ifname: &str) -> [(String, String); 2] {
+    [
+        (
+            format!("net/ipv6/conf/{ifname}/router_solicitation_delay"),
+            "0".to_owned(),
+        ),
+        (
+            format!("net/ipv6/neigh/{ifname}/retrans_time_ms"),
+            DAD_RETRANS_MS.to_owned(),
+        ),
+    ]
 }
 
 fn pod_route(route: &RouteEntry, gateway: Option<std::net::IpAddr>, index: u32) -> Route {
@@ -153,8 +183,8 @@ fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
             .with_context(|| format!("reading the addresses of {ifname}"))?;
         if let Some(failed) = addresses.iter().find(|a| a.dad_failed) {
             return Err(CniError::internal(format!(
-                "address {} on {ifname} is already in use on the LAN (duplicate address detection failed)",
-                failed.network
+                "address {} on {ifname} is a duplicate: another host on the LAN already uses it (IPv6 duplicate address detection failed)",
+                failed.network.ip()
             )));
         }
         if !addresses.iter().any(|a| a.tentative) {
@@ -165,7 +195,7 @@ fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
                 "duplicate address detection on {ifname} did not finish within {DAD_TIMEOUT:?}"
             )));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(DAD_POLL);
     }
 }
 
