@@ -35,11 +35,42 @@ impl Node {
                     ))
                 });
         }
+        let default_oif = match self.default_route_by_lookup()? {
+            Some(index) => index,
+            None => self.default_route_by_dump()?,
+        };
+        self.netlink
+            .link_by_index(default_oif)
+            .context("looking up the default route's interface")?
+            .ok_or_else(|| {
+                CniError::internal(format!(
+                    "the default route's interface (index {default_oif}) vanished"
+                ))
+            })
+    }
+
+    /// The interface of the IPv4 default route, found with one lookup: the route the node
+    /// uses towards a documentation address (RFC 5737), which no network routes on its own,
+    /// is the default route. None when that lookup finds something else.
+    fn default_route_by_lookup(&self) -> CniResult<Option<u32>> {
+        let probe = IpAddr::from([203, 0, 113, 1]);
+        let route = self
+            .netlink
+            .route_to(probe)
+            .context("looking up the node's default route")?;
+        Ok(route
+            .filter(|r| r.destination.is_some_and(|d| d.prefix() == 0))
+            .and_then(|r| r.output_index))
+    }
+
+    /// The interface of the first default route of the main table, IPv4 before IPv6: a dump,
+    /// for nodes whose lookup finds no IPv4 default route.
+    fn default_route_by_dump(&self) -> CniResult<u32> {
         let routes = self
             .netlink
             .routes()
             .context("reading the node's routes to find the default interface")?;
-        let default_oif = [false, true]
+        [false, true]
             .into_iter()
             .find_map(|v6| {
                 // Dumped default routes are 0.0.0.0/0 or ::/0, with or without a gateway.
@@ -51,14 +82,6 @@ impl Node {
             .and_then(|r| r.output_index)
             .ok_or_else(|| {
                 CniError::config("master is not set and the node has no default route to take it from: set \"master\" to the LAN interface")
-            })?;
-        self.netlink
-            .link_by_index(default_oif)
-            .context("looking up the default route's interface")?
-            .ok_or_else(|| {
-                CniError::internal(format!(
-                    "the default route's interface (index {default_oif}) vanished"
-                ))
             })
     }
 

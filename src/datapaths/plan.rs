@@ -102,7 +102,11 @@ pub fn replan(node: &Node, record: &Record) -> CniResult<(Plan, Link)> {
                 record.master
             ))
         })?;
-    let node_addresses = node.addresses()?;
+    // Only the master's addresses matter here (one link, filtered by the kernel).
+    let node_addresses = node
+        .netlink
+        .addresses(master.index)
+        .with_context(|| format!("reading the addresses of master {}", master.name))?;
     let (sources, node_ips) = addresses(
         &node_addresses,
         &master,

@@ -501,6 +501,51 @@ impl Netlink {
         Ok(routes)
     }
 
+    /// The main-table route the kernel uses to reach `destination` (`ip route get fibmatch`):
+    /// the matching route itself (prefix, device, source), in one request whatever the size of
+    /// the table. None when no unicast route of the main table matches.
+    pub fn route_to(&self, destination: IpAddr) -> SysResult<Option<Route>> {
+        let mut message = RouteMessage::default();
+        message.header.address_family = family_of(destination);
+        message.header.destination_prefix_length = full_prefix(destination);
+        message.header.flags = RouteFlags::FibMatch;
+        message
+            .attributes
+            .push(RouteAttribute::Destination(destination.into()));
+        let answer = self.execute(
+            RouteNetlinkMessage::GetRoute(message),
+            0,
+            &format!("cannot look up the route to {destination}"),
+        );
+        let replies = match answer {
+            Err(e) if is_unreachable(&e) => return Ok(None),
+            other => other?,
+        };
+        Ok(replies.into_iter().find_map(|reply| match reply {
+            RouteNetlinkMessage::NewRoute(route) => parse_route(route),
+            _ => None,
+        }))
+    }
+
+    /// The neighbour entry for `address` on link `index` (`ip neigh get`), in one request;
+    /// None when there is none.
+    pub fn neighbour(&self, index: u32, address: IpAddr) -> SysResult<Option<Neighbour>> {
+        let message = neighbour_message(index, address);
+        let answer = self.execute(
+            RouteNetlinkMessage::GetNeighbour(message),
+            0,
+            &format!("cannot look up neighbour {address} on link index {index}"),
+        );
+        let replies = match answer {
+            Err(e) if e.is_not_found() => return Ok(None),
+            other => other?,
+        };
+        Ok(replies.into_iter().find_map(|reply| match reply {
+            RouteNetlinkMessage::NewNeighbour(neighbour) => parse_neighbour(neighbour),
+            _ => None,
+        }))
+    }
+
     /// Adds or replaces a permanent neighbour entry.
     pub fn set_permanent_neighbour(&self, index: u32, address: IpAddr, mac: Mac) -> SysResult<()> {
         let mut message = neighbour_message(index, address);
@@ -626,6 +671,22 @@ fn valid_link_name(name: &str) -> Result<(), &'static str> {
         return Err("an interface name cannot be . or .. nor contain /, : or whitespace");
     }
     Ok(())
+}
+
+/// A host prefix: /32 or /128.
+fn full_prefix(ip: IpAddr) -> u8 {
+    match ip {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// The answers of a route lookup that mean "no route".
+fn is_unreachable(error: &SysError) -> bool {
+    matches!(
+        error.errno(),
+        Some(nix::libc::ENETUNREACH) | Some(nix::libc::EHOSTUNREACH) | Some(nix::libc::ENOENT)
+    )
 }
 
 /// Ok(false) for the errors that mean "there was nothing to delete".
@@ -1285,6 +1346,39 @@ mod tests {
     }
 
     #[test]
+    fn a_route_lookup_answers_with_the_matching_route() {
+        let temp = TempNetns::new("route-get");
+        let netlink = Netlink::open_in(&temp.ns).unwrap();
+        let (a, b) = veth_pair_up(&netlink);
+        netlink.add_address(a, net("10.4.0.1/24"), false).unwrap();
+        netlink
+            .add_address(a, net("2001:db8:4::1/64"), true)
+            .unwrap();
+        assert_eq!(netlink.route_to(ip("10.7.0.1")).unwrap(), None, "no route");
+        for (pod, source) in [
+            ("10.4.0.50", "10.4.0.1"),
+            ("2001:db8:4::50", "2001:db8:4::1"),
+        ] {
+            let host = Route {
+                destination: Some(IpNetwork::from(ip(pod))),
+                output_index: Some(b),
+                source: Some(ip(source)),
+                scope_link: true,
+                ..Route::default()
+            };
+            // Without the host route, the subnet's route matches.
+            let subnet = netlink.route_to(ip(pod)).unwrap().expect("subnet route");
+            assert_eq!(subnet.output_index, Some(a));
+            assert!(subnet.destination.unwrap().prefix() < host.destination.unwrap().prefix());
+            netlink.add_route(&host, false).unwrap();
+            let found = netlink.route_to(ip(pod)).unwrap().expect("host route");
+            assert_eq!(found.destination, host.destination);
+            assert_eq!(found.output_index, Some(b));
+            assert_eq!(found.source, Some(ip(source)));
+        }
+    }
+
+    #[test]
     fn permanent_neighbours_set_list_and_delete() {
         let temp = TempNetns::new("neigh");
         let netlink = Netlink::open_in(&temp.ns).unwrap();
@@ -1318,6 +1412,10 @@ mod tests {
         );
         assert_eq!(entry(v6).mac, Some(mac(7)));
         assert!(listed.iter().all(|n| n.index == a));
+        // One entry by lookup, as CHECK does: the same as the dump's, none on the other link.
+        assert_eq!(netlink.neighbour(a, v4).unwrap(), Some(entry(v4)));
+        assert_eq!(netlink.neighbour(a, v6).unwrap(), Some(entry(v6)));
+        assert_eq!(netlink.neighbour(b, v4).unwrap(), None);
 
         let shown = temp.ip_json(&["neigh", "show", "dev", "a", "10.3.0.5"]);
         assert_eq!(shown[0]["lladdr"], mac(6).to_string());
