@@ -98,12 +98,30 @@ impl Node {
             })
     }
 
-    /// Every address of the node (one dump; its size does not grow with the number of pods,
-    /// which get no addresses on the node).
-    pub fn addresses(&self) -> CniResult<Vec<Address>> {
+    /// The addresses of `master` (one link: the kernel filters, whatever else the node has).
+    pub fn addresses_of(&self, master: &Link) -> CniResult<Vec<Address>> {
         self.netlink
-            .all_addresses()
-            .context("reading the node's addresses")
+            .addresses(master.index)
+            .with_context(|| format!("reading the addresses of master {}", master.name))
+    }
+
+    /// Refuses a pod address that the node itself has: routing it to the pod would cut the
+    /// node off from its own address. One lookup per address (the node's local routes), not
+    /// a dump of every address (a veth's node end per pod has one).
+    pub fn refuse_local(&self, pod: &[IpNetwork]) -> CniResult<()> {
+        for p in pod {
+            let local = self
+                .netlink
+                .local_address(p.ip())
+                .with_context(|| format!("looking up whether {} is the node's", p.ip()))?;
+            if let Some(index) = local {
+                return Err(CniError::config(format!(
+                    "pod address {} is a local address of the node (interface index {index}): it cannot be routed to the pod",
+                    p.ip()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -115,21 +133,6 @@ pub fn usable_addresses_of(addresses: &[Address], master: &Link) -> Vec<IpNetwor
         .filter(|a| a.index == master.index && a.scope == 0 && !a.tentative && !a.dad_failed)
         .map(|a| a.network)
         .collect()
-}
-
-/// Refuses a pod address that the node itself has: routing it to the pod would cut the node
-/// off from its own address.
-pub fn refuse_node_local(addresses: &[Address], pod: &[IpNetwork]) -> CniResult<()> {
-    for p in pod {
-        if let Some(a) = addresses.iter().find(|a| a.network.ip() == p.ip()) {
-            return Err(CniError::config(format!(
-                "pod address {} is a local address of the node (interface index {}): it cannot be routed to the pod",
-                p.ip(),
-                a.index
-            )));
-        }
-    }
-    Ok(())
 }
 
 pub fn same_family(a: IpAddr, b: IpAddr) -> bool {

@@ -505,6 +505,26 @@ impl Netlink {
     /// the matching route itself (prefix, device, source), in one request whatever the size of
     /// the table. None when no unicast route of the main table matches.
     pub fn route_to(&self, destination: IpAddr) -> SysResult<Option<Route>> {
+        Ok(self.fib_match(destination)?.and_then(parse_route))
+    }
+
+    /// When `address` is one of this namespace's own addresses (a local route matches it),
+    /// the index of the link that has it; one lookup, like `route_to`.
+    pub fn local_address(&self, address: IpAddr) -> SysResult<Option<u32>> {
+        Ok(self
+            .fib_match(address)?
+            .filter(|m| m.header.kind == RouteType::Local)
+            .and_then(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                })
+            }))
+    }
+
+    /// RTM_GETROUTE with RTM_F_FIB_MATCH: the routing table entry that matches `destination`
+    /// after the policy rules, as the kernel reports it; None when nothing matches.
+    fn fib_match(&self, destination: IpAddr) -> SysResult<Option<RouteMessage>> {
         let mut message = RouteMessage::default();
         message.header.address_family = family_of(destination);
         message.header.destination_prefix_length = full_prefix(destination);
@@ -522,7 +542,7 @@ impl Netlink {
             other => other?,
         };
         Ok(replies.into_iter().find_map(|reply| match reply {
-            RouteNetlinkMessage::NewRoute(route) => parse_route(route),
+            RouteNetlinkMessage::NewRoute(route) => Some(route),
             _ => None,
         }))
     }
@@ -1376,6 +1396,10 @@ mod tests {
             assert_eq!(found.output_index, Some(b));
             assert_eq!(found.source, Some(ip(source)));
         }
+        // IPv4: its local route exists as soon as the address is on an up link (IPv6 waits
+        // for the link's carrier, which a veth reports asynchronously).
+        assert_eq!(netlink.local_address(ip("10.4.0.50")).unwrap(), None);
+        assert_eq!(netlink.local_address(ip("10.4.0.1")).unwrap(), Some(a));
     }
 
     #[test]
@@ -1425,6 +1449,8 @@ mod tests {
         assert!(!netlink.delete_neighbour(a, v4).unwrap());
         assert!(netlink.delete_neighbour(a, v6).unwrap());
         assert!(netlink.neighbours(a).unwrap().iter().all(|n| !n.permanent));
-        assert_eq!(netlink.neighbours(b).unwrap().len(), 1);
+        // Only the permanent one set on b: the kernel may add its own (NDP between a and b).
+        let permanent_on_b = netlink.neighbours(b).unwrap();
+        assert_eq!(permanent_on_b.iter().filter(|n| n.permanent).count(), 1);
     }
 }
