@@ -89,8 +89,25 @@ pub fn create(
     }
 }
 
-/// Gives the new macvlan its name, the IPAM result's addresses and routes, and brings it up.
-/// On failure the caller removes the link.
+/// What the new macvlan needs before its addresses are known, done while the IPAM plugin
+/// runs: its name, and gratuitous ARP / unsolicited NA when it comes up (the LAN learns the new
+/// MAC of a reused address at once). On failure the caller removes the link.
+pub fn prepare(pod_ns: &Netns, pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
+    // Renamed while down: older kernels refuse to rename an up link.
+    pod.rename_link(index, ifname)
+        .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
+    let settings = [
+        (format!("net/ipv4/conf/{ifname}/arp_notify"), "1".to_owned()),
+        (
+            format!("net/ipv6/conf/{ifname}/ndisc_notify"),
+            "1".to_owned(),
+        ),
+    ];
+    sysctl::write_in(pod_ns, &settings).with_context(|| format!("configuring {ifname} in the pod"))
+}
+
+/// Gives the prepared macvlan the IPAM result's addresses and routes, and brings it up; with
+/// IPv6, waits for duplicate address detection. On failure the caller removes the link.
 pub fn configure(
     pod_ns: &Netns,
     pod: &Netlink,
@@ -98,34 +115,26 @@ pub fn configure(
     ifname: &str,
     ipam: &CniOutput,
 ) -> CniResult<()> {
-    // Renamed while down: older kernels refuse to rename an up link.
-    pod.rename_link(index, ifname)
-        .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
     let has_v6 = ipam.ips.iter().any(|ip| ip.address.is_ipv6());
-    // Gratuitous ARP / unsolicited NA when the link comes up: the LAN learns the new MAC of a
-    // reused address at once.
-    let mut settings = vec![(format!("net/ipv4/conf/{ifname}/arp_notify"), "1".to_owned())];
-    if has_v6 {
-        settings.push((
-            format!("net/ipv6/conf/{ifname}/ndisc_notify"),
-            "1".to_owned(),
-        ));
-        // Set while the link is down: DAD starts when it comes up with its addresses.
-        settings.extend(fast_dad(ifname));
-    }
-    let previous = sysctl::swap_in(pod_ns, &settings)
-        .with_context(|| format!("configuring {ifname} in the pod"))?;
+    // Set while the link is down: DAD starts when it comes up with its addresses.
+    let dad_timing = if has_v6 {
+        Some(
+            sysctl::swap_in(pod_ns, &fast_dad(ifname))
+                .with_context(|| format!("shortening DAD on {ifname} in the pod"))?,
+        )
+    } else {
+        None
+    };
     for ip in &ipam.ips {
         pod.add_address(index, ip.address, false)
             .with_context(|| format!("adding address {} to {ifname}", ip.address))?;
     }
     pod.set_link_up(index)
         .with_context(|| format!("bringing {ifname} up"))?;
-    if has_v6 {
+    if let Some(previous) = dad_timing {
         wait_for_dad(pod, index, ifname)?;
         // Neighbour discovery of the running pod keeps the namespace's own timing.
-        let timing = &previous[previous.len() - 2..];
-        sysctl::write_in(pod_ns, timing)
+        sysctl::write_in(pod_ns, &previous)
             .with_context(|| format!("restoring the neighbour discovery timing of {ifname}"))?;
     }
     for route in &ipam.routes {
@@ -141,8 +150,8 @@ pub fn configure(
     Ok(())
 }
 
-/// DAD without its random start delay and with a short wait for an answer (the last two
-/// settings: `configure` restores them when DAD is over).
+/// DAD without its random start delay and with a short wait for an answer (`configure` puts
+/// the old values back when DAD is over).
 fn fast_dad(ifname: &str) -> [(String, String); 2] {
     [
         (
