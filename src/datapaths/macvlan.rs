@@ -90,20 +90,15 @@ pub fn create(
 }
 
 /// What the new macvlan needs before its addresses are known, done while the IPAM plugin
-/// runs: its name, and gratuitous ARP / unsolicited NA when it comes up (the LAN learns the new
-/// MAC of a reused address at once). On failure the caller removes the link.
-pub fn prepare(pod_ns: &Netns, pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
+/// runs: its name, and gratuitous ARP when it comes up (the LAN learns the new MAC of a reused
+/// address at once). Over netlink, not /proc/sys (see `Netlink::set_arp_notify`). On failure
+/// the caller removes the link.
+pub fn prepare(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
     // Renamed while down: older kernels refuse to rename an up link.
     pod.rename_link(index, ifname)
         .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
-    let settings = [
-        (format!("net/ipv4/conf/{ifname}/arp_notify"), "1".to_owned()),
-        (
-            format!("net/ipv6/conf/{ifname}/ndisc_notify"),
-            "1".to_owned(),
-        ),
-    ];
-    sysctl::write_in(pod_ns, &settings).with_context(|| format!("configuring {ifname} in the pod"))
+    pod.set_arp_notify(index)
+        .with_context(|| format!("setting arp_notify on {ifname} in the pod"))
 }
 
 /// Gives the prepared macvlan the IPAM result's addresses and routes, and brings it up; with
@@ -116,12 +111,20 @@ pub fn configure(
     ipam: &CniOutput,
 ) -> CniResult<()> {
     let has_v6 = ipam.ips.iter().any(|ip| ip.address.is_ipv6());
-    // Set while the link is down: DAD starts when it comes up with its addresses.
+    // Set while the link is down: DAD starts when it comes up with its addresses. Unsolicited
+    // NA on link up (ndisc_notify) is the IPv6 twin of arp_notify. IPv6 has these only as
+    // sysctls: a thread in the pod, paid by dual-stack pods only.
     let dad_timing = if has_v6 {
-        Some(
-            sysctl::swap_in(pod_ns, &fast_dad(ifname))
-                .with_context(|| format!("shortening DAD on {ifname} in the pod"))?,
-        )
+        let mut settings = vec![(
+            format!("net/ipv6/conf/{ifname}/ndisc_notify"),
+            "1".to_owned(),
+        )];
+        settings.extend(fast_dad(ifname));
+        let mut previous = sysctl::swap_in(pod_ns, &settings)
+            .with_context(|| format!("configuring IPv6 on {ifname} in the pod"))?;
+        // Only the DAD timing is put back.
+        previous.remove(0);
+        Some(previous)
     } else {
         None
     };

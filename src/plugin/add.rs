@@ -68,7 +68,7 @@ fn add_interface(
             rollback.push("removing the pod's macvlan", move || {
                 remove_link(pod, index, ifname)
             });
-            macvlan::prepare(&pod.ns, &pod.netlink, index, ifname)
+            macvlan::prepare(&pod.netlink, index, ifname)
         }
         Err(_) => Ok(()),
     };

@@ -22,9 +22,10 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode as KernelMacvlanMode,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, InfoData, InfoKind, InfoMacVlan, InfoVeth,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode as KernelMacvlanMode,
 };
+pub use netlink_packet_route::link::{Inet6DevConf, InetDevConf};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
@@ -67,6 +68,10 @@ pub struct Link {
     pub parent_index: Option<u32>,
     /// IFLA_LINK_NETNSID, present when the parent/peer lives in another namespace.
     pub link_netnsid: Option<i32>,
+    /// The link's IPv4 configuration (`net/ipv4/conf/<link>/*`), from IFLA_AF_SPEC.
+    pub ipv4_conf: Option<InetDevConf>,
+    /// The link's IPv6 configuration (`net/ipv6/conf/<link>/*`), from IFLA_AF_SPEC.
+    pub ipv6_conf: Option<Inet6DevConf>,
 }
 
 /// A new macvlan. With `netns_fd` the kernel creates it directly inside that namespace while
@@ -325,6 +330,26 @@ impl Netlink {
         message.header.flags = LinkFlags::Up;
         message.header.change_mask = LinkFlags::Up;
         let context = format!("cannot set link index {index} up");
+        self.execute(RouteNetlinkMessage::SetLink(message), NLM_F_ACK, &context)
+            .map(drop)
+    }
+
+    /// Sets `net/ipv4/conf/<link>/arp_notify=1` over netlink: unlike a /proc/sys path, whose
+    /// lookup grows with the number of network namespaces on the machine (the kernel keeps
+    /// one dentry per namespace under /proc/sys/net), this costs the same on a node with a
+    /// thousand pods.
+    pub fn set_arp_notify(&self, index: u32) -> SysResult<()> {
+        let mut conf = InetDevConf::default();
+        // Only non-zero fields are sent: this one.
+        conf.arp_notify = 1;
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message
+            .attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(conf),
+            ])]));
+        let context = format!("cannot set arp_notify on link index {index}");
         self.execute(RouteNetlinkMessage::SetLink(message), NLM_F_ACK, &context)
             .map(drop)
     }
@@ -752,6 +777,8 @@ fn parse_link(message: LinkMessage) -> Link {
         macvlan_mode: None,
         parent_index: None,
         link_netnsid: None,
+        ipv4_conf: None,
+        ipv6_conf: None,
     };
     for attribute in message.attributes {
         match attribute {
@@ -760,6 +787,25 @@ fn parse_link(message: LinkMessage) -> Link {
             LinkAttribute::Mtu(mtu) => link.mtu = mtu,
             LinkAttribute::Link(parent) => link.parent_index = Some(parent),
             LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
+            LinkAttribute::AfSpecUnspec(families) => {
+                for family in families {
+                    match family {
+                        AfSpecUnspec::Inet(items) => {
+                            link.ipv4_conf = items.into_iter().find_map(|item| match item {
+                                AfSpecInet::DevConf(conf) => Some(conf),
+                                _ => None,
+                            })
+                        }
+                        AfSpecUnspec::Inet6(items) => {
+                            link.ipv6_conf = items.into_iter().find_map(|item| match item {
+                                AfSpecInet6::DevConf(conf) => Some(conf),
+                                _ => None,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+            }
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
