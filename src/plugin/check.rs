@@ -17,24 +17,25 @@ pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
         .prev_result()
         .ok_or_else(|| CniError::config("CHECK needs prevResult: the result of ADD"))?;
     let prev = CniOutput::parse(prev, "prevResult")?;
-    let node = Node::open()?;
-    let pod = open_pod(env, &node)?;
     let Mode::Interface { ipam } = &conf.mode else {
         // The previous plugin checks the interface; here only that it is there at all.
         prev.pod_interface(env.ifname(), "prevResult")?;
+        let node = Node::open()?;
+        let pod = open_pod(env, &node)?;
         return check_host_access(env, conf, &node, &pod);
     };
     // The IPAM plugin checks its store while this process checks the kernel's side: two
-    // processes at once, as in ADD. Errors keep their order: interface, IPAM, host access.
+    // processes at once, the IPAM plugin started first. Errors keep their order: the pod's
+    // namespace, the interface, IPAM, host access.
     let ipam = Ipam::new(env, conf, ipam);
     let pending = ipam.start(Command::Check)?;
-    let interface = check_interface(env, conf, &node, &pod, &prev);
-    let host = match interface {
-        Ok(()) => check_host_access(env, conf, &node, &pod),
-        Err(_) => Ok(()),
-    };
+    let ours = Node::open().and_then(|node| {
+        let pod = open_pod(env, &node)?;
+        check_interface(env, conf, &node, &pod, &prev)?;
+        Ok(check_host_access(env, conf, &node, &pod))
+    });
     let ipam_outcome = pending.wait();
-    interface?;
+    let host = ours?;
     ipam_outcome?;
     host
 }
