@@ -9,7 +9,7 @@
 #
 # Environment: BENCH_ITERATIONS (default 100) rounds per row; BENCH_OUTPUT (default
 # docs/benchmarks.md); BENCH_SKIP_STATIC=1 skips the static build (row 5 then reports no size);
-# BENCH_ROWS (default 1,1b,2,3,4,5) picks rows; BENCH_DAD_ROUNDS (default 5) rounds of row 1b;
+# BENCH_ROWS (default 1,1b,2,3,4,5) picks rows; BENCH_DAD_ROUNDS (default 20) rounds of row 1b;
 # BENCH_TRACE=1 prints every plugin call's time on stderr.
 set -euo pipefail
 
@@ -59,6 +59,23 @@ if [[ ${BENCH_SKIP_STATIC:-0} != 1 ]]; then
     fi
 fi
 
+echo "bench: building the floor program (benches/kernel_floor.rs)"
+# Static like the plugin when the plugin is measured static: the same process start.
+floor_build=(cargo build --release --bench kernel_floor --message-format=json)
+if [[ -n $static_binary ]]; then
+    floor_build+=(--target x86_64-unknown-linux-gnu)
+    export RUSTFLAGS="-C target-feature=+crt-static"
+fi
+floor=$("${floor_build[@]}" 2>/dev/null |
+    jq -r 'select(.reason == "compiler-artifact" and .target.name == "kernel_floor" and .executable != null) | .executable' |
+    tail -n1)
+unset RUSTFLAGS
+if [[ -z $floor || ! -x $floor ]]; then
+    echo "bench: could not build benches/kernel_floor.rs:" >&2
+    "${floor_build[@]}" >&2
+    exit 1
+fi
+
 echo "bench: building the driver"
 driver=$(cargo bench --bench cni_bench --no-run --message-format=json 2>/dev/null |
     jq -r 'select(.reason == "compiler-artifact" and .target.name == "cni_bench" and .executable != null) | .executable' |
@@ -71,5 +88,5 @@ fi
 
 # The driver runs in the foreground: Ctrl-C reaches it, it stops at the next plugin call and
 # removes its namespaces before exiting.
-echo "bench: running (about 5 minutes; BENCH_ITERATIONS=${BENCH_ITERATIONS:-100})"
-BENCH_STATIC_BINARY=$static_binary "$driver" --bench
+echo "bench: running (about 10 minutes; BENCH_ITERATIONS=${BENCH_ITERATIONS:-100})"
+BENCH_STATIC_BINARY=$static_binary BENCH_FLOOR_BINARY=$floor "$driver" --bench

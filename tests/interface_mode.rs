@@ -371,6 +371,74 @@ fn a_failure_after_ipam_add_is_rolled_back_completely() {
     assert_eq!(bed.net.state_entries(), Vec::<String>::new());
 }
 
+/// IPv6 duplicate address detection still runs (with shortened timing) before ADD returns: a
+/// LAN peer that already holds the pod's IPv6 address makes ADD fail, naming it, and undo all.
+#[test]
+fn a_duplicate_ipv6_address_on_the_lan_fails_add_and_leaves_nothing() {
+    const TAKEN: &str = "fd99::77";
+    let lan = Lan::new();
+    let node = &lan.node1;
+    // Shim host access: a route, neighbour entries and a record would exist had ADD got far.
+    let net = Spec::new(Chaining::Interface, Family::Dual).build();
+    lan.peer.ip([
+        "-6",
+        "addr",
+        "add",
+        &format!("{TAKEN}/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    let mut conf = net.our_conf_at("1.0.0");
+    // host-local may only hand out the address PEER has (and one free IPv4 address).
+    conf["ipam"]["ranges"] = json!([
+        [{"subnet": SUBNET4, "rangeStart": "10.99.0.120", "rangeEnd": "10.99.0.120"}],
+        [{"subnet": SUBNET6, "rangeStart": TAKEN, "rangeEnd": TAKEN}],
+    ]);
+    let before = node_state(node);
+    let pod = lan.pod("dup");
+
+    let out = Plugin::ours().add(node, &Attachment::new(&pod), &conf);
+    out.expect_error();
+    let msg = out.stdout["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(TAKEN) && msg.contains("duplicate"),
+        "the error names the address and says duplicate: {msg}"
+    );
+    assert!(net.ipam_ran(), "the failure came before IPAM ADD: {msg}");
+    assert_eq!(net.allocations(), Vec::<String>::new(), "allocation left");
+    assert_pod_empty(&pod);
+    assert_eq!(node_state(node), before, "the node was changed");
+    net.assert_nothing_left(node);
+    assert_eq!(net.state_entries(), Vec::<String>::new(), "stateDir");
+
+    // The same network without the conflict: ADD succeeds, DAD done, its timing put back.
+    lan.peer
+        .ip(["-6", "addr", "del", &format!("{TAKEN}/64"), "dev", "eth0"]);
+    let at = Attachment::new(&pod);
+    Plugin::ours().add(node, &at, &conf).expect_ok();
+    let tentative = pod.ip(["-6", "addr", "show", "dev", "eth0", "tentative"]);
+    assert!(
+        tentative.trim().is_empty(),
+        "tentative after ADD: {tentative}"
+    );
+    let sysctl = |key: &str| {
+        pod.run(["cat", &format!("/proc/sys/net/ipv6/{key}")])
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        sysctl("neigh/eth0/retrans_time_ms"),
+        sysctl("neigh/lo/retrans_time_ms")
+    );
+    assert_eq!(
+        sysctl("conf/eth0/router_solicitation_delay"),
+        sysctl("conf/default/router_solicitation_delay")
+    );
+    Plugin::ours().del(node, &at, &conf).expect_ok();
+    net.assert_nothing_left(node);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency
 // ---------------------------------------------------------------------------------------------

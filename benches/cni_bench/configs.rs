@@ -1,6 +1,7 @@
 //! The network configurations every row uses.
 
 use crate::common::*;
+use crate::runner::FLOOR;
 use serde_json::{json, Value};
 
 /// Debian's reference plugins speak up to 1.0.0: every configuration that involves them uses it.
@@ -39,6 +40,14 @@ pub(crate) fn host_local_dual_stack(data_dir: &str) -> Value {
         .expect("ranges")
         .push(json!([{"subnet": SUBNET6, "rangeStart": "fd99::1:1", "rangeEnd": "fd99::1:ffff"}]));
     ipam
+}
+
+/// The floor program (benches/kernel_floor.rs): a bare macvlan with one address, up.
+pub(crate) fn kernel_floor() -> Value {
+    json!({
+        "cniVersion": CNI_VERSION, "name": NETWORK, "type": FLOOR,
+        "master": "eth0", "address": "10.99.250.1/16"
+    })
 }
 
 pub(crate) fn reference_macvlan(data_dir: &str) -> Value {

@@ -20,8 +20,9 @@
 //! Environment: `BENCH_ITERATIONS` (default 100) scales every row; `BENCH_STATIC_BINARY` is the
 //! static build whose size row 5 reports; `BENCH_OUTPUT` is the markdown file to update
 //! (default docs/benchmarks.md; the part between the `bench:begin/end` markers is replaced);
-//! `BENCH_ROWS` (default `1,1b,2,3,4,5`) picks rows; `BENCH_DAD_ROUNDS` (default 5) sets the
-//! rounds of the slow dual-stack row; `BENCH_TRACE=1` prints every call's time on stderr.
+//! `BENCH_ROWS` (default `1,1b,2,3,4,5`) picks rows; `BENCH_DAD_ROUNDS` (default 20) sets the
+//! rounds of the dual-stack row; `BENCH_FLOOR_BINARY` is the floor program
+//! (benches/kernel_floor.rs, built by bench.sh); `BENCH_TRACE=1` prints every call's time on stderr.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;

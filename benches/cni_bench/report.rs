@@ -5,6 +5,23 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+/// What no plugin can avoid, measured in the same run: the IPAM plugin alone and the bare
+/// kernel operations. A plugin may overlap the two, so it can come in under their sum.
+pub(crate) struct Floor<'a> {
+    pub(crate) ipam: &'a Samples,
+    pub(crate) kernel: &'a Samples,
+}
+
+impl Floor<'_> {
+    pub(crate) fn add(&self) -> f64 {
+        median(&self.ipam.add) + median(&self.kernel.add)
+    }
+
+    pub(crate) fn del(&self) -> f64 {
+        median(&self.ipam.del) + median(&self.kernel.del)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Report {
     pub(crate) markdown: String,
@@ -46,6 +63,36 @@ impl Report {
         self.line(&format!(
             "{} interleaved rounds; times in ms; CPU = user+sys of the plugin and its IPAM child.",
             rows[0].1.total.len()
+        ));
+    }
+
+    /// Each variant's ADD and DEL against the floor measured in the same run: the IPAM
+    /// plugin alone plus the bare kernel operations (benches/kernel_floor.rs), medians added.
+    pub(crate) fn floor_table(&mut self, rows: &[(&str, &Samples)], floor: &Floor) {
+        self.line("| variant | ADD median | ADD / floor | DEL median | DEL / floor | ADD+DEL median | ADD+DEL / floor |");
+        self.line("|---|--:|--:|--:|--:|--:|--:|");
+        let (add, del) = (floor.add(), floor.del());
+        self.line(&format!(
+            "| floor: host-local alone + bare kernel operations | {add:.2} | 1.00x | {del:.2} | 1.00x | {:.2} | 1.00x |",
+            add + del
+        ));
+        for (name, s) in rows {
+            let (a, d) = (median(&s.add), median(&s.del));
+            self.line(&format!(
+                "| {name} | {a:.2} | {:.2}x | {d:.2} | {:.2}x | {:.2} | {:.2}x |",
+                a / add,
+                d / del,
+                median(&s.total),
+                median(&s.total) / (add + del)
+            ));
+        }
+        self.line("");
+        self.line(&format!(
+            "Floor parts (medians, ms): host-local ADD {:.2}, DEL {:.2}; bare kernel operations (a process that creates a macvlan inside the pod's namespace, adds one address and brings it up; deletes it) ADD {:.2}, DEL {:.2}.",
+            median(&floor.ipam.add),
+            median(&floor.ipam.del),
+            median(&floor.kernel.add),
+            median(&floor.kernel.del)
         ));
     }
 

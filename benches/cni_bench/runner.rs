@@ -134,6 +134,31 @@ pub(crate) struct Runner {
 
 pub(crate) const FAKE_IPAM: &str = "bench-fake-ipam";
 
+/// The floor program (benches/kernel_floor.rs), installed in the CNI path under this type.
+pub(crate) const FLOOR: &str = "bench-kernel-floor";
+
+/// The floor program: `BENCH_FLOOR_BINARY` (scripts/bench.sh builds it statically, like the
+/// plugin), else the newest `kernel_floor-*` that cargo built next to this driver.
+pub(crate) fn floor_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BENCH_FLOOR_BINARY").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let deps = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .expect("the driver's directory");
+    fs::read_dir(&deps)
+        .expect("read the driver's directory")
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("kernel_floor-") && !name.contains('.')
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+        .expect("benches/kernel_floor.rs is not built: run `cargo bench --bench kernel_floor --no-run` or set BENCH_FLOOR_BINARY")
+}
+
 /// The binary whose calls are timed: the static build when `bench.sh` made one (it is what the
 /// README tells users to install), else the release build cargo made for this driver.
 pub(crate) fn measured_binary() -> PathBuf {
@@ -151,6 +176,7 @@ impl Runner {
             symlink(&entry.path(), &cni_path.join(entry.file_name()));
         }
         symlink(&measured_binary(), &cni_path.join(OUR_TYPE));
+        symlink(&floor_binary(), &cni_path.join(FLOOR));
         // A static busybox script: its own peak RSS stays far below ours, so the peak RSS of an
         // interface-mode ADD that delegates to it is ours.
         let fake = cni_path.join(FAKE_IPAM);
@@ -320,6 +346,21 @@ pub(crate) fn single_cycle(runner: &Runner, node: &Netns, pod: &Pod, conf: &Valu
 
 /// A conflist the way libcni runs it: ADD in order, each plugin with the previous result as
 /// prevResult; DEL in reverse order, each with the final (cached) result.
+/// One CHECK of an attached pod (`conf` carries the ADD result as prevResult), as a cycle with
+/// the CHECK in `add` and nothing in `del`.
+pub(crate) fn check_call(runner: &Runner, node: &Netns, at: &Attachment, conf: &Value) -> Cycle {
+    let plugin = type_of(conf);
+    let check = runner
+        .call(node, &plugin, "CHECK", at, conf)
+        .expect_ok(&format!("CHECK {plugin}"));
+    Cycle {
+        add: check.wall,
+        del: Duration::ZERO,
+        cpu: check.cpu,
+        max_rss: check.max_rss,
+    }
+}
+
 pub(crate) fn conflist_cycle(runner: &Runner, node: &Netns, pod: &Pod, plugins: &[Value]) -> Cycle {
     let at = Attachment::new(pod);
     let base = |conf: &Value| {

@@ -240,17 +240,16 @@ fn verify_node_side(
     drift: &mut Vec<Drift>,
 ) -> CniResult<()> {
     let record = &plan.record;
-    let routes = node.netlink.routes().context("reading the node's routes")?;
-    let neighbours = node
-        .netlink
-        .neighbours(devices.host)
-        .context("reading the node's neighbour entries")?;
+    // One lookup per pod address (the route the node uses, its neighbour entry on the host
+    // device), never a dump of tables that grow with the number of pods.
     for address in &record.pod_addresses {
         let ip = address.ip();
         let dst = IpNetwork::from(ip);
-        let route = routes
-            .iter()
-            .find(|r| r.destination == Some(dst) && r.output_index == Some(devices.host));
+        let route = node
+            .netlink
+            .route_to(ip)
+            .with_context(|| format!("looking up the node's route to pod address {ip}"))?
+            .filter(|r| r.destination == Some(dst) && r.output_index == Some(devices.host));
         let wanted = plan.sources.iter().copied().find(|s| same_family(*s, ip));
         match (route, wanted) {
             (None, _) => drift.push(Drift::NodeRouteMissing(ip)),
@@ -264,10 +263,11 @@ fn verify_node_side(
             _ => {}
         }
         let mac = record.pod_mac;
-        if !neighbours
-            .iter()
-            .any(|n| n.address == ip && n.permanent && n.mac == Some(mac))
-        {
+        let neighbour = node
+            .netlink
+            .neighbour(devices.host, ip)
+            .with_context(|| format!("looking up the node's neighbour entry for {ip}"))?;
+        if !neighbour.is_some_and(|n| n.permanent && n.mac == Some(mac)) {
             drift.push(Drift::NodeNeighbourMissing { ip, mac });
         }
     }

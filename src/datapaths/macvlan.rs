@@ -14,6 +14,15 @@ use crate::system::{sysctl, Mac};
 /// How long ADD waits for IPv6 duplicate address detection before giving up.
 const DAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the pod's interface waits for an answer to its DAD probe (the kernel's default
+/// is `retrans_time_ms` = 1000, after a random delay of up to `router_solicitation_delay`,
+/// 1 s): a LAN host that holds the address answers within microseconds to a few ms. Set only
+/// while ADD waits for DAD, then put back.
+const DAD_RETRANS_MS: &str = "100";
+
+/// How often ADD looks whether DAD has finished.
+const DAD_POLL: Duration = Duration::from_millis(5);
+
 /// Refuses an interface name the pod already uses, before any IP is allocated for it.
 pub fn ensure_name_free(pod: &Netlink, ifname: &str) -> CniResult<()> {
     if pod
@@ -80,8 +89,20 @@ pub fn create(
     }
 }
 
-/// Gives the new macvlan its name, the IPAM result's addresses and routes, and brings it up.
-/// On failure the caller removes the link.
+/// What the new macvlan needs before its addresses are known, done while the IPAM plugin
+/// runs: its name, and gratuitous ARP when it comes up (the LAN learns the new MAC of a reused
+/// address at once). Over netlink, not /proc/sys (see `Netlink::set_arp_notify`). On failure
+/// the caller removes the link.
+pub fn prepare(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
+    // Renamed while down: older kernels refuse to rename an up link.
+    pod.rename_link(index, ifname)
+        .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
+    pod.set_arp_notify(index)
+        .with_context(|| format!("setting arp_notify on {ifname} in the pod"))
+}
+
+/// Gives the prepared macvlan the IPAM result's addresses and routes, and brings it up; with
+/// IPv6, waits for duplicate address detection. On failure the caller removes the link.
 pub fn configure(
     pod_ns: &Netns,
     pod: &Netlink,
@@ -89,29 +110,35 @@ pub fn configure(
     ifname: &str,
     ipam: &CniOutput,
 ) -> CniResult<()> {
-    // Renamed while down: older kernels refuse to rename an up link.
-    pod.rename_link(index, ifname)
-        .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
     let has_v6 = ipam.ips.iter().any(|ip| ip.address.is_ipv6());
-    let mut settings = vec![(format!("net/ipv4/conf/{ifname}/arp_notify"), "1".to_owned())];
-    if has_v6 {
-        settings.push((
+    // Set while the link is down: DAD starts when it comes up with its addresses. Unsolicited
+    // NA on link up (ndisc_notify) is the IPv6 twin of arp_notify. IPv6 has these only as
+    // sysctls: a thread in the pod, paid by dual-stack pods only.
+    let dad_timing = if has_v6 {
+        let mut settings = vec![(
             format!("net/ipv6/conf/{ifname}/ndisc_notify"),
             "1".to_owned(),
-        ));
-    }
-    // Gratuitous ARP / unsolicited NA when the link comes up: the LAN learns the new MAC of a
-    // reused address at once.
-    sysctl::write_in(pod_ns, &settings)
-        .with_context(|| format!("configuring {ifname} in the pod"))?;
+        )];
+        settings.extend(fast_dad(ifname));
+        let mut previous = sysctl::swap_in(pod_ns, &settings)
+            .with_context(|| format!("configuring IPv6 on {ifname} in the pod"))?;
+        // Only the DAD timing is put back.
+        previous.remove(0);
+        Some(previous)
+    } else {
+        None
+    };
     for ip in &ipam.ips {
         pod.add_address(index, ip.address, false)
             .with_context(|| format!("adding address {} to {ifname}", ip.address))?;
     }
     pod.set_link_up(index)
         .with_context(|| format!("bringing {ifname} up"))?;
-    if has_v6 {
+    if let Some(previous) = dad_timing {
         wait_for_dad(pod, index, ifname)?;
+        // Neighbour discovery of the running pod keeps the namespace's own timing.
+        sysctl::write_in(pod_ns, &previous)
+            .with_context(|| format!("restoring the neighbour discovery timing of {ifname}"))?;
     }
     for route in &ipam.routes {
         let gateway = route.gw.or_else(|| {
@@ -124,6 +151,21 @@ pub fn configure(
             .with_context(|| format!("adding route {} in the pod", describe(route, gateway)))?;
     }
     Ok(())
+}
+
+/// DAD without its random start delay and with a short wait for an answer (`configure` puts
+/// the old values back when DAD is over).
+fn fast_dad(ifname: &str) -> [(String, String); 2] {
+    [
+        (
+            format!("net/ipv6/conf/{ifname}/router_solicitation_delay"),
+            "0".to_owned(),
+        ),
+        (
+            format!("net/ipv6/neigh/{ifname}/retrans_time_ms"),
+            DAD_RETRANS_MS.to_owned(),
+        ),
+    ]
 }
 
 fn pod_route(route: &RouteEntry, gateway: Option<std::net::IpAddr>, index: u32) -> Route {
@@ -153,8 +195,8 @@ fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
             .with_context(|| format!("reading the addresses of {ifname}"))?;
         if let Some(failed) = addresses.iter().find(|a| a.dad_failed) {
             return Err(CniError::internal(format!(
-                "address {} on {ifname} is already in use on the LAN (duplicate address detection failed)",
-                failed.network
+                "address {} on {ifname} is a duplicate: another host on the LAN already uses it (IPv6 duplicate address detection failed)",
+                failed.network.ip()
             )));
         }
         if !addresses.iter().any(|a| a.tentative) {
@@ -165,7 +207,7 @@ fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
                 "duplicate address detection on {ifname} did not finish within {DAD_TIMEOUT:?}"
             )));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(DAD_POLL);
     }
 }
 

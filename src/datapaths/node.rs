@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use crate::protocol::{CniError, CniResult, Context};
-use crate::system::netlink::{Address, Link, Netlink};
+use crate::system::netlink::{Address, Link, Netlink, Route};
 use crate::system::netns::Netns;
 
 pub struct Node {
@@ -35,11 +35,50 @@ impl Node {
                     ))
                 });
         }
+        let default_oif = match self.default_route_by_lookup()? {
+            Some(index) => index,
+            None => self.default_route_by_dump()?,
+        };
+        self.netlink
+            .link_by_index(default_oif)
+            .context("looking up the default route's interface")?
+            .ok_or_else(|| {
+                CniError::internal(format!(
+                    "the default route's interface (index {default_oif}) vanished"
+                ))
+            })
+    }
+
+    /// The interface of the IPv4 default route, found with one lookup. None when that lookup
+    /// finds something else.
+    fn default_route_by_lookup(&self) -> CniResult<Option<u32>> {
+        Ok(self.default_route(false)?.and_then(|r| r.output_index))
+    }
+
+    /// The node's default route of one family, found with one lookup: the route the node
+    /// uses towards a documentation address (RFC 5737, RFC 3849), which no network routes on
+    /// its own, is the default route. None when that lookup finds something else.
+    pub fn default_route(&self, ipv6: bool) -> CniResult<Option<Route>> {
+        let probe = if ipv6 {
+            IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1])
+        } else {
+            IpAddr::from([203, 0, 113, 1])
+        };
+        let route = self
+            .netlink
+            .route_to(probe)
+            .context("looking up the node's default route")?;
+        Ok(route.filter(|r| r.destination.is_some_and(|d| d.prefix() == 0)))
+    }
+
+    /// The interface of the first default route of the main table, IPv4 before IPv6: a dump,
+    /// for nodes whose lookup finds no IPv4 default route.
+    fn default_route_by_dump(&self) -> CniResult<u32> {
         let routes = self
             .netlink
             .routes()
             .context("reading the node's routes to find the default interface")?;
-        let default_oif = [false, true]
+        [false, true]
             .into_iter()
             .find_map(|v6| {
                 // Dumped default routes are 0.0.0.0/0 or ::/0, with or without a gateway.
@@ -51,14 +90,6 @@ impl Node {
             .and_then(|r| r.output_index)
             .ok_or_else(|| {
                 CniError::config("master is not set and the node has no default route to take it from: set \"master\" to the LAN interface")
-            })?;
-        self.netlink
-            .link_by_index(default_oif)
-            .context("looking up the default route's interface")?
-            .ok_or_else(|| {
-                CniError::internal(format!(
-                    "the default route's interface (index {default_oif}) vanished"
-                ))
             })
     }
 
@@ -75,12 +106,11 @@ impl Node {
             })
     }
 
-    /// Every address of the node (one dump; its size does not grow with the number of pods,
-    /// which get no addresses on the node).
-    pub fn addresses(&self) -> CniResult<Vec<Address>> {
+    /// The addresses of `master` (one link: the kernel filters, whatever else the node has).
+    pub fn addresses_of(&self, master: &Link) -> CniResult<Vec<Address>> {
         self.netlink
-            .all_addresses()
-            .context("reading the node's addresses")
+            .addresses(master.index)
+            .with_context(|| format!("reading the addresses of master {}", master.name))
     }
 }
 
@@ -92,21 +122,6 @@ pub fn usable_addresses_of(addresses: &[Address], master: &Link) -> Vec<IpNetwor
         .filter(|a| a.index == master.index && a.scope == 0 && !a.tentative && !a.dad_failed)
         .map(|a| a.network)
         .collect()
-}
-
-/// Refuses a pod address that the node itself has: routing it to the pod would cut the node
-/// off from its own address.
-pub fn refuse_node_local(addresses: &[Address], pod: &[IpNetwork]) -> CniResult<()> {
-    for p in pod {
-        if let Some(a) = addresses.iter().find(|a| a.network.ip() == p.ip()) {
-            return Err(CniError::config(format!(
-                "pod address {} is a local address of the node (interface index {}): it cannot be routed to the pod",
-                p.ip(),
-                a.index
-            )));
-        }
-    }
-    Ok(())
 }
 
 pub fn same_family(a: IpAddr, b: IpAddr) -> bool {

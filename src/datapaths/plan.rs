@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use super::host_path;
-use super::node::{refuse_node_local, same_family, usable_addresses_of, Node};
+use super::node::{same_family, usable_addresses_of, Node};
 use crate::protocol::{CniError, CniResult, Context, HostAccess};
 use crate::system::netlink::{Address, Link, MacvlanMode};
 use crate::system::state::{AttachmentKey, Record};
@@ -49,7 +49,8 @@ pub struct Plan {
     pub stale_node_addresses: Vec<IpAddr>,
 }
 
-/// ADD: plans host access for the pod's interface. One dump of the node's addresses.
+/// ADD: plans host access for the pod's interface. One lookup per pod address, the master's
+/// addresses.
 pub fn plan(
     node: &Node,
     settings: &Settings,
@@ -58,8 +59,9 @@ pub fn plan(
     netns_path: &str,
     pod_if: &PodInterface,
 ) -> CniResult<Plan> {
-    let node_addresses = node.addresses()?;
-    refuse_node_local(&node_addresses, &pod_if.addresses)?;
+    // The addresses were refused already when they cannot be a pod's (the node's own among
+    // them: `pod_addresses`, before anything was made).
+    let node_addresses = node.addresses_of(master)?;
     let side = host_path::plan_side(settings, key, master, pod_if)?;
     let (sources, node_ips) = addresses(
         &node_addresses,
@@ -102,7 +104,7 @@ pub fn replan(node: &Node, record: &Record) -> CniResult<(Plan, Link)> {
                 record.master
             ))
         })?;
-    let node_addresses = node.addresses()?;
+    let node_addresses = node.addresses_of(&master)?;
     let (sources, node_ips) = addresses(
         &node_addresses,
         &master,

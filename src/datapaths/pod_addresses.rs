@@ -4,13 +4,13 @@
 //! addresses, multicast, broadcast, loopback, link-local, unspecified. Such a result is
 //! refused before anything is made, with the address and the reason.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use super::node::Node;
-use crate::protocol::{CniError, CniResult};
+use crate::protocol::{CniError, CniResult, Context};
 
 /// Where the pod's addresses come from; decides the error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +47,14 @@ pub fn refuse_unfit(
             }
         }
     }
-    let node_addresses: Vec<IpAddr> = node.addresses()?.iter().map(|a| a.network.ip()).collect();
     let mut gateways = result_gateways(result);
-    gateways.extend(node_gateways());
+    gateways.extend(node_gateways(node, pod)?);
     for address in pod {
+        let local = node
+            .netlink
+            .local_address(address.ip())
+            .with_context(|| format!("looking up whether {} is the node's", address.ip()))?;
+        let node_addresses: Vec<IpAddr> = local.map(|_| address.ip()).into_iter().collect();
         if let Some(why) = why_not_a_pod(*address, &node_addresses, &gateways) {
             return Err(origin.error(format!("pod address {address} {why}")));
         }
@@ -121,42 +125,16 @@ fn result_gateways(result: &Value) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The gateways of the node's routes (main table), from the kernel's text tables of the
-/// calling thread's namespace: one read, no netlink dump.
-fn node_gateways() -> Vec<IpAddr> {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let mut gateways = gateways_v4(&read("/proc/thread-self/net/route"));
-    gateways.extend(gateways_v6(&read("/proc/thread-self/net/ipv6_route")));
-    gateways
-}
-
-/// `/proc/net/route`: Iface Destination Gateway Flags ...; addresses are the kernel's
-/// big-endian words printed as native-endian hex.
-fn gateways_v4(table: &str) -> Vec<IpAddr> {
-    const RTF_GATEWAY: u32 = 0x2;
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let gateway = u32::from_str_radix(fields.get(2)?, 16).ok()?;
-            let flags = u32::from_str_radix(fields.get(3)?, 16).ok()?;
-            (flags & RTF_GATEWAY != 0 && gateway != 0)
-                .then(|| IpAddr::V4(Ipv4Addr::from(gateway.to_ne_bytes())))
-        })
-        .collect()
-}
-
-/// `/proc/net/ipv6_route`: dest plen src plen next-hop metric refcnt use flags iface; the
-/// next hop is 32 hex digits, all zero without a gateway.
-fn gateways_v6(table: &str) -> Vec<IpAddr> {
-    table
-        .lines()
-        .filter_map(|line| {
-            let hop = u128::from_str_radix(line.split_whitespace().nth(4)?, 16).ok()?;
-            (hop != 0).then(|| IpAddr::V6(Ipv6Addr::from(hop)))
-        })
-        .collect()
+/// The gateways of the node's default routes, of the families the pod uses: one route lookup
+/// each (a read of the whole route table would grow with the pods, whose /32 routes are in it).
+fn node_gateways(node: &Node, pod: &[IpNetwork]) -> CniResult<Vec<IpAddr>> {
+    let mut gateways = Vec::new();
+    for ipv6 in [false, true] {
+        if pod.iter().any(|a| a.is_ipv6() == ipv6) {
+            gateways.extend(node.default_route(ipv6)?.and_then(|r| r.gateway));
+        }
+    }
+    Ok(gateways)
 }
 
 #[cfg(test)]
@@ -194,21 +172,5 @@ mod tests {
         for fine in ["10.0.0.5/24", "10.0.0.0/31", "10.0.0.7/32", "fd00::5/64"] {
             assert_eq!(why(fine), None, "{fine}");
         }
-    }
-
-    #[test]
-    fn gateways_are_read_from_the_kernels_tables() {
-        let v4 = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
-                  eth0\t00000000\t1400630A\t0003\t0\t0\t0\t00000000\n\
-                  eth0\t0000630A\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
-        let expected: IpAddr = if cfg!(target_endian = "little") {
-            "10.99.0.20".parse().unwrap()
-        } else {
-            "20.0.99.10".parse().unwrap()
-        };
-        assert_eq!(gateways_v4(v4), [expected]);
-        let v6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd990000000000000000000000000020 00000400 00000001 00000000 00000003 eth0\n\
-                  fd990000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth0\n";
-        assert_eq!(gateways_v6(v6), ["fd99::20".parse::<IpAddr>().unwrap()]);
     }
 }

@@ -17,7 +17,7 @@ use super::pod::Pod;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
 use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
-use crate::system::{names, sysctl, Mac};
+use crate::system::{names, sysctl, Mac, SysResult};
 
 /// ADD: the shim's name and MAC; refuses a pod macvlan the shim cannot reach.
 pub fn plan(settings: &Settings, master: &Link, pod_if: &PodInterface) -> CniResult<SidePlan> {
@@ -65,6 +65,26 @@ const HARDENING: [(&str, &str, &str); 6] = [
 
 fn hardening_key(name: &str, family: &str, key: &str) -> String {
     format!("net/{family}/conf/{name}/{key}")
+}
+
+/// The shim's current value of a hardening key. Netlink reports every per-link sysctl with the
+/// link itself (IFLA_AF_SPEC), which ensure and verify look up anyway; a /proc/sys read costs
+/// more the more network namespaces the machine has (one per pod), so it is only the fallback.
+fn hardening_value(link: &Link, family: &str, key: &str) -> SysResult<String> {
+    let (v4, v6) = (link.ipv4_conf.as_ref(), link.ipv6_conf.as_ref());
+    let value = match key {
+        "arp_ignore" => v4.map(|c| c.arp_ignore),
+        "arp_filter" => v4.map(|c| c.arpfilter),
+        "arp_announce" => v4.map(|c| c.arp_announce),
+        "accept_ra" => v6.map(|c| c.accept_ra),
+        "autoconf" => v6.map(|c| c.autoconf),
+        "addr_gen_mode" => v6.map(|c| c.addr_gen_mode),
+        _ => None,
+    };
+    match value {
+        Some(value) => Ok(value.to_string()),
+        None => sysctl::read(&hardening_key(&link.name, family, key)),
+    }
 }
 
 /// The shim of one attachment record.
@@ -126,17 +146,13 @@ impl<'a> ShimPath<'a> {
         Ok(Some(link))
     }
 
-    /// Writes the hardening sysctls: all of them on a new shim; on a reused one, those that a
-    /// read shows to differ (six small /proc reads). Returns the settings written.
-    fn harden(&self, reused: bool) -> CniResult<Vec<String>> {
+    /// Writes the hardening sysctls: all of them on a new shim; on a `reused` one, those whose
+    /// value (as the link reports it) differs. Returns the settings written.
+    fn harden(&self, reused: Option<&Link>) -> CniResult<Vec<String>> {
         let mut written = Vec::new();
         for (family, key, wanted) in HARDENING {
             let path = hardening_key(self.name, family, key);
-            let value = if reused {
-                sysctl::read(&path).ok()
-            } else {
-                None
-            };
+            let value = reused.and_then(|link| hardening_value(link, family, key).ok());
             if value.as_deref() != Some(wanted) {
                 sysctl::write(&[(path, wanted.to_owned())])
                     .with_context(|| format!("hardening shim {}", self.name))?;
@@ -248,7 +264,7 @@ impl HostPath for ShimPath<'_> {
             },
         };
         // Hardened before it comes up; on reuse only what differs is written.
-        let written = self.harden(reused)?;
+        let written = self.harden(reused.then_some(&link))?;
         let regenerated = written.iter().any(|w| w.starts_with("addr_gen_mode"));
         if !written.is_empty() && reused {
             repairs.push(Repair::Hardened {
@@ -320,8 +336,8 @@ impl HostPath for ShimPath<'_> {
             });
         }
         for (family, key, wanted) in HARDENING {
-            let path = hardening_key(self.name, family, key);
-            let value = sysctl::read(&path).unwrap_or_else(|e| format!("unreadable ({e})"));
+            let value =
+                hardening_value(&link, family, key).unwrap_or_else(|e| format!("unreadable ({e})"));
             if value != wanted {
                 drift.push(Drift::ShimUnhardened {
                     shim: self.name.to_owned(),

@@ -52,7 +52,8 @@ fn add_interface(
     macvlan::ensure_name_free(&pod.netlink, ifname)?;
     let mut rollback = Rollback::new();
 
-    // The IPAM plugin is a process of its own: the macvlan is made while it runs.
+    // The IPAM plugin is a process of its own: the macvlan is made, named and set up while
+    // it runs.
     let pending = ipam.start(Command::Add)?;
     let group = key.link_group();
     let created = macvlan::create(
@@ -63,17 +64,22 @@ fn add_interface(
         conf.mtu,
         group,
     );
-    if let Ok((index, _)) = created {
-        rollback.push("removing the pod's macvlan", move || {
-            remove_link(pod, index, ifname)
-        });
-    }
+    let prepared = match created {
+        Ok((index, _)) => {
+            rollback.push("removing the pod's macvlan", move || {
+                remove_link(pod, index, ifname)
+            });
+            macvlan::prepare(&pod.netlink, index, ifname)
+        }
+        Err(_) => Ok(()),
+    };
     let reply = pending.wait_for_result();
     // An allocation whose result cannot be read is still an allocation to release.
     if reply.is_ok() {
         rollback.push("releasing the IPAM allocation", || release(&ipam));
     }
     let (index, mac) = created?;
+    prepared?;
     let raw_allocation = reply?;
     let allocation = CniOutput::parse(&raw_allocation, "the IPAM result")?;
     if allocation.ips.is_empty() {

@@ -5,8 +5,11 @@ use super::{attachment_key, open_pod};
 use crate::datapaths::host_access;
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
+use crate::datapaths::pod::Pod;
 use crate::protocol::result::CniOutput;
-use crate::protocol::{CniError, CniResult, Context, Environment, HostAccess, Mode, NetConf};
+use crate::protocol::{
+    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
+};
 use crate::system::state::StateStore;
 
 pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
@@ -14,22 +17,44 @@ pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
         .prev_result()
         .ok_or_else(|| CniError::config("CHECK needs prevResult: the result of ADD"))?;
     let prev = CniOutput::parse(prev, "prevResult")?;
-    let node = Node::open()?;
-    let pod = open_pod(env, &node)?;
-    if let Mode::Interface { ipam } = &conf.mode {
-        let master = node.resolve_master(conf.master.as_deref())?;
-        macvlan::verify(
-            &pod.netlink,
-            env.ifname(),
-            conf.macvlan_mode,
-            &master,
-            &prev,
-        )?;
-        Ipam::new(env, conf, ipam).check()?;
-    } else {
+    let Mode::Interface { ipam } = &conf.mode else {
         // The previous plugin checks the interface; here only that it is there at all.
         prev.pod_interface(env.ifname(), "prevResult")?;
-    }
+        let node = Node::open()?;
+        let pod = open_pod(env, &node)?;
+        return check_host_access(env, conf, &node, &pod);
+    };
+    // The IPAM plugin checks its store while this process checks the kernel's side: two
+    // processes at once, the IPAM plugin started first. Errors keep their order: the pod's
+    // namespace, the interface, IPAM, host access.
+    let ipam = Ipam::new(env, conf, ipam);
+    let pending = ipam.start(Command::Check)?;
+    let ours = Node::open().and_then(|node| {
+        let pod = open_pod(env, &node)?;
+        check_interface(env, conf, &node, &pod, &prev)?;
+        Ok(check_host_access(env, conf, &node, &pod))
+    });
+    let ipam_outcome = pending.wait();
+    let host = ours?;
+    ipam_outcome?;
+    host
+}
+
+/// Interface mode: the pod's macvlan, in the configured mode on the master, with every
+/// address and route of the result.
+fn check_interface(
+    env: &Environment,
+    conf: &NetConf,
+    node: &Node,
+    pod: &Pod,
+    prev: &CniOutput,
+) -> CniResult<()> {
+    let master = node.resolve_master(conf.master.as_deref())?;
+    macvlan::verify(&pod.netlink, env.ifname(), conf.macvlan_mode, &master, prev)
+}
+
+/// The node's path to the pod, against the attachment's record.
+fn check_host_access(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> CniResult<()> {
     if conf.host_access == HostAccess::None {
         return Ok(());
     }
@@ -45,7 +70,7 @@ pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
                 conf.state_dir.display()
             ))
         })?;
-    let drift = host_access::verify(&node, &record, Some(&pod))?;
+    let drift = host_access::verify(node, &record, Some(pod))?;
     if drift.is_empty() {
         return Ok(());
     }

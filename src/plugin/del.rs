@@ -53,13 +53,14 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
 enum HostTeardown {
     /// `hostAccess: "none"` and nothing recorded.
     Nothing,
-    Recorded(StateStore, Record),
+    Recorded(StateStore, Box<Record>),
     /// No record: what can be found without it, plus, for a shim, what prevResult or the pod
     /// told of the pod and of the shim it would have used.
     Unrecorded {
         store: StateStore,
         host_access: HostAccess,
-        learned: Option<(Learned, (String, Link))>,
+        /// Boxed: a `Link` carries the link's whole IPv4/IPv6 configuration.
+        learned: Option<Box<(Learned, (String, Link))>>,
     },
     Failed(CniError),
 }
@@ -76,11 +77,11 @@ impl HostTeardown {
         // error.
         let store = StateStore::existing(&conf.state_dir);
         match store.load(key).context("reading the attachment record") {
-            Ok(Some(record)) => HostTeardown::Recorded(store, record),
+            Ok(Some(record)) => HostTeardown::Recorded(store, Box::new(record)),
             Ok(None) if conf.host_access == HostAccess::None => HostTeardown::Nothing,
             Ok(None) => {
                 let learned = match conf.host_access {
-                    HostAccess::Shim => learn(conf, node, ifname, pod_ns),
+                    HostAccess::Shim => learn(conf, node, ifname, pod_ns).map(Box::new),
                     HostAccess::Veth | HostAccess::None => None,
                 };
                 HostTeardown::Unrecorded {
@@ -105,7 +106,8 @@ impl HostTeardown {
             } => {
                 // First, while the route owners are still there to ask.
                 let learned_errors = learned
-                    .map(|(learned, shim)| {
+                    .map(|boxed| {
+                        let (learned, shim) = *boxed;
                         unrecorded::release(node, &store, key, shim, &learned).errors
                     })
                     .unwrap_or_default();

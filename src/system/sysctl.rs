@@ -14,6 +14,20 @@ pub fn write_in(ns: &Netns, settings: &[(String, String)]) -> SysResult<()> {
     ns.run(|| write(settings))?.map_err(|e| in_namespace(e, ns))
 }
 
+/// Writes each `(key, value)` on a thread inside `ns` and returns the values they had before,
+/// in the same order, for a later `write_in` that puts them back.
+pub fn swap_in(ns: &Netns, settings: &[(String, String)]) -> SysResult<Vec<(String, String)>> {
+    ns.run(|| {
+        let mut previous = Vec::with_capacity(settings.len());
+        for (key, _) in settings {
+            previous.push((key.clone(), read(key)?));
+        }
+        write(settings)?;
+        Ok(previous)
+    })?
+    .map_err(|e| in_namespace(e, ns))
+}
+
 /// Writes each `(key, value)` in the calling thread's own namespace.
 pub fn write(settings: &[(String, String)]) -> SysResult<()> {
     for (key, value) in settings {

@@ -111,9 +111,13 @@ fn late_del_leaves_the_newer_pods_route_alone(chaining: Chaining) {
     let net = Spec::new(chaining, Family::Dual).range(100, 100).build();
     let mut list = net.conflist();
     let mut old = attach(&lan, &lan.node1, &mut list, "old");
+    let old_mac = old.pod().mac("eth0");
     // The old pod is gone (its namespace too) but its DEL has not come yet, and the IPAM
     // store has forgotten it: its addresses are handed out again.
     drop(old.pod.take());
+    // Gone for real: the kernel dismantles a deleted namespace in the background, and until
+    // then its macvlan still answers the new pod's IPv6 duplicate address detection.
+    wait_until_master_forgets(&lan.node1, &old_mac);
     for allocation in host_local_allocations(&net.data_dir) {
         std::fs::remove_file(net.data_dir.join(&allocation)).expect("allocation file");
     }
@@ -138,4 +142,20 @@ fn late_del_leaves_the_newer_pods_route_alone(chaining: Chaining) {
     list.check(&lan.node1, &new.at).expect_ok();
     list.del(&lan.node1, &new.at).expect_ok();
     net.assert_clean(&lan.node1, &new.ips, "after both DELs");
+}
+
+/// Waits until no macvlan with `mac` hangs off NODE's eth0 any more (its unicast address list,
+/// which `bridge fdb show` lists for a device that is no bridge).
+fn wait_until_master_forgets(node: &Netns, mac: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while node
+        .run(["bridge", "fdb", "show", "dev", "eth0"])
+        .contains(mac)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deleted pod's macvlan {mac} is still on eth0 after 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use crate::configs::*;
+use crate::report::*;
 use crate::rows::*;
 use crate::runner::*;
 use crate::statistics::*;
@@ -23,11 +24,15 @@ impl Bench {
         let v110 = with(shim.clone(), "cniVersion", json!("1.1.0"));
         let cold_conf = ours_interface("shim", Some("eth0"), cold.state.str(), cold.data.str());
         let fake = with(shim.clone(), "ipam", json!({"type": FAKE_IPAM}));
+        let ipam = host_local_alone(main.data.str());
+        let floor = kernel_floor();
 
-        let pods: Vec<Pod> = ["ref", "shim", "veth", "v110", "cold", "disk", "fake"]
-            .iter()
-            .map(|n| lan.pod(&format!("r1-{n}")))
-            .collect();
+        let pods: Vec<Pod> = [
+            "ref", "shim", "veth", "v110", "cold", "disk", "fake", "ipam", "floor",
+        ]
+        .iter()
+        .map(|n| lan.pod(&format!("r1-{n}")))
+        .collect();
         let r = &self.runner;
         let (n1, b1, b2) = (&lan.node1.ns, &lan_b.node1.ns, &lan_b.node2.ns);
         let samples = interleave(
@@ -41,6 +46,8 @@ impl Bench {
                 &mut || single_cycle(r, b1, &pods[4], &cold_conf),
                 &mut || single_cycle(r, b2, &pods[5], &disk_conf),
                 &mut || single_cycle(r, n1, &pods[6], &fake),
+                &mut || single_cycle(r, n1, &pods[7], &ipam),
+                &mut || single_cycle(r, n1, &pods[8], &floor),
             ],
         );
         self.report.cycle_table(
@@ -64,12 +71,47 @@ impl Bench {
                     "macvlan-host, shim, IPAM = static busybox script (no Go IPAM)",
                     &samples[6],
                 ),
+                ("host-local alone (floor part)", &samples[7]),
+                (
+                    "bare kernel operations: macvlan + address + up; delete (floor part)",
+                    &samples[8],
+                ),
             ],
             0,
         );
         self.report.line("");
         self.report.line("All variants use cniVersion 1.0.0 and `master: eth0` unless stated; one resident pod keeps the shim (steady state); stateDir on tmpfs (/dev/shm, like /run) unless stated.");
         self.report.line("");
+        self.report
+            .line("**Against the floor** (same run, same rounds):");
+        self.report.line("");
+        let floor = Floor {
+            ipam: &samples[7],
+            kernel: &samples[8],
+        };
+        self.report.floor_table(
+            &[
+                ("reference macvlan + host-local", &samples[0]),
+                ("macvlan-host, shim", &samples[1]),
+                ("macvlan-host, veth", &samples[2]),
+            ],
+            &floor,
+        );
+        self.report.line("");
+        for (v, what) in [(1, "shim"), (2, "veth")] {
+            self.target(
+                &format!("interface mode, {what}: ADD / floor ADD"),
+                median(&samples[v].add) / floor.add(),
+                1.10,
+                "x",
+            );
+            self.target(
+                &format!("interface mode, {what}: DEL / floor DEL"),
+                median(&samples[v].del) / floor.del(),
+                1.10,
+                "x",
+            );
+        }
         let base = median(&samples[0].total);
         self.target(
             "interface mode, shim: ours / reference",
@@ -91,9 +133,10 @@ impl Bench {
         let rounds = std::env::var("BENCH_DAD_ROUNDS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(5);
+            .unwrap_or(20);
         self.report
             .heading("1b. Interface mode, dual-stack (IPv4 + IPv6): ADD waits for IPv6 DAD");
+        let floor_dual = with(kernel_floor(), "address", json!("fd99::fe:1/64"));
         let dual = |conf: Value| with(conf, "ipam", host_local_dual_stack(main.data.str()));
         let reference = dual(reference_macvlan(main.data.str()));
         let shim = dual(ours_interface(
@@ -102,7 +145,7 @@ impl Bench {
             main.state.str(),
             main.data.str(),
         ));
-        let pods: Vec<Pod> = ["ref", "shim"]
+        let pods: Vec<Pod> = ["ref", "shim", "floor"]
             .iter()
             .map(|n| lan.pod(&format!("r1b-{n}")))
             .collect();
@@ -114,17 +157,25 @@ impl Bench {
             &mut [
                 &mut || single_cycle(r, n1, &pods[0], &reference),
                 &mut || single_cycle(r, n1, &pods[1], &shim),
+                &mut || single_cycle(r, n1, &pods[2], &floor_dual),
             ],
         );
         self.report.cycle_table(
             &[
                 ("reference macvlan + host-local (baseline)", &samples[0]),
                 ("macvlan-host, shim", &samples[1]),
+                (
+                    "bare kernel operations, IPv6 address, no wait for DAD (informational)",
+                    &samples[2],
+                ),
             ],
             0,
         );
         self.report.line("");
-        self.report.line("Informational (no target): the kernel's DAD (a random delay of up to `router_solicitation_delay`, 1 s, then `retrans_time`, 1 s) dominates both.");
+        self.report.line("The reference waits for the kernel's default DAD: a random delay of up to `router_solicitation_delay` (1 s), then `retrans_time_ms` (1 s) for an answer. macvlan-host sets `router_solicitation_delay=0` and `retrans_time_ms=100` on the pod's interface before it comes up, waits until no address is tentative (a duplicate fails ADD), then puts both back.");
+        self.report.line("");
+        let add = median(&samples[1].add);
+        self.target("dual-stack ADD median (ours)", add, 150.0, " ms");
     }
 
     /// Row 2: chained after the reference macvlan, against the reference macvlan alone.

@@ -5,8 +5,9 @@ use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode as KernelMacvlanMode, State as OperState,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoMacVlan, InfoVeth,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode as KernelMacvlanMode,
+    State as OperState,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -25,6 +26,26 @@ impl Netlink {
             .attributes
             .push(LinkAttribute::IfName(name.to_string()));
         self.get_link(message, &format!("cannot look up link {name}"))
+    }
+
+    /// Sets `net/ipv4/conf/<link>/arp_notify=1` over netlink: unlike a /proc/sys path, whose
+    /// lookup grows with the number of network namespaces on the machine (the kernel keeps
+    /// one dentry per namespace under /proc/sys/net), this costs the same on a node with a
+    /// thousand pods.
+    pub fn set_arp_notify(&self, index: u32) -> SysResult<()> {
+        // Only non-zero fields are sent: this one.
+        let mut conf = InetDevConf::default();
+        conf.arp_notify = 1;
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message
+            .attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(conf),
+            ])]));
+        let context = format!("cannot set arp_notify on link index {index}");
+        self.execute(RouteNetlinkMessage::SetLink(message), NLM_F_ACK, &context)
+            .map(drop)
     }
 
     pub fn link_by_index(&self, index: u32) -> SysResult<Option<Link>> {
@@ -234,6 +255,8 @@ fn parse_link(message: LinkMessage) -> Link {
         parent_index: None,
         link_netnsid: None,
         passes_traffic: false,
+        ipv4_conf: None,
+        ipv6_conf: None,
     };
     let lower_up = message.header.flags.contains(LinkFlags::LowerUp);
     let (mut oper_up, mut queue_active) = (false, false);
@@ -246,6 +269,25 @@ fn parse_link(message: LinkMessage) -> Link {
             LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
             LinkAttribute::OperState(state) => oper_up = state == OperState::Up,
             LinkAttribute::Qdisc(qdisc) => queue_active = qdisc != "noop",
+            LinkAttribute::AfSpecUnspec(families) => {
+                for family in families {
+                    match family {
+                        AfSpecUnspec::Inet(items) => {
+                            link.ipv4_conf = items.into_iter().find_map(|item| match item {
+                                AfSpecInet::DevConf(conf) => Some(conf),
+                                _ => None,
+                            })
+                        }
+                        AfSpecUnspec::Inet6(items) => {
+                            link.ipv6_conf = items.into_iter().find_map(|item| match item {
+                                AfSpecInet6::DevConf(conf) => Some(conf),
+                                _ => None,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+            }
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {

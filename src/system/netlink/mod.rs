@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 
 use ipnetwork::IpNetwork;
+pub use netlink_packet_route::link::{Inet6DevConf, InetDevConf};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use self::socket::{Failure, RouteSocket};
@@ -60,6 +61,10 @@ pub struct Link {
     /// other than `noop`. The kernel's link watcher activates the queue some time after
     /// carrier comes on; until then every packet is dropped.
     pub passes_traffic: bool,
+    /// The link's IPv4 configuration (`net/ipv4/conf/<link>/*`), from IFLA_AF_SPEC.
+    pub ipv4_conf: Option<InetDevConf>,
+    /// The link's IPv6 configuration (`net/ipv6/conf/<link>/*`), from IFLA_AF_SPEC.
+    pub ipv6_conf: Option<Inet6DevConf>,
 }
 
 /// A new macvlan. With `netns_fd` the kernel creates it directly inside that namespace while

@@ -12,6 +12,25 @@ use super::{family_of, found, Neighbour, Netlink};
 use crate::system::{Mac, SysResult};
 
 impl Netlink {
+    /// The neighbour entry for `address` on link `index` (`ip neigh get`), in one request;
+    /// None when there is none.
+    pub fn neighbour(&self, index: u32, address: IpAddr) -> SysResult<Option<Neighbour>> {
+        let message = neighbour_message(index, address);
+        let answer = self.execute(
+            RouteNetlinkMessage::GetNeighbour(message),
+            0,
+            &format!("cannot look up neighbour {address} on link index {index}"),
+        );
+        let replies = match answer {
+            Err(e) if e.is_not_found() => return Ok(None),
+            other => other?,
+        };
+        Ok(replies.into_iter().find_map(|reply| match reply {
+            RouteNetlinkMessage::NewNeighbour(neighbour) => parse_neighbour(neighbour),
+            _ => None,
+        }))
+    }
+
     /// Adds or replaces a permanent neighbour entry.
     pub fn set_permanent_neighbour(&self, index: u32, address: IpAddr, mac: Mac) -> SysResult<()> {
         let mut message = neighbour_message(index, address);

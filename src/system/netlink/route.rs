@@ -51,6 +51,52 @@ impl Netlink {
         found(self.execute(RouteNetlinkMessage::DelRoute(message), NLM_F_ACK, &context))
     }
 
+    /// The main-table route the kernel uses to reach `destination` (`ip route get fibmatch`):
+    /// the matching route itself (prefix, device, source), in one request whatever the size of
+    /// the table. None when no unicast route of the main table matches.
+    pub fn route_to(&self, destination: IpAddr) -> SysResult<Option<Route>> {
+        Ok(self.fib_match(destination)?.and_then(parse_route))
+    }
+
+    /// When `address` is one of this namespace's own addresses (a local route matches it),
+    /// the index of the link that has it; one lookup, like `route_to`.
+    pub fn local_address(&self, address: IpAddr) -> SysResult<Option<u32>> {
+        Ok(self
+            .fib_match(address)?
+            .filter(|m| m.header.kind == RouteType::Local)
+            .and_then(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                })
+            }))
+    }
+
+    /// RTM_GETROUTE with RTM_F_FIB_MATCH: the routing table entry that matches `destination`
+    /// after the policy rules, as the kernel reports it; None when nothing matches.
+    fn fib_match(&self, destination: IpAddr) -> SysResult<Option<RouteMessage>> {
+        let mut message = RouteMessage::default();
+        message.header.address_family = family_of(destination);
+        message.header.destination_prefix_length = full_prefix(destination);
+        message.header.flags = RouteFlags::FibMatch;
+        message
+            .attributes
+            .push(RouteAttribute::Destination(destination.into()));
+        let answer = self.execute(
+            RouteNetlinkMessage::GetRoute(message),
+            0,
+            &format!("cannot look up the route to {destination}"),
+        );
+        let replies = match answer {
+            Err(e) if is_unreachable(&e) => return Ok(None),
+            other => other?,
+        };
+        Ok(replies.into_iter().find_map(|reply| match reply {
+            RouteNetlinkMessage::NewRoute(route) => Some(route),
+            _ => None,
+        }))
+    }
+
     /// Every route of the main table of both families (a dump).
     pub fn routes(&self) -> SysResult<Vec<Route>> {
         let mut routes = Vec::new();
@@ -72,6 +118,22 @@ impl Netlink {
         }
         Ok(routes)
     }
+}
+
+/// A host prefix: /32 or /128.
+fn full_prefix(ip: IpAddr) -> u8 {
+    match ip {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// The answers of a route lookup that mean "no route".
+fn is_unreachable(error: &SysError) -> bool {
+    matches!(
+        error.errno(),
+        Some(nix::libc::ENETUNREACH) | Some(nix::libc::EHOSTUNREACH) | Some(nix::libc::ENOENT)
+    )
 }
 
 fn describe_route(route: &Route) -> String {
