@@ -4,6 +4,7 @@
 pub mod error;
 pub mod mac;
 pub mod netlink;
+pub mod netlink_events;
 pub mod netns;
 pub mod sysctl;
 
