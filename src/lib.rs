@@ -6,7 +6,9 @@
 //! -> [`plugin`] (the verbs: ADD, DEL, CHECK, GC, STATUS)
 //! -> [`datapaths`] (the pod macvlan, the host-side shim, the per-pod veth)
 //! -> [`system`] (netlink, namespaces, sysctls, locks, state, delegated plugins).
+//! [`commands`] are the operator's sub-commands (`reconcile`, `diagnose`) on the same layers.
 
+pub mod commands;
 pub mod datapaths;
 pub mod plugin;
 pub mod protocol;

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use macvlan_host::plugin;
+use macvlan_host::{commands, plugin};
 use macvlan_host::protocol::error::catch_panics;
 use macvlan_host::protocol::{code, CniError, CniVersion, Environment};
 use macvlan_host::system::logger;
@@ -13,7 +13,10 @@ fn usage() -> String {
         "macvlan-host {}: a CNI plugin that attaches pods with macvlan and lets the node reach them.\n\
          It is run by a container runtime, with CNI_COMMAND (ADD, DEL, CHECK, VERSION, GC, STATUS)\n\
          and the other CNI_* variables set and the network configuration on stdin.\n\
-         CNI versions supported: {}\n",
+         CNI versions supported: {}\n\n\
+         Operator commands (run on the node, without CNI_COMMAND; --help for each):\n\
+         \x20 macvlan-host reconcile [--state-dir DIR]... [--watch]   repair the host side of every pod\n\
+         \x20 macvlan-host diagnose [--state-dir DIR]... [--json]     tell what is wrong, change nothing\n",
         env!("CARGO_PKG_VERSION"),
         CniVersion::ALL.map(CniVersion::as_str).join(", ")
     )
@@ -32,6 +35,15 @@ fn call_tag() -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Without CNI_COMMAND, a known sub-command as first argument is an operator's command.
+    if std::env::var_os("CNI_COMMAND").is_none() {
+        if let Some(exit) = args
+            .split_first()
+            .and_then(|(name, rest)| commands::run(name, rest))
+        {
+            return exit;
+        }
+    }
     let asked_for_help = args
         .iter()
         .any(|a| a == "--help" || a == "-h" || a == "--version");

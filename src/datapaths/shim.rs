@@ -31,7 +31,7 @@ pub fn mac_for(master: &Link, name: &str) -> Mac {
 
 /// The sysctls of the shim, set before it comes up. Only the shim's own keys: the node's
 /// `all`/`default` are never touched.
-fn sysctls(name: &str) -> Vec<(String, String)> {
+pub fn sysctls(name: &str) -> Vec<(String, String)> {
     [
         // Never answer ARP: the node's addresses are answered for by the master alone.
         ("ipv4", "arp_ignore", "8"),

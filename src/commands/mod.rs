@@ -1,0 +1,48 @@
+//! Operator commands: what the binary does when a person, a systemd unit or a DaemonSet runs
+//! it with a sub-command instead of a CNI runtime with `CNI_COMMAND`.
+//!
+//! Every command exits 0 when all is well, 1 when it found (and, for `reconcile`, repaired)
+//! drift, 2 with a message on stderr when it could not run.
+
+mod args;
+mod attachment;
+mod diagnose;
+mod host_managers;
+mod pass;
+mod reconcile;
+mod sysctls;
+mod watch;
+
+use std::process::ExitCode;
+
+/// Runs sub-command `name` with the arguments after it; None when `name` is no sub-command.
+pub fn run(name: &str, args: &[String]) -> Option<ExitCode> {
+    match name {
+        "reconcile" => Some(reconcile::main(args)),
+        "diagnose" => Some(diagnose::main(args)),
+        _ => None,
+    }
+}
+
+/// The exit statuses every command shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Nothing had drifted (reconcile), healthy (diagnose).
+    Clean = 0,
+    /// Something had drifted.
+    Drift = 1,
+    /// The command could not run; the reason is on stderr.
+    Failed = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// Reports why a command could not run, and exits with 2.
+fn could_not_run(command: &str, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("macvlan-host {command}: {message}");
+    Exit::Failed.into()
+}
