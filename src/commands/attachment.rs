@@ -26,8 +26,11 @@ use super::sysctls;
 pub enum Outcome {
     /// Nothing had drifted.
     InSync,
-    /// What was repaired, one line each.
-    Repaired(Vec<String>),
+    /// What was repaired, and what had drifted but cannot be repaired here, one line each.
+    Drifted {
+        repaired: Vec<String>,
+        unrepairable: Vec<String>,
+    },
     /// The pod's namespace could not be opened: reported and left alone. From inside a
     /// container, a path that is not visible is no proof that the pod is gone, and removing a
     /// live pod's host side would be the worst outcome; DEL and GC remove dead attachments.
@@ -66,7 +69,7 @@ pub fn reconcile_locked(
         Ok(pod) => pod,
         Err(reason) => return Ok(Outcome::Unreachable(reason)),
     };
-    let repaired = Walk {
+    let found = Walk {
         node,
         store,
         record: &record,
@@ -75,10 +78,13 @@ pub fn reconcile_locked(
     }
     .run()
     .with_context(|| format!("reconciling {}", key.file_stem()))?;
-    Ok(if repaired.is_empty() {
+    Ok(if found.drift.is_empty() && found.stuck.is_empty() {
         Outcome::InSync
     } else {
-        Outcome::Repaired(repaired)
+        Outcome::Drifted {
+            repaired: found.drift,
+            unrepairable: found.stuck,
+        }
     })
 }
 
@@ -94,7 +100,7 @@ pub fn diagnose(node: &Node, store: &StateStore, record: Record) -> Diagnosis {
     }
     .run();
     let drift = match walk {
-        Ok(drift) => drift,
+        Ok(found) => found.drift.into_iter().chain(found.stuck).collect(),
         // What cannot even be examined (the master is gone...) is drift too.
         Err(e) => vec![e.msg],
     };
@@ -131,9 +137,9 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     /// Returns the drift found (and, when repairing, repaired), one line each.
-    fn run(&self) -> CniResult<Vec<String>> {
+    fn run(&self) -> CniResult<Findings> {
         let record = self.record;
-        let mut found = Vec::new();
+        let mut found = Findings::default();
         let host_mac = parse_mac(&record.host_mac)?;
         let pod_mac = parse_mac(&record.pod_mac)?;
         let master = self
@@ -159,7 +165,7 @@ impl Walk<'_> {
         master: &Link,
         host_mac: Mac,
         pod_mac: Mac,
-        found: &mut Vec<String>,
+        found: &mut Findings,
     ) -> CniResult<Link> {
         let node = &self.node.netlink;
         match &self.record.host_side {
@@ -183,7 +189,7 @@ impl Walk<'_> {
                     Some(_) => None,
                 };
                 if let Some(problem) = problem {
-                    found.push(problem);
+                    found.drift.push(problem);
                     if !self.repair {
                         return Ok(link.unwrap_or_else(|| placeholder(name)));
                     }
@@ -212,7 +218,7 @@ impl Walk<'_> {
                     Some(_) => None,
                 };
                 if let Some(problem) = problem {
-                    found.push(problem);
+                    found.drift.push(problem);
                     if !self.repair {
                         return Ok(link.unwrap_or_else(|| placeholder(name)));
                     }
@@ -267,11 +273,11 @@ impl Walk<'_> {
             .ok_or_else(|| CniError::internal(format!("{name} vanished while it was repaired")))
     }
 
-    fn ensure_up(&self, link: &Link, found: &mut Vec<String>) -> CniResult<()> {
+    fn ensure_up(&self, link: &Link, found: &mut Findings) -> CniResult<()> {
         if link.up || link.index == 0 {
             return Ok(());
         }
-        found.push(format!("{} was down", link.name));
+        found.drift.push(format!("{} was down", link.name));
         if self.repair {
             self.node
                 .netlink
@@ -281,7 +287,7 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn ensure_shim_sysctls(&self, name: &str, found: &mut Vec<String>) -> CniResult<()> {
+    fn ensure_shim_sysctls(&self, name: &str, found: &mut Findings) -> CniResult<()> {
         let wanted = shim::sysctls(name);
         let drifted: Vec<(String, String)> = wanted
             .into_iter()
@@ -289,7 +295,7 @@ impl Walk<'_> {
             .collect();
         for (key, value) in &drifted {
             let now = sysctls::read(key).unwrap_or_else(|| "?".into());
-            found.push(format!("sysctl {key} was {now}, not {value}"));
+            found.drift.push(format!("sysctl {key} was {now}, not {value}"));
         }
         if self.repair && !drifted.is_empty() {
             crate::system::sysctl::write(&drifted)
@@ -306,7 +312,7 @@ impl Walk<'_> {
         host: &Link,
         node_addresses: &[IpNetwork],
         pod_mac: Mac,
-        found: &mut Vec<String>,
+        found: &mut Findings,
     ) -> CniResult<()> {
         let node = &self.node.netlink;
         let exists = host.index != 0;
@@ -335,7 +341,7 @@ impl Walk<'_> {
                 .map(|a| a.ip())
                 .find(|a| same_family(*a, ip));
             let Some(source) = source else {
-                found.push(format!(
+                found.stuck.push(format!(
                     "master {} has no {} address to reach pod address {ip} from",
                     self.record.master,
                     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
@@ -349,7 +355,7 @@ impl Walk<'_> {
                     && r.source == wanted.source
             });
             if !present {
-                found.push(format!(
+                found.drift.push(format!(
                     "the node's route {ip} dev {} src {source} was missing",
                     host.name
                 ));
@@ -362,7 +368,7 @@ impl Walk<'_> {
                 .iter()
                 .any(|n| n.address == ip && n.permanent && n.mac == Some(pod_mac))
             {
-                found.push(format!(
+                found.drift.push(format!(
                     "the node's neighbour entry {ip} -> {pod_mac} on {} was missing",
                     host.name
                 ));
@@ -383,7 +389,7 @@ impl Walk<'_> {
         master: &Link,
         node_addresses: &[IpNetwork],
         host_mac: Mac,
-        found: &mut Vec<String>,
+        found: &mut Findings,
     ) -> CniResult<()> {
         let record = self.record;
         let (device_name, is_veth) = match &record.host_side {
@@ -405,7 +411,7 @@ impl Walk<'_> {
             .context("reading the pod's neighbour entries")?;
 
         for gone in record.node_addresses.iter().filter(|ip| !wanted.contains(ip)) {
-            found.push(format!("node address {gone} is gone: the pod's entries for it"));
+            found.drift.push(format!("node address {gone} is gone: the pod's entries for it"));
             if self.repair {
                 // Either may be absent already; a failure here leaves only a harmless entry.
                 let _ = pod.netlink.delete_neighbour(device.index, *gone);
@@ -422,7 +428,7 @@ impl Walk<'_> {
                         && r.output_index == Some(device.index)
                 });
                 if !present {
-                    found.push(format!(
+                    found.drift.push(format!(
                         "the pod's route to node address {ip} via {device_name} was missing"
                     ));
                     if self.repair {
@@ -436,7 +442,7 @@ impl Walk<'_> {
                 .iter()
                 .any(|n| n.address == *ip && n.permanent && n.mac == Some(host_mac))
             {
-                found.push(format!(
+                found.drift.push(format!(
                     "the pod's neighbour entry {ip} -> {host_mac} on {device_name} was missing"
                 ));
                 if self.repair {
@@ -448,7 +454,9 @@ impl Walk<'_> {
         }
         for cidr in &record.host_routes {
             let Some(via) = wanted.iter().copied().find(|ip| same_family(*ip, cidr.ip())) else {
-                found.push(format!("hostRoutes {cidr}: the node has no address to route it through"));
+                found.stuck.push(format!(
+                    "hostRoutes {cidr}: the node has no address of that family to route it through"
+                ));
                 continue;
             };
             let wanted_route = Route {
@@ -464,7 +472,7 @@ impl Walk<'_> {
                     && r.output_index == Some(device.index)
             });
             if !present {
-                found.push(format!("the pod's hostRoutes entry {cidr} via {via} was missing"));
+                found.drift.push(format!("the pod's hostRoutes entry {cidr} via {via} was missing"));
                 if self.repair {
                     pod.netlink
                         .add_route(&wanted_route, true)
@@ -511,6 +519,14 @@ impl Walk<'_> {
         }
         Ok(wanted)
     }
+}
+
+/// What a walk found: drift it can repair (and repaired, when repairing), and drift that no
+/// repair of ours can fix (the master lost its only address of a family).
+#[derive(Debug, Default)]
+struct Findings {
+    drift: Vec<String>,
+    stuck: Vec<String>,
 }
 
 /// Stands in for a host device that is missing while diagnosing: index 0 matches no route.

@@ -83,9 +83,17 @@ fn reconcile_one(
     }
     match attachment::reconcile(node, store, key) {
         Ok(Outcome::InSync) => report.pod_namespaces.extend(netns_of(store, key)),
-        Ok(Outcome::Repaired(lines)) => {
+        Ok(Outcome::Drifted {
+            repaired,
+            unrepairable,
+        }) => {
             report.pod_namespaces.extend(netns_of(store, key));
-            report.repaired.push((name, lines));
+            if !repaired.is_empty() {
+                report.repaired.push((name.clone(), repaired));
+            }
+            if !unrepairable.is_empty() {
+                report.failed.push((name, unrepairable.join("; ")));
+            }
         }
         Ok(Outcome::Unreachable(reason)) => report.unreachable.push((name, reason)),
         Ok(Outcome::Gone) => {}
