@@ -3,9 +3,10 @@
 //!
 //! The layout follows the flow of one call:
 //! stdin + environment -> [`protocol`] (request, configuration, results, errors)
-//! -> [`plugin`] (the verbs: ADD, DEL, CHECK, GC, STATUS)
-//! -> [`datapaths`] (the pod macvlan, the host-side shim, the per-pod veth)
-//! -> [`system`] (netlink, namespaces, sysctls, locks, state, delegated plugins).
+//! -> [`plugin`] (the verbs ADD, DEL, CHECK, GC, STATUS, and IPAM delegation)
+//! -> [`datapaths`] (the pod's macvlan; the host path, shim or veth, planned once and made
+//! true idempotently; the reconcile/diagnose entry points)
+//! -> [`system`] (netlink, namespaces, sysctls, the node lock, attachment records).
 //! [`commands`] are the operator's sub-commands (`reconcile`, `diagnose`) on the same layers.
 
 pub mod commands;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use macvlan_host::{commands, plugin};
 use macvlan_host::protocol::error::catch_panics;
+use macvlan_host::protocol::version::declared_version;
 use macvlan_host::protocol::{code, CniError, CniVersion, Environment};
 use macvlan_host::system::logger;
 
@@ -61,10 +62,7 @@ fn main() -> ExitCode {
         std::io::stdin()
             .read_to_end(&mut stdin)
             .map_err(|e| CniError::new(code::IO_FAILURE, format!("reading stdin: {e}")))?;
-        if let Some(v) = serde_json::from_slice::<serde_json::Value>(&stdin)
-            .ok()
-            .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_owned))
-        {
+        if let Some(v) = declared_version(&stdin) {
             version = v;
         }
         let env = Environment::from_process()?;

@@ -7,13 +7,12 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::args::{self, Accepts};
-use super::attachment;
+use super::attachment::{self, Diagnosis};
 use super::host_managers::{self, HostManager};
 use super::pass::keys_in;
 use super::sysctls::{self, InterfaceSysctls};
 use super::{could_not_run, Exit};
 use crate::datapaths::node::Node;
-use crate::datapaths::shim;
 use crate::system::logger;
 use crate::system::state::{HostSide, StateStore};
 
@@ -35,7 +34,7 @@ Exit status: 0 healthy, 1 drift, 2 could not run.
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Diagnosis {
+struct Report {
     healthy: bool,
     masters: Vec<MasterReport>,
     attachments: Vec<AttachmentReport>,
@@ -113,11 +112,11 @@ pub fn main(args: &[String]) -> ExitCode {
     }
 }
 
-fn collect(dirs: &[std::path::PathBuf]) -> Result<Diagnosis, String> {
+fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
     let node = Node::open().map_err(|e| e.msg)?;
     let mut attachments = Vec::new();
-    // master -> (shim name -> expected MAC)
-    let mut masters: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    // master -> shim name -> (expected MAC, what is wrong with it)
+    let mut masters: BTreeMap<String, BTreeMap<String, (String, Vec<String>)>> = BTreeMap::new();
     for dir in dirs {
         let keys = keys_in(dir)?;
         if keys.is_empty() {
@@ -131,32 +130,39 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Diagnosis, String> {
             };
             let shims = masters.entry(record.master.clone()).or_default();
             let datapath = match &record.host_side {
-                HostSide::Shim { name } => {
-                    shims.insert(name.clone(), record.host_mac.clone());
-                    format!("shim {name}")
-                }
+                HostSide::Shim { name } => format!("shim {name}"),
                 HostSide::Veth { name, pod_end } => format!("veth {name} / {pod_end}"),
             };
-            let found = attachment::diagnose(&node, &store, record);
-            let status = match (&found.unreachable, found.drift.is_empty()) {
-                (Some(_), _) => "unreachable",
-                (None, true) => "ok",
-                (None, false) => "drift",
+            let (status, drift, unreachable) = match attachment::diagnose(&node, &store, &key) {
+                Diagnosis::Gone => continue,
+                Diagnosis::Drift(drift) if drift.is_empty() => ("ok", Vec::new(), None),
+                Diagnosis::Drift(drift) => ("drift", drift, None),
+                Diagnosis::Unreachable(reason) => ("unreachable", Vec::new(), Some(reason)),
+                Diagnosis::Failed(reason) => ("drift", Vec::new(), Some(reason)),
             };
+            if let HostSide::Shim { name } = &record.host_side {
+                let shim = shims.entry(name.clone()).or_insert_with(|| (record.host_mac.to_string(), Vec::new()));
+                // What is wrong with the shim itself shows once, under the shim.
+                for d in drift.iter().filter(|d| d.is_device_level() && d.to_string().contains(name.as_str())) {
+                    let line = d.to_string();
+                    if !shim.1.contains(&line) {
+                        shim.1.push(line);
+                    }
+                }
+            }
+            let mut lines: Vec<String> = drift.iter().map(ToString::to_string).collect();
+            if status == "drift" {
+                lines.extend(unreachable.clone());
+            }
             attachments.push(AttachmentReport {
                 attachment: key.file_stem(),
                 state_dir: dir.display().to_string(),
-                pod: found.record.netns.clone(),
-                addresses: found
-                    .record
-                    .pod_addresses
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect(),
+                pod: record.netns.clone(),
+                addresses: record.pod_addresses.iter().map(|a| a.to_string()).collect(),
                 datapath,
                 status,
-                drift: found.drift,
-                unreachable: found.unreachable,
+                drift: lines,
+                unreachable: unreachable.filter(|_| status == "unreachable"),
             });
         }
     }
@@ -168,7 +174,7 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Diagnosis, String> {
         && masters
             .iter()
             .all(|m| m.exists && m.shims.iter().all(|s| s.drift.is_empty()));
-    Ok(Diagnosis {
+    Ok(Report {
         healthy,
         masters,
         attachments,
@@ -176,7 +182,11 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Diagnosis, String> {
     })
 }
 
-fn master_report(node: &Node, name: String, shims: BTreeMap<String, String>) -> MasterReport {
+fn master_report(
+    node: &Node,
+    name: String,
+    shims: BTreeMap<String, (String, Vec<String>)>,
+) -> MasterReport {
     let link = node.netlink.link_by_name(&name).ok().flatten();
     MasterReport {
         exists: link.is_some(),
@@ -184,33 +194,14 @@ fn master_report(node: &Node, name: String, shims: BTreeMap<String, String>) -> 
         sysctls: sysctls::effective(&name),
         shims: shims
             .into_iter()
-            .map(|(shim_name, mac)| shim_report(node, shim_name, mac))
+            .map(|(shim_name, (mac, drift))| shim_report(node, shim_name, mac, drift))
             .collect(),
         name,
     }
 }
 
-fn shim_report(node: &Node, name: String, expected_mac: String) -> ShimReport {
+fn shim_report(node: &Node, name: String, expected_mac: String, drift: Vec<String>) -> ShimReport {
     let link = node.netlink.link_by_name(&name).ok().flatten();
-    let mut drift = Vec::new();
-    match &link {
-        None => drift.push("missing".to_owned()),
-        Some(link) => {
-            let mac = link.mac.map(|m| m.to_string()).unwrap_or_default();
-            if mac != expected_mac {
-                drift.push(format!("MAC {mac}, expected {expected_mac}"));
-            }
-            if !link.up {
-                drift.push("down".to_owned());
-            }
-            for (key, wanted) in shim::sysctls(&name) {
-                let now = sysctls::read(&key).unwrap_or_else(|| "?".into());
-                if now != wanted {
-                    drift.push(format!("{key}={now}, expected {wanted}"));
-                }
-            }
-        }
-    }
     ShimReport {
         exists: link.is_some(),
         up: link.as_ref().is_some_and(|l| l.up),
@@ -223,7 +214,7 @@ fn shim_report(node: &Node, name: String, expected_mac: String) -> ShimReport {
 }
 
 /// The human form: a verdict first, then one line per object, drift indented below it.
-fn render(d: &Diagnosis) -> String {
+fn render(d: &Report) -> String {
     let mut out = String::new();
     let drifted = d.attachments.iter().filter(|a| a.status == "drift").count();
     let verdict = if d.healthy {

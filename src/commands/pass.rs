@@ -83,17 +83,9 @@ fn reconcile_one(
     }
     match attachment::reconcile(node, store, key) {
         Ok(Outcome::InSync) => report.pod_namespaces.extend(netns_of(store, key)),
-        Ok(Outcome::Drifted {
-            repaired,
-            unrepairable,
-        }) => {
+        Ok(Outcome::Repaired(lines)) => {
             report.pod_namespaces.extend(netns_of(store, key));
-            if !repaired.is_empty() {
-                report.repaired.push((name.clone(), repaired));
-            }
-            if !unrepairable.is_empty() {
-                report.failed.push((name, unrepairable.join("; ")));
-            }
+            report.repaired.push((name, lines));
         }
         Ok(Outcome::Unreachable(reason)) => report.unreachable.push((name, reason)),
         Ok(Outcome::Gone) => {}

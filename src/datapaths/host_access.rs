@@ -1,268 +1,181 @@
-//! Host access, whichever datapath carries it: the steps that the shim and the veth share.
+//! Host access, whichever host path carries it: the steps that the shim and the veth share.
 //!
 //! Node -> pod: a /32 (/128) route to each pod address through the host device, with the
-//! node's own address as source, and a permanent neighbour entry (pod address -> pod MAC).
-//! Pod -> node: in the pod, a permanent neighbour entry for each node address pointing at the
-//! host device's MAC, and routes through the node for `hostRoutes`.
-//! With permanent entries on both sides, the node and its pods never ARP for each other.
+//! node's current address as source, and a permanent neighbour entry (pod address -> pod
+//! MAC). Pod -> node: in the pod, a permanent neighbour entry for each node address pointing
+//! at the host device's MAC, and routes through the node for `hostRoutes`. With permanent
+//! entries on both sides, the node and its pods never ARP for each other.
 //!
-//! Every change to shared host state happens under the node lock; the record is written
-//! before anything is created, so a crash at any point leaves something DEL and GC can undo.
+//! Every change to shared host state happens under the node lock. The record, the shim's user
+//! marker and the route ownerships are written before anything is created, so a crash at any
+//! point leaves something DEL and GC can undo; `ensure` run again converges from there.
 
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd};
 
 use ipnetwork::IpNetwork;
 
-use super::node::{refuse_node_local, same_family, usable_addresses_of, Node};
-use super::{shim, veth};
-use crate::protocol::{CniError, CniResult, Context, HostAccess, NetConf};
+use super::host_path::{self, Devices, Drift, PodDevice, Repair};
+use super::node::{same_family, Node};
+use super::plan::{replan, Plan};
+use super::pod::Pod;
+use super::shim::delete_link;
+use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
 use crate::system::lock::NodeLock;
-use crate::system::netlink::{Link, MacvlanMode, Netlink, Route};
-use crate::system::netns::Netns;
-use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
-use crate::system::Mac;
+use crate::system::netlink::{Link, Netlink, Route};
+use crate::system::state::{AttachmentKey, Record, StateStore};
 
-/// The pod's interface, as host access needs it.
-pub struct PodEnd<'a> {
-    pub netns: &'a Netns,
-    pub netns_path: &'a str,
-    pub netlink: &'a Netlink,
-    pub ifname: &'a str,
-    /// The interface's index inside the pod.
-    pub index: u32,
-    pub mac: Mac,
-    pub macvlan_mode: Option<MacvlanMode>,
-    pub addresses: &'a [IpNetwork],
-    /// The link group of the pod's interface when this plugin made it (interface mode): a
-    /// veth's pod end joins it, so DEL removes both with one request.
-    pub link_group: Option<u32>,
-}
-
-/// What `attach` decided before touching anything.
-struct Plan {
-    record: Record,
-    /// The source of node -> pod routes, one per family the pod uses.
-    sources: Vec<IpAddr>,
-}
-
-/// Sets up host access for one pod. On failure everything it made is removed again.
+/// ADD: makes the plan true under the node lock. On failure everything it made is released
+/// again. Returns what had to be repaired (a reused shim that had lost its hardening...).
 pub fn attach(
     node: &Node,
     store: &StateStore,
-    conf: &NetConf,
-    key: &AttachmentKey,
+    plan: &Plan,
     master: &Link,
-    pod: &PodEnd,
-) -> CniResult<Record> {
-    let plan = plan(node, conf, key, master, pod)?;
-    let _lock = NodeLock::acquire(store.dir()).context("taking the node lock")?;
-    store
-        .save(&plan.record)
-        .context("saving the attachment record")?;
-    if let HostSide::Shim { name } = &plan.record.host_side {
-        store
-            .add_user(name, key)
-            .context("registering the shim's user")?;
-    }
-    if let Err(err) = apply(node, store, conf, master, &plan, pod) {
-        let (mut cleanup_errors, veth) = detach_locked(node, store, &plan.record);
-        cleanup_errors.extend(delete_link(node, veth));
-        for cleanup in cleanup_errors {
-            log::warn!("rolling back host access of {}: {cleanup}", key.file_stem());
-        }
-        return Err(err);
-    }
-    Ok(plan.record)
-}
-
-fn plan(
-    node: &Node,
-    conf: &NetConf,
-    key: &AttachmentKey,
-    master: &Link,
-    pod: &PodEnd,
-) -> CniResult<Plan> {
-    let node_addresses = node.addresses()?;
-    refuse_node_local(&node_addresses, pod.addresses)?;
-    let on_master = usable_addresses_of(&node_addresses, master);
-
-    let (host_side, host_mac, pod_mac, extra_sources) = match conf.host_access {
-        HostAccess::Shim => {
-            if let Some(mode) = pod.macvlan_mode.filter(|m| *m != MacvlanMode::Bridge) {
-                return Err(CniError::config(format!(
-                    "the pod's macvlan {} is in {} mode: the shim reaches pods only in bridge mode; use \"hostAccess\": \"veth\" for other modes",
-                    pod.ifname,
-                    mode_name(mode)
-                )));
+    pod: &Pod,
+) -> CniResult<Vec<Repair>> {
+    let lock = NodeLock::acquire(store.dir()).context("taking the node lock")?;
+    match ensure_locked(node, store, plan, master, pod) {
+        Ok(repairs) => Ok(repairs),
+        Err(err) => {
+            let released = release_locked(node, store, &plan.record);
+            drop(lock);
+            for cleanup in released.finish(node) {
+                log::warn!(
+                    "rolling back host access of {}: {cleanup}",
+                    plan.record.key.file_stem()
+                );
             }
-            let name = shim::name_for(conf, master);
-            let mac = shim::mac_for(master, &name);
-            (
-                HostSide::Shim { name },
-                mac,
-                pod.mac,
-                conf.shim_addresses.clone(),
-            )
+            Err(err)
         }
-        HostAccess::Veth => {
-            let (host_mac, pod_mac) = veth::macs_for(key);
-            let side = HostSide::Veth {
-                name: veth::host_end_name(key),
-                pod_end: veth::pod_end_name(conf, pod.ifname),
-            };
-            (side, host_mac, pod_mac, Vec::new())
-        }
-        HostAccess::None => {
-            return Err(CniError::internal(
-                "host access planned with hostAccess none",
-            ))
-        }
-    };
-
-    // Per family: the shim's own address when configured, else the node's on the master.
-    let mut sources = Vec::new();
-    for family_v4 in [true, false] {
-        if !pod.addresses.iter().any(|a| a.is_ipv4() == family_v4) {
-            continue;
-        }
-        let pick = |list: &[IpNetwork]| {
-            list.iter()
-                .find(|a| a.is_ipv4() == family_v4)
-                .map(|a| a.ip())
-        };
-        let source = pick(&extra_sources).or_else(|| pick(&on_master)).ok_or_else(|| {
-            let family = if family_v4 { "IPv4" } else { "IPv6" };
-            CniError::config(format!(
-                "the pod has an {family} address but master {} has no {family} address to reach it from: \
-                 give {} an {family} address, or set \"shimAddresses\" to an {family} address reserved for the shim",
-                master.name, master.name
-            ))
-        })?;
-        sources.push(source);
-    }
-    // The node addresses the pod reaches through the host side: of the pod's families, once.
-    let mut node_ips: Vec<IpAddr> = Vec::new();
-    for ip in extra_sources.iter().chain(&on_master).map(|a| a.ip()) {
-        let pod_family = pod.addresses.iter().any(|p| same_family(p.ip(), ip));
-        if pod_family && !node_ips.contains(&ip) {
-            node_ips.push(ip);
-        }
-    }
-
-    let record = Record {
-        key: key.clone(),
-        host_side,
-        master: master.name.clone(),
-        master_index: master.index,
-        netns: pod.netns_path.to_owned(),
-        pod_mac: pod_mac.to_string(),
-        pod_addresses: pod.addresses.to_vec(),
-        node_addresses: node_ips,
-        host_mac: host_mac.to_string(),
-        host_routes: conf.host_routes.clone(),
-    };
-    Ok(Plan { record, sources })
-}
-
-fn mode_name(mode: MacvlanMode) -> &'static str {
-    match mode {
-        MacvlanMode::Private => "private",
-        MacvlanMode::Vepa => "vepa",
-        MacvlanMode::Bridge => "bridge",
-        MacvlanMode::Passthru => "passthru",
-        MacvlanMode::Source => "source",
     }
 }
 
-fn parse_mac(text: &str) -> CniResult<Mac> {
-    text.parse::<Mac>().map_err(CniError::internal)
-}
-
-fn apply(
+/// Makes every piece of the plan true, from whatever state an earlier run left: idempotent.
+/// The caller holds the node lock. Routes and neighbour entries are written with replace
+/// semantics (no dump on ADD); the devices report their own repairs.
+pub fn ensure_locked(
     node: &Node,
     store: &StateStore,
-    conf: &NetConf,
-    master: &Link,
     plan: &Plan,
-    pod: &PodEnd,
-) -> CniResult<()> {
+    master: &Link,
+    pod: &Pod,
+) -> CniResult<Vec<Repair>> {
     let record = &plan.record;
-    let host_mac = parse_mac(&record.host_mac)?;
-    let pod_mac = parse_mac(&record.pod_mac)?;
-    let (host_index, pod_device, pod_device_name) = match &record.host_side {
-        HostSide::Shim { name } => {
-            let index = shim::ensure(node, name, master, host_mac, &conf.shim_addresses)?;
-            (index, pod.index, pod.ifname.to_owned())
-        }
-        HostSide::Veth { name, pod_end } => {
-            let (host, pod_index) = veth::create(
-                node,
-                pod.netlink,
-                pod.netns.as_fd().as_raw_fd(),
-                name,
-                host_mac,
-                pod_end,
-                pod_mac,
-                pod.link_group,
-            )?;
-            (host, pod_index, pod_end.clone())
-        }
-    };
+    let path = host_path::of(record);
+    // Bookkeeping first: whatever exists after a crash is known to DEL and GC.
+    store.save(record).context("saving the attachment record")?;
+    path.register(store, &record.key)?;
+    for address in &record.pod_addresses {
+        store
+            .set_owner(address.ip(), &record.key)
+            .context("recording the route's owner")?;
+    }
+    let mut repairs = Vec::new();
+    let devices = path.ensure(node, master, pod, plan.pod_index, &mut repairs)?;
+    ensure_node_side(node, plan, devices.host)?;
+    if let Some(pod_device) = &devices.pod {
+        let mut stale =
+            forget_node_addresses(&pod.netlink, pod_device, &plan.stale_node_addresses)?;
+        repairs.append(&mut stale);
+        ensure_pod_side(&pod.netlink, record, pod_device, |on_link| {
+            path.routes_node_address(on_link)
+        })?;
+    }
+    Ok(repairs)
+}
 
-    // Node side.
+fn ensure_node_side(node: &Node, plan: &Plan, host: u32) -> CniResult<()> {
+    let record = &plan.record;
     for address in &record.pod_addresses {
         let ip = address.ip();
         let source = plan.sources.iter().copied().find(|s| same_family(*s, ip));
         node.netlink
-            .add_route(&host_route(ip, host_index, source), true)
+            .add_route(&host_route(ip, host, source), true)
             .with_context(|| format!("adding the node's route to pod address {ip}"))?;
         node.netlink
-            .set_permanent_neighbour(host_index, ip, pod_mac)
-            .with_context(|| format!("adding the node's neighbour entry {ip} -> {pod_mac}"))?;
-        store
-            .set_owner(ip, &record.key)
-            .context("recording the route's owner")?;
+            .set_permanent_neighbour(host, ip, record.pod_mac)
+            .with_context(|| {
+                format!(
+                    "adding the node's neighbour entry {ip} -> {}",
+                    record.pod_mac
+                )
+            })?;
     }
+    Ok(())
+}
 
-    // Pod side.
-    let is_veth = matches!(record.host_side, HostSide::Veth { .. });
+/// The pod's entries for node addresses that are no longer the node's (renumbered node).
+fn forget_node_addresses(
+    pod: &Netlink,
+    device: &PodDevice,
+    stale: &[IpAddr],
+) -> CniResult<Vec<Repair>> {
+    let mut repairs = Vec::new();
+    for ip in stale {
+        let neighbour = pod
+            .delete_neighbour(device.index, *ip)
+            .with_context(|| format!("removing the pod's neighbour entry for {ip}"))?;
+        let route = pod
+            .delete_route(&host_route(*ip, device.index, None))
+            .with_context(|| format!("removing the pod's route to {ip}"))?;
+        if neighbour || route {
+            repairs.push(Repair::ForgotNodeAddress(*ip));
+        }
+    }
+    Ok(repairs)
+}
+
+fn ensure_pod_side(
+    pod: &Netlink,
+    record: &Record,
+    device: &PodDevice,
+    needs_route: impl Fn(bool) -> bool,
+) -> CniResult<()> {
+    let (index, name) = (device.index, &device.name);
     for ip in &record.node_addresses {
-        // Through a veth every node address needs a route; through the shim only those outside
-        // the pod's own prefixes (the others are on-link already).
         let on_link = record.pod_addresses.iter().any(|p| p.contains(*ip));
-        if is_veth || !on_link {
-            pod.netlink
-                .add_route(&host_route(*ip, pod_device, None), true)
+        if needs_route(on_link) {
+            pod.add_route(&host_route(*ip, index, None), true)
                 .with_context(|| {
-                    format!("adding the pod's route to node address {ip} via {pod_device_name}")
+                    format!("adding the pod's route to node address {ip} via {name}")
                 })?;
         }
-        pod.netlink
-            .set_permanent_neighbour(pod_device, *ip, host_mac)
+        pod.set_permanent_neighbour(index, *ip, record.host_mac)
             .with_context(|| {
-                format!("adding the pod's neighbour entry {ip} -> {host_mac} on {pod_device_name}")
+                format!(
+                    "adding the pod's neighbour entry {ip} -> {} on {name}",
+                    record.host_mac
+                )
             })?;
     }
     for cidr in &record.host_routes {
-        let via = record
-            .node_addresses
-            .iter()
-            .copied()
-            .find(|ip| same_family(*ip, cidr.ip()))
-            .ok_or_else(|| CniError::config(format!("hostRoutes {cidr}: the node has no address of that family on the master to route through")))?;
-        let route = Route {
-            destination: Some(*cidr),
-            gateway: Some(via),
-            output_index: Some(pod_device),
-            onlink: true,
-            ..Route::default()
-        };
-        pod.netlink
-            .add_route(&route, true)
+        let route = host_routes_entry(record, *cidr, index)?;
+        let via = route.gateway.unwrap_or(cidr.ip());
+        pod.add_route(&route, true)
             .with_context(|| format!("adding the pod's hostRoutes entry {cidr} via {via}"))?;
     }
     Ok(())
+}
+
+/// A `hostRoutes` entry: through the node's address of that family, on the pod's device.
+fn host_routes_entry(record: &Record, cidr: IpNetwork, device: u32) -> CniResult<Route> {
+    let via = record
+        .node_addresses
+        .iter()
+        .copied()
+        .find(|ip| same_family(*ip, cidr.ip()))
+        .ok_or_else(|| {
+            CniError::config(format!(
+                "hostRoutes {cidr}: the node has no address of that family on the master to route through"
+            ))
+        })?;
+    Ok(Route {
+        destination: Some(cidr),
+        gateway: Some(via),
+        output_index: Some(device),
+        onlink: true,
+        ..Route::default()
+    })
 }
 
 /// A route to one address through `device` (`ip route replace ADDR/32 dev DEVICE src SRC`).
@@ -276,63 +189,201 @@ fn host_route(ip: IpAddr, device: u32, source: Option<IpAddr>) -> Route {
     }
 }
 
-/// Removes what `attach` made for `record`. Goes on past errors and returns them all: one
-/// missing route must never keep the rest from being cleaned.
-pub fn detach(node: &Node, store: &StateStore, record: &Record) -> Vec<CniError> {
-    let (mut errors, veth) = detach_deferring_veth(node, store, record);
-    errors.extend(delete_link(node, veth));
-    errors
+/// CHECK and diagnose: everything ensure would make true, compared with what is there. Empty
+/// when nothing drifted. `pod` None checks the node's side only.
+pub fn verify(node: &Node, record: &Record, pod: Option<&Pod>) -> CniResult<Vec<Drift>> {
+    let master_present = node
+        .netlink
+        .link_by_name(&record.master)
+        .context("looking up the master")?
+        .is_some();
+    if !master_present {
+        return Ok(vec![Drift::MasterMissing(record.master.clone())]);
+    }
+    let (plan, master) = replan(node, record)?;
+    verify_planned(node, &plan, &master, pod)
 }
 
-/// `detach`, but a veth's node end is returned instead of deleted: after the lock (deleting a
-/// link waits for an RCU grace period, 15 ms and more, and a pod's own veth is no shared
-/// state), and after the pod's links, with which it may go in one request (`del`).
-pub fn detach_deferring_veth(
+/// `verify` against a plan made for the node as it is now.
+pub fn verify_planned(
     node: &Node,
-    store: &StateStore,
-    record: &Record,
-) -> (Vec<CniError>, Option<Link>) {
+    plan: &Plan,
+    master: &Link,
+    pod: Option<&Pod>,
+) -> CniResult<Vec<Drift>> {
+    let record = &plan.record;
+    let path = host_path::of(record);
+    let mut drift = Vec::new();
+    let Some(devices) = path.verify(node, Some(master), pod, &mut drift)? else {
+        return Ok(drift);
+    };
+    verify_node_side(node, plan, &devices, &mut drift)?;
+    if let (Some(pod), Some(device)) = (pod, &devices.pod) {
+        verify_pod_side(&pod.netlink, plan, device, &mut drift, |on_link| {
+            path.routes_node_address(on_link)
+        })?;
+    }
+    Ok(drift)
+}
+
+fn verify_node_side(
+    node: &Node,
+    plan: &Plan,
+    devices: &Devices,
+    drift: &mut Vec<Drift>,
+) -> CniResult<()> {
+    let record = &plan.record;
+    let routes = node.netlink.routes().context("reading the node's routes")?;
+    let neighbours = node
+        .netlink
+        .neighbours(devices.host)
+        .context("reading the node's neighbour entries")?;
+    for address in &record.pod_addresses {
+        let ip = address.ip();
+        let dst = IpNetwork::from(ip);
+        let route = routes
+            .iter()
+            .find(|r| r.destination == Some(dst) && r.output_index == Some(devices.host));
+        let wanted = plan.sources.iter().copied().find(|s| same_family(*s, ip));
+        match (route, wanted) {
+            (None, _) => drift.push(Drift::NodeRouteMissing(ip)),
+            (Some(route), Some(wanted)) if route.source != Some(wanted) => {
+                drift.push(Drift::NodeRouteSource {
+                    ip,
+                    source: route.source,
+                    wanted,
+                })
+            }
+            _ => {}
+        }
+        let mac = record.pod_mac;
+        if !neighbours
+            .iter()
+            .any(|n| n.address == ip && n.permanent && n.mac == Some(mac))
+        {
+            drift.push(Drift::NodeNeighbourMissing { ip, mac });
+        }
+    }
+    Ok(())
+}
+
+fn verify_pod_side(
+    pod: &Netlink,
+    plan: &Plan,
+    device: &PodDevice,
+    drift: &mut Vec<Drift>,
+    needs_route: impl Fn(bool) -> bool,
+) -> CniResult<()> {
+    let record = &plan.record;
+    let neighbours = pod
+        .neighbours(device.index)
+        .context("reading the pod's neighbour entries")?;
+    let routes = pod.routes().context("reading the pod's routes")?;
+    let has_route = |dst: IpNetwork| {
+        routes
+            .iter()
+            .any(|r| r.destination == Some(dst) && r.output_index == Some(device.index))
+    };
+    let mac = record.host_mac;
+    for ip in &record.node_addresses {
+        if !neighbours
+            .iter()
+            .any(|n| n.address == *ip && n.permanent && n.mac == Some(mac))
+        {
+            drift.push(Drift::PodNeighbourMissing { ip: *ip, mac });
+        }
+        let on_link = record.pod_addresses.iter().any(|p| p.contains(*ip));
+        if needs_route(on_link) && !has_route(IpNetwork::from(*ip)) {
+            drift.push(Drift::PodRouteMissing(IpNetwork::from(*ip)));
+        }
+    }
+    for ip in &plan.stale_node_addresses {
+        if neighbours.iter().any(|n| n.address == *ip && n.permanent) {
+            drift.push(Drift::StaleNodeAddress(*ip));
+        }
+    }
+    for cidr in &record.host_routes {
+        if !has_route(*cidr) {
+            drift.push(Drift::PodRouteMissing(*cidr));
+        }
+    }
+    Ok(())
+}
+
+/// What `release` leaves for after the node lock: the errors so far and a link to delete.
+pub struct Released {
+    pub errors: ErrorList,
+    deferred: Option<Link>,
+}
+
+impl Released {
+    /// Nothing was made, nothing to release.
+    pub fn nothing() -> Released {
+        Released {
+            errors: ErrorList::new(),
+            deferred: None,
+        }
+    }
+
+    pub fn failed(error: CniError) -> Released {
+        let mut errors = ErrorList::new();
+        errors.push(error);
+        Released {
+            errors,
+            deferred: None,
+        }
+    }
+
+    /// Deletes what was deferred (a veth's node end; gone already when it went with the pod's
+    /// link group) and returns every error.
+    pub fn finish(mut self, node: &Node) -> ErrorList {
+        self.errors.extend(delete_link(node, self.deferred.take()));
+        self.errors
+    }
+}
+
+/// DEL: releases what `attach` made for `record`, under the node lock. Goes on past errors.
+pub fn release(node: &Node, store: &StateStore, record: &Record) -> Released {
     match NodeLock::acquire(store.dir()) {
-        Ok(_lock) => detach_locked(node, store, record),
-        Err(e) => (
-            vec![CniError::from(e).context("taking the node lock")],
-            None,
-        ),
+        Ok(_lock) => release_locked(node, store, record),
+        Err(e) => Released::failed(CniError::from(e).context("taking the node lock")),
     }
 }
 
-/// Deletes a link of the node; one that is gone already is no error.
-pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
-    let link = link?;
-    match node.netlink.delete_link(link.index) {
-        Ok(true) => {
-            log::info!("removed {}", link.name);
-            None
-        }
-        Ok(false) => None,
-        Err(e) => Some(CniError::from(e).context(format!("removing {}", link.name))),
-    }
-}
-
-/// Does the locked part of `detach`; returns the errors and the veth to delete once the lock
-/// is released (the shim, shared, is removed here under the lock).
-fn detach_locked(
+/// DEL without a record (nothing was set up, or the record was lost): what can be found
+/// without it goes: route ownerships of this attachment, and a veth's node end by its derived
+/// name.
+pub fn release_unrecorded(
     node: &Node,
     store: &StateStore,
-    record: &Record,
-) -> (Vec<CniError>, Option<Link>) {
-    let mut errors = Vec::new();
+    key: &AttachmentKey,
+    host_access: HostAccess,
+) -> Released {
+    let mut errors = ErrorList::new();
+    errors.note(store.clear_owners_of(key));
+    let deferred = errors
+        .note(host_path::orphan_host_end(node, key, host_access))
+        .flatten();
+    Released { errors, deferred }
+}
+
+/// GC: `release` and `finish` in one.
+pub fn detach(node: &Node, store: &StateStore, record: &Record) -> ErrorList {
+    release(node, store, record).finish(node)
+}
+
+fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released {
+    let mut errors = ErrorList::new();
     let key = &record.key;
-    let host_name = match &record.host_side {
-        HostSide::Shim { name } | HostSide::Veth { name, .. } => name,
-    };
-    let host_link = match node.netlink.link_by_name(host_name) {
-        Ok(link) => link,
-        Err(e) => {
-            errors.push(CniError::from(e).context(format!("looking up {host_name}")));
-            None
-        }
-    };
+    let path = host_path::of(record);
+    let host_name = path.host_name();
+    let host_link = errors
+        .note(
+            node.netlink
+                .link_by_name(host_name)
+                .with_context(|| format!("looking up {host_name}")),
+        )
+        .flatten();
     for address in &record.pod_addresses {
         let ip = address.ip();
         match store.is_owner(ip, key) {
@@ -340,7 +391,7 @@ fn detach_locked(
             Ok(false) => continue,
             Ok(true) => {}
             Err(e) => {
-                errors.push(e.into());
+                errors.push(e);
                 continue;
             }
         }
@@ -354,174 +405,21 @@ fn detach_locked(
                 );
             }
         }
-        if let Err(e) = store.clear_owner(ip) {
-            errors.push(e.into());
-        }
+        errors.note(store.clear_owner(ip));
     }
-    let veth = match &record.host_side {
-        HostSide::Shim { name } => {
-            let unused = match store.remove_user(name, key) {
-                Ok(true) => {
-                    if let Err(e) = store.forget_shim(name) {
-                        errors.push(e.into());
-                    }
-                    true
-                }
-                Ok(false) => false,
-                Err(e) => {
-                    errors.push(e.into());
-                    false
-                }
-            };
-            let shim = host_link.filter(|link| unused && !still_routed(node, link));
-            errors.extend(delete_link(node, shim));
-            None
-        }
-        HostSide::Veth { .. } => host_link,
-    };
-    if let Err(e) = store.remove(key) {
-        errors.push(e.into());
-    }
-    (errors, veth)
+    let deferred = path.release(node, store, key, host_link, &mut errors);
+    errors.note(store.remove(key));
+    Released { errors, deferred }
 }
 
-/// True when routes other than ours still go through the shim: pods of a network configured
-/// with another `stateDir` (and so another set of records) share it. Asked only when the last
-/// user known here leaves, so the route dump is not on the path of every DEL.
-fn still_routed(node: &Node, shim: &Link) -> bool {
-    match node.netlink.routes() {
-        Ok(routes) => {
-            // Pod routes are host routes; a prefix route of a `shimAddresses` entry is not a pod.
-            let in_use = routes.iter().any(|r| {
-                r.output_index == Some(shim.index)
-                    && r.destination
-                        .is_some_and(|d| d.prefix() == if d.is_ipv4() { 32 } else { 128 })
-            });
-            if in_use {
-                log::warn!(
-                    "shim {} is still routed to by pods this stateDir does not know; keeping it",
-                    shim.name
-                );
-            }
-            in_use
-        }
+/// GC: shims that no attachment uses any more, under the node lock.
+pub fn remove_unused_shims(node: &Node, store: &StateStore) -> ErrorList {
+    match NodeLock::acquire(store.dir()) {
+        Ok(_lock) => super::shim::remove_unused(node, store),
         Err(e) => {
-            log::warn!(
-                "reading the node's routes before removing shim {}: {e}; keeping it",
-                shim.name
-            );
-            true
+            let mut errors = ErrorList::new();
+            errors.push(CniError::from(e).context("taking the node lock"));
+            errors
         }
     }
-}
-
-/// CHECK: every piece `attach` made is still there. The error names the missing piece.
-pub fn check(node: &Node, record: &Record, pod_netlink: Option<&Netlink>) -> CniResult<()> {
-    let host_mac = parse_mac(&record.host_mac)?;
-    let pod_mac = parse_mac(&record.pod_mac)?;
-    let master = node
-        .netlink
-        .link_by_name(&record.master)
-        .context("looking up the master")?
-        .ok_or_else(|| CniError::internal(format!("master {} does not exist", record.master)))?;
-    let (host_index, pod_device_name) = match &record.host_side {
-        HostSide::Shim { name } => (shim::verify(node, name, &master, host_mac)?, None),
-        HostSide::Veth { name, pod_end } => (
-            veth::verify_host_end(node, name, host_mac)?,
-            Some(pod_end.clone()),
-        ),
-    };
-    let routes = node.netlink.routes().context("reading the node's routes")?;
-    let neighbours = node
-        .netlink
-        .neighbours(host_index)
-        .context("reading the node's neighbour entries")?;
-    for address in &record.pod_addresses {
-        let ip = address.ip();
-        let dst = IpNetwork::from(ip);
-        if !routes
-            .iter()
-            .any(|r| r.destination == Some(dst) && r.output_index == Some(host_index))
-        {
-            return Err(CniError::internal(format!(
-                "the node's route to pod address {ip} is missing"
-            )));
-        }
-        if !neighbours
-            .iter()
-            .any(|n| n.address == ip && n.permanent && n.mac == Some(pod_mac))
-        {
-            return Err(CniError::internal(format!(
-                "the node's permanent neighbour entry {ip} -> {pod_mac} is missing"
-            )));
-        }
-    }
-    let Some(pod_netlink) = pod_netlink else {
-        return Ok(());
-    };
-    let pod_if = match &pod_device_name {
-        Some(name) => veth::verify_pod_end(pod_netlink, name)?,
-        None => {
-            pod_netlink
-                .link_by_name(&record.key.ifname)
-                .context("looking up the pod's interface")?
-                .ok_or_else(|| {
-                    CniError::internal(format!(
-                        "interface {} does not exist in the pod",
-                        record.key.ifname
-                    ))
-                })?
-                .index
-        }
-    };
-    let pod_neighbours = pod_netlink
-        .neighbours(pod_if)
-        .context("reading the pod's neighbour entries")?;
-    for ip in &record.node_addresses {
-        if !pod_neighbours
-            .iter()
-            .any(|n| n.address == *ip && n.permanent && n.mac == Some(host_mac))
-        {
-            return Err(CniError::internal(format!(
-                "the pod's permanent neighbour entry for node address {ip} -> {host_mac} is missing"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// GC: shims that no attachment uses any more (left by a crash between the last DEL's steps).
-pub fn remove_unused_shims(node: &Node, store: &StateStore) -> Vec<CniError> {
-    let _lock = match NodeLock::acquire(store.dir()) {
-        Ok(lock) => lock,
-        Err(e) => return vec![CniError::from(e).context("taking the node lock")],
-    };
-    let mut errors = Vec::new();
-    let shims = match store.known_shims() {
-        Ok(shims) => shims,
-        Err(e) => return vec![e.into()],
-    };
-    for name in shims {
-        match store.has_no_users(&name) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                errors.push(e.into());
-                continue;
-            }
-        }
-        match node.netlink.link_by_name(&name) {
-            Ok(Some(link))
-                if link.kind.as_deref() == Some("macvlan") && !still_routed(node, &link) =>
-            {
-                errors.extend(delete_link(node, Some(link)));
-            }
-            Ok(_) => {}
-            Err(e) => errors.push(e.into()),
-        }
-        if let Err(e) = store.forget_shim(&name) {
-            errors.push(e.into());
-        }
-    }
-    errors
 }

@@ -4,9 +4,10 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
+use super::pod::Pod;
 use crate::protocol::result::{CniOutput, RouteEntry};
-use crate::protocol::{CniError, CniResult, Context, NetConf};
-use crate::system::netlink::{Link, MacvlanSpec, Netlink, Route};
+use crate::protocol::{CniError, CniResult, Context};
+use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec, Netlink, Route};
 use crate::system::netns::Netns;
 use crate::system::{sysctl, Mac};
 
@@ -38,22 +39,23 @@ fn temporary_name() -> String {
 }
 
 /// Creates the macvlan inside the pod, under a temporary name and down, in the attachment's
-/// link `group`, and returns its index and MAC. It needs no address yet, so it is made while the IPAM plugin runs; `configure`
-/// finishes it. On failure nothing is left.
+/// link `group`, and returns its index and MAC. It needs no address yet, so it is made while
+/// the IPAM plugin runs; `configure` finishes it. On failure nothing is left.
 pub fn create(
     node: &Netlink,
-    pod_ns: &Netns,
-    pod: &Netlink,
+    pod: &Pod,
     master: &Link,
-    conf: &NetConf,
+    mode: MacvlanMode,
+    mtu: Option<u32>,
     group: u32,
 ) -> CniResult<(u32, Mac)> {
+    let (pod_ns, pod) = (&pod.ns, &pod.netlink);
     let temporary = temporary_name();
     node.create_macvlan(&MacvlanSpec {
         name: temporary.clone(),
         master_index: master.index,
-        mode: conf.macvlan_mode,
-        mtu: conf.mtu,
+        mode,
+        mtu,
         mac: None,
         netns_fd: Some(pod_ns.as_fd().as_raw_fd()),
         group: Some(group),
@@ -172,7 +174,7 @@ fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
 pub fn verify(
     pod: &Netlink,
     ifname: &str,
-    conf: &NetConf,
+    mode: MacvlanMode,
     master: &Link,
     prev: &CniOutput,
 ) -> CniResult<()> {
@@ -187,10 +189,10 @@ pub fn verify(
             "{ifname} in the pod is not a macvlan"
         )));
     }
-    if link.macvlan_mode != Some(conf.macvlan_mode) {
+    if link.macvlan_mode != Some(mode) {
         return Err(CniError::internal(format!(
             "{ifname} is in macvlan mode {:?}, the configuration says {:?}",
-            link.macvlan_mode, conf.macvlan_mode
+            link.macvlan_mode, mode
         )));
     }
     if link.parent_index != Some(master.index) {

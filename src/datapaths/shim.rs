@@ -4,20 +4,39 @@
 //!
 //! The shim has no address from the LAN (routes to pods carry the node's own address as
 //! source), never answers ARP and takes no router advertisement, so the LAN never sees it as a
-//! second owner of the node's addresses (no ARP flux).
+//! second owner of the node's addresses (no ARP flux). That hardening is checked every time
+//! the shim is reused: a crash while it was being written must not leave ARP flux behind.
 
 use ipnetwork::IpNetwork;
 
-use crate::protocol::{CniError, CniResult, Context, NetConf};
+use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
+use super::node::Node;
+use super::plan::{PodInterface, Settings};
+use super::pod::Pod;
+use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
+use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
 use crate::system::{names, sysctl, Mac};
 
-use super::node::Node;
-
-pub fn name_for(conf: &NetConf, master: &Link) -> String {
-    conf.shim_name
+/// ADD: the shim's name and MAC; refuses a pod macvlan the shim cannot reach.
+pub fn plan(settings: &Settings, master: &Link, pod_if: &PodInterface) -> CniResult<SidePlan> {
+    if let Some(mode) = pod_if.macvlan_mode.filter(|m| *m != MacvlanMode::Bridge) {
+        return Err(CniError::config(format!(
+            "the pod's macvlan {} is in {mode} mode: the shim reaches pods only in bridge mode; use \"hostAccess\": \"veth\" for other modes",
+            pod_if.ifname,
+        )));
+    }
+    let name = settings
+        .shim_name
         .clone()
-        .unwrap_or_else(|| names::derived_ifname("mvh-", &master.name))
+        .unwrap_or_else(|| names::derived_ifname("mvh-", &master.name));
+    let mac = mac_for(master, &name);
+    Ok(SidePlan {
+        side: HostSide::Shim { name },
+        host_mac: mac,
+        pod_mac: pod_if.mac,
+        own_addresses: settings.shim_addresses.clone(),
+    })
 }
 
 /// Derived from the master's MAC and the shim's name: stable when the shim is re-created (the
@@ -29,93 +48,329 @@ pub fn mac_for(master: &Link, name: &str) -> Mac {
     Mac::stable_local(&seed)
 }
 
-/// The sysctls of the shim, set before it comes up. Only the shim's own keys: the node's
-/// `all`/`default` are never touched.
-pub fn sysctls(name: &str) -> Vec<(String, String)> {
-    [
-        // Never answer ARP: the node's addresses are answered for by the master alone.
-        ("ipv4", "arp_ignore", "8"),
-        ("ipv4", "arp_filter", "1"),
-        ("ipv4", "arp_announce", "2"),
-        // No SLAAC address or default route from the LAN's routers on the shim.
-        ("ipv6", "accept_ra", "0"),
-        ("ipv6", "autoconf", "0"),
-        // No link-local address: the shim sends nothing of its own on the LAN.
-        ("ipv6", "addr_gen_mode", "1"),
-    ]
-    .into_iter()
-    .map(|(family, key, value)| (format!("net/{family}/conf/{name}/{key}"), value.to_owned()))
-    .collect()
+/// The hardening of the shim. Only the shim's own keys: the node's `all`/`default` are never
+/// touched.
+const HARDENING: [(&str, &str, &str); 6] = [
+    // Never answer ARP: the node's addresses are answered for by the master alone.
+    ("ipv4", "arp_ignore", "8"),
+    ("ipv4", "arp_filter", "1"),
+    ("ipv4", "arp_announce", "2"),
+    // No SLAAC address or default route from the LAN's routers on the shim.
+    ("ipv6", "accept_ra", "0"),
+    ("ipv6", "autoconf", "0"),
+    // No link-local address: the shim sends nothing of its own on the LAN.
+    ("ipv6", "addr_gen_mode", "1"),
+];
+
+fn hardening_key(name: &str, family: &str, key: &str) -> String {
+    format!("net/{family}/conf/{name}/{key}")
 }
 
-/// Creates the shim, or checks and reuses the existing one. Returns its index.
-pub fn ensure(
-    node: &Node,
-    name: &str,
-    master: &Link,
+/// The shim of one attachment record.
+pub struct ShimPath<'a> {
+    name: &'a str,
     mac: Mac,
-    addresses: &[IpNetwork],
-) -> CniResult<u32> {
-    let (index, up) = match node
-        .netlink
-        .link_by_name(name)
-        .context("looking up the shim")?
-    {
-        Some(link) => {
-            verify_identity(&link, master, mac)?;
-            (link.index, link.up)
+    addresses: &'a [IpNetwork],
+    pod_ifname: &'a str,
+}
+
+impl<'a> ShimPath<'a> {
+    pub fn new(name: &'a str, record: &'a Record) -> ShimPath<'a> {
+        ShimPath {
+            name,
+            mac: record.host_mac,
+            addresses: &record.shim_addresses,
+            pod_ifname: &record.key.ifname,
         }
-        None => (create(node, name, master, mac)?, false),
-    };
-    for address in addresses {
-        node.netlink
-            .add_address(index, *address, true)
-            .with_context(|| format!("adding shimAddresses {address} to shim {name}"))?;
     }
-    if !up {
-        node.netlink
-            .set_link_up(index)
-            .with_context(|| format!("bringing shim {name} up"))?;
+
+    fn label(&self) -> String {
+        format!("shim {}", self.name)
     }
-    Ok(index)
+
+    fn create(&self, node: &Node, master: &Link) -> CniResult<Link> {
+        let name = self.name;
+        node.netlink
+            .create_macvlan(&MacvlanSpec {
+                name: name.to_owned(),
+                master_index: master.index,
+                mode: MacvlanMode::Bridge,
+                mtu: None,
+                mac: Some(self.mac),
+                netns_fd: None,
+                group: None,
+            })
+            .with_context(|| {
+                format!(
+                    "creating shim {name} (macvlan bridge) on master {}",
+                    master.name
+                )
+            })?;
+        let link = node
+            .netlink
+            .link_by_name(name)
+            .context("looking up the new shim")?
+            .ok_or_else(|| {
+                CniError::internal(format!("shim {name} vanished right after its creation"))
+            })?;
+        log::info!(
+            "created shim {name} on master {} with MAC {}",
+            master.name,
+            self.mac
+        );
+        Ok(link)
+    }
+
+    /// Reads each hardening sysctl and writes those that differ (a few small /proc reads on
+    /// reuse). Returns the keys written and whether addr_gen_mode was among them (then a
+    /// link-local address may have been generated).
+    fn harden(&self) -> CniResult<Vec<String>> {
+        let mut written = Vec::new();
+        for (family, key, wanted) in HARDENING {
+            let path = hardening_key(self.name, family, key);
+            let value = sysctl::read(&path).ok();
+            if value.as_deref() != Some(wanted) {
+                sysctl::write(&[(path, wanted.to_owned())])
+                    .with_context(|| format!("hardening shim {}", self.name))?;
+                written.push(format!("{key}={wanted}"));
+            }
+        }
+        Ok(written)
+    }
+
+    fn remove_link_local(
+        &self,
+        node: &Node,
+        index: u32,
+        repairs: &mut Vec<Repair>,
+    ) -> CniResult<()> {
+        let addresses = node
+            .netlink
+            .addresses(index)
+            .with_context(|| format!("reading the addresses of shim {}", self.name))?;
+        for address in addresses.iter().filter(|a| is_link_local(a.network)) {
+            node.netlink
+                .delete_address(index, address.network)
+                .with_context(|| {
+                    format!(
+                        "removing link-local {} from shim {}",
+                        address.network, self.name
+                    )
+                })?;
+            repairs.push(Repair::RemovedLinkLocal {
+                shim: self.name.to_owned(),
+                address: address.network,
+            });
+        }
+        Ok(())
+    }
 }
 
-fn create(node: &Node, name: &str, master: &Link, mac: Mac) -> CniResult<u32> {
-    node.netlink
-        .create_macvlan(&MacvlanSpec {
-            name: name.to_owned(),
-            master_index: master.index,
-            mode: MacvlanMode::Bridge,
-            mtu: None,
-            mac: Some(mac),
-            netns_fd: None,
-            group: None,
+fn is_link_local(network: IpNetwork) -> bool {
+    matches!(network, IpNetwork::V6(v6) if v6.ip().segments()[0] & 0xffc0 == 0xfe80)
+}
+
+impl HostPath for ShimPath<'_> {
+    fn host_name(&self) -> &str {
+        self.name
+    }
+
+    fn register(&self, store: &StateStore, key: &AttachmentKey) -> CniResult<()> {
+        store
+            .add_user(self.name, key)
+            .context("registering the shim's user")
+    }
+
+    fn ensure(
+        &self,
+        node: &Node,
+        master: &Link,
+        pod: &Pod,
+        pod_index: Option<u32>,
+        repairs: &mut Vec<Repair>,
+    ) -> CniResult<Devices> {
+        let name = self.name;
+        let existing = node
+            .netlink
+            .link_by_name(name)
+            .context("looking up the shim")?;
+        let reused = existing.is_some();
+        let link = match existing {
+            Some(link) => {
+                if let Some(why) = foreign(&link, master, self.mac) {
+                    return Err(CniError::config(format!(
+                        "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
+                    )));
+                }
+                link
+            }
+            None => {
+                let link = self.create(node, master)?;
+                repairs.push(Repair::Created(self.label()));
+                link
+            }
+        };
+        // Hardened before it comes up; on reuse only what differs is written.
+        let written = self.harden()?;
+        let regenerated = written.iter().any(|w| w.starts_with("addr_gen_mode"));
+        if !written.is_empty() && reused {
+            repairs.push(Repair::Hardened {
+                shim: name.to_owned(),
+                settings: written,
+            });
+        }
+        if regenerated && reused {
+            self.remove_link_local(node, link.index, repairs)?;
+        }
+        for address in self.addresses {
+            node.netlink
+                .add_address(link.index, *address, true)
+                .with_context(|| format!("adding shimAddresses {address} to shim {name}"))?;
+        }
+        if !link.up {
+            node.netlink
+                .set_link_up(link.index)
+                .with_context(|| format!("bringing shim {name} up"))?;
+            if reused {
+                repairs.push(Repair::BroughtUp(self.label()));
+            }
+        }
+        let pod_index = match pod_index {
+            Some(index) => index,
+            None => pod_interface(pod, self.pod_ifname)?,
+        };
+        Ok(Devices {
+            host: link.index,
+            pod: Some(PodDevice {
+                index: pod_index,
+                name: self.pod_ifname.to_owned(),
+            }),
         })
-        .with_context(|| {
-            format!(
-                "creating shim {name} (macvlan bridge) on master {}",
-                master.name
-            )
-        })?;
-    let link = node
-        .netlink
-        .link_by_name(name)
-        .context("looking up the new shim")?
-        .ok_or_else(|| {
-            CniError::internal(format!("shim {name} vanished right after its creation"))
-        })?;
-    sysctl::write(&sysctls(name)).with_context(|| format!("configuring shim {name}"))?;
-    log::info!(
-        "created shim {name} on master {} with MAC {mac}",
-        master.name
-    );
-    Ok(link.index)
+    }
+
+    fn verify(
+        &self,
+        node: &Node,
+        master: Option<&Link>,
+        pod: Option<&Pod>,
+        drift: &mut Vec<Drift>,
+    ) -> CniResult<Option<Devices>> {
+        let Some(link) = node
+            .netlink
+            .link_by_name(self.name)
+            .context("looking up the shim")?
+        else {
+            drift.push(Drift::DeviceMissing {
+                device: self.label(),
+                place: "on the node",
+            });
+            return Ok(None);
+        };
+        if let Some(why) = master.and_then(|m| foreign(&link, m, self.mac)) {
+            drift.push(Drift::DeviceForeign {
+                device: self.label(),
+                why: format!("the interface {why}"),
+            });
+        }
+        if !link.up {
+            drift.push(Drift::DeviceDown {
+                device: self.label(),
+                place: "on the node",
+            });
+        }
+        for (family, key, wanted) in HARDENING {
+            let path = hardening_key(self.name, family, key);
+            let value = sysctl::read(&path).unwrap_or_else(|e| format!("unreadable ({e})"));
+            if value != wanted {
+                drift.push(Drift::ShimUnhardened {
+                    shim: self.name.to_owned(),
+                    sysctl: key.to_owned(),
+                    value,
+                    wanted: wanted.to_owned(),
+                });
+            }
+        }
+        let addresses = node
+            .netlink
+            .addresses(link.index)
+            .with_context(|| format!("reading the addresses of shim {}", self.name))?;
+        for address in addresses.iter().filter(|a| is_link_local(a.network)) {
+            drift.push(Drift::ShimLinkLocal {
+                shim: self.name.to_owned(),
+                address: address.network,
+            });
+        }
+        let pod_device = match pod {
+            Some(pod) => match pod
+                .netlink
+                .link_by_name(self.pod_ifname)
+                .context("looking up the pod's interface")?
+            {
+                Some(l) => Some(PodDevice {
+                    index: l.index,
+                    name: l.name,
+                }),
+                None => {
+                    drift.push(Drift::DeviceMissing {
+                        device: format!("interface {}", self.pod_ifname),
+                        place: "in the pod",
+                    });
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Some(Devices {
+            host: link.index,
+            pod: pod_device,
+        }))
+    }
+
+    fn routes_node_address(&self, on_link: bool) -> bool {
+        !on_link
+    }
+
+    fn release(
+        &self,
+        node: &Node,
+        store: &StateStore,
+        key: &AttachmentKey,
+        host_link: Option<Link>,
+        errors: &mut ErrorList,
+    ) -> Option<Link> {
+        let unused = match store.remove_user(self.name, key) {
+            Ok(true) => {
+                errors.note(store.forget_shim(self.name));
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                errors.push(e);
+                false
+            }
+        };
+        // Shared: removed here, under the lock, when nobody uses it any more.
+        let unused_shim = host_link.filter(|link| unused && !still_routed(node, link));
+        errors.extend(delete_link(node, unused_shim));
+        None
+    }
 }
 
-/// An interface with the shim's name must be our shim: a macvlan in bridge mode on this master
-/// with the derived MAC. Anything else is a name collision that must not be taken over.
-fn verify_identity(link: &Link, master: &Link, mac: Mac) -> CniResult<()> {
-    let problem = if link.kind.as_deref() != Some("macvlan") {
+/// The pod's interface that the shim reaches, by name.
+fn pod_interface(pod: &Pod, ifname: &str) -> CniResult<u32> {
+    Ok(pod
+        .netlink
+        .link_by_name(ifname)
+        .context("looking up the pod's interface")?
+        .ok_or_else(|| CniError::internal(format!("interface {ifname} does not exist in the pod")))?
+        .index)
+}
+
+/// Why an interface with the shim's name is not our shim (a macvlan in bridge mode on this
+/// master with the derived MAC); None when it is. Anything else is a name collision that
+/// must not be taken over.
+fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
+    if link.kind.as_deref() != Some("macvlan") {
         Some(format!(
             "is a {} interface, not a macvlan",
             link.kind.as_deref().unwrap_or("physical")
@@ -131,26 +386,78 @@ fn verify_identity(link: &Link, master: &Link, mac: Mac) -> CniResult<()> {
         ))
     } else {
         None
-    };
-    match problem {
-        Some(p) => Err(CniError::config(format!(
-            "shim {}: the interface {p}; set \"shimName\" to another name or remove it",
-            link.name
-        ))),
-        None => Ok(()),
     }
 }
 
-/// CHECK: the shim exists, is up, is our macvlan on the master. Returns its index.
-pub fn verify(node: &Node, name: &str, master: &Link, mac: Mac) -> CniResult<u32> {
-    let link = node
-        .netlink
-        .link_by_name(name)
-        .context("looking up the shim")?
-        .ok_or_else(|| CniError::internal(format!("shim {name} does not exist on the node")))?;
-    verify_identity(&link, master, mac).map_err(|e| CniError::internal(e.msg))?;
-    if !link.up {
-        return Err(CniError::internal(format!("shim {name} is down")));
+/// Deletes a link of the node; one that is gone already is no error.
+pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
+    let link = link?;
+    match node.netlink.delete_link(link.index) {
+        Ok(true) => {
+            log::info!("removed {}", link.name);
+            None
+        }
+        Ok(false) => None,
+        Err(e) => Some(CniError::from(e).context(format!("removing {}", link.name))),
     }
-    Ok(link.index)
+}
+
+/// True when routes other than ours still go through the shim: pods of a network configured
+/// with another `stateDir` (and so another set of records) share it. Asked only when the last
+/// user known here leaves, so the route dump is not on the path of every DEL.
+fn still_routed(node: &Node, shim: &Link) -> bool {
+    match node.netlink.routes() {
+        Ok(routes) => {
+            // Pod routes are host routes; a prefix route of a `shimAddresses` entry is not a pod.
+            let in_use = routes.iter().any(|r| {
+                r.output_index == Some(shim.index)
+                    && r.destination
+                        .is_some_and(|d| d.prefix() == if d.is_ipv4() { 32 } else { 128 })
+            });
+            if in_use {
+                log::warn!(
+                    "shim {} is still routed to by pods this stateDir does not know; keeping it",
+                    shim.name
+                );
+            }
+            in_use
+        }
+        Err(e) => {
+            log::warn!(
+                "reading the node's routes before removing shim {}: {e}; keeping it",
+                shim.name
+            );
+            true
+        }
+    }
+}
+
+/// GC: shims that no attachment uses any more (left by a crash between the last DEL's steps).
+/// Runs under the node lock.
+pub fn remove_unused(node: &Node, store: &StateStore) -> ErrorList {
+    let mut errors = ErrorList::new();
+    let Some(shims) = errors.note(store.known_shims()) else {
+        return errors;
+    };
+    for name in shims {
+        match store.has_no_users(&name) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        }
+        match node.netlink.link_by_name(&name) {
+            Ok(Some(link))
+                if link.kind.as_deref() == Some("macvlan") && !still_routed(node, &link) =>
+            {
+                errors.extend(delete_link(node, Some(link)));
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(e),
+        }
+        errors.note(store.forget_shim(&name));
+    }
+    errors
 }

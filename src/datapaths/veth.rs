@@ -1,27 +1,45 @@
 //! The per-pod veth pair: a point-to-point path between the node and one pod that does not
-//! depend on macvlan bridging, so it works whatever the pod's macvlan mode.
+//! depend on macvlan bridging, so it works whatever the pod's macvlan mode. Names and MACs are
+//! derived from the attachment, so DEL finds the pair without any state and ensure tells our
+//! pair from a foreign interface.
 
-use crate::protocol::{CniError, CniResult, Context, NetConf};
-use crate::system::netlink::{Link, Netlink, VethSpec};
-use crate::system::state::AttachmentKey;
-use crate::system::{names, Mac};
+use std::os::fd::{AsFd, AsRawFd};
 
+use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
 use super::node::Node;
+use super::plan::Settings;
+use super::pod::Pod;
+use crate::protocol::{CniError, CniResult, Context, ErrorList};
+use crate::system::netlink::{Link, Netlink, VethSpec};
+use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
+use crate::system::{names, Mac};
 
 /// The node end: derived from the attachment, so DEL finds it without any state.
 pub fn host_end_name(key: &AttachmentKey) -> String {
     format!("mvh{:012x}", names::fnv1a(key.file_stem().as_bytes()) >> 16)
 }
 
-/// The pod end: `vethName`, or `host-<ifname>` (hashed when that is longer than 15 bytes).
-pub fn pod_end_name(conf: &NetConf, ifname: &str) -> String {
-    conf.veth_name
+/// ADD: both ends' names and MACs. The pod end is `vethName`, or `host-<ifname>` (hashed when
+/// that is longer than 15 bytes).
+pub fn plan(settings: &Settings, key: &AttachmentKey, ifname: &str) -> SidePlan {
+    let (host_mac, pod_mac) = macs_for(key);
+    let pod_end = settings
+        .veth_name
         .clone()
-        .unwrap_or_else(|| names::derived_ifname("host-", ifname))
+        .unwrap_or_else(|| names::derived_ifname("host-", ifname));
+    SidePlan {
+        side: HostSide::Veth {
+            name: host_end_name(key),
+            pod_end,
+        },
+        host_mac,
+        pod_mac,
+        own_addresses: Vec::new(),
+    }
 }
 
 /// Stable MACs for both ends, so records and neighbour entries are known before creation.
-pub fn macs_for(key: &AttachmentKey) -> (Mac, Mac) {
+fn macs_for(key: &AttachmentKey) -> (Mac, Mac) {
     let stem = key.file_stem();
     (
         Mac::stable_local(format!("macvlan-host veth node {stem}").as_bytes()),
@@ -29,58 +47,237 @@ pub fn macs_for(key: &AttachmentKey) -> (Mac, Mac) {
     )
 }
 
-/// Creates the pair with the pod end directly inside the pod and brings both ends up.
-/// Returns (node end index, pod end index).
-#[allow(clippy::too_many_arguments)]
-pub fn create(
-    node: &Node,
-    pod_netlink: &Netlink,
-    pod_ns_fd: std::os::fd::RawFd,
-    host_name: &str,
+/// The veth pair of one attachment record.
+pub struct VethPath<'a> {
+    host_name: &'a str,
     host_mac: Mac,
-    pod_name: &str,
+    pod_end: &'a str,
     pod_mac: Mac,
-    pod_group: Option<u32>,
-) -> CniResult<(u32, u32)> {
-    if pod_netlink
-        .link_by_name(pod_name)
-        .context("looking up the veth's pod end")?
-        .is_some()
-    {
-        return Err(CniError::config(format!(
-            "the pod already has an interface named {pod_name}: set \"vethName\" to another name"
-        )));
+    link_group: Option<u32>,
+}
+
+impl<'a> VethPath<'a> {
+    pub fn new(host_name: &'a str, pod_end: &'a str, record: &Record) -> VethPath<'a> {
+        VethPath {
+            host_name,
+            host_mac: record.host_mac,
+            pod_end,
+            pod_mac: record.pod_mac,
+            link_group: record.link_group,
+        }
     }
-    // A node end left by a crashed ADD of this same attachment is ours to replace.
-    if let Some(stale) = node
-        .netlink
-        .link_by_name(host_name)
-        .context("looking up the veth's node end")?
-    {
+
+    /// Creates the pair with the pod end directly inside the pod.
+    fn create(&self, node: &Node, pod: &Pod) -> CniResult<()> {
+        let (host_name, pod_name) = (self.host_name, self.pod_end);
         node.netlink
-            .delete_link(stale.index)
-            .with_context(|| format!("removing stale veth {host_name}"))?;
+            .create_veth(&VethSpec {
+                name: host_name.to_owned(),
+                mac: Some(self.host_mac),
+                peer_name: pod_name.to_owned(),
+                peer_mac: Some(self.pod_mac),
+                peer_netns_fd: Some(pod.ns.as_fd().as_raw_fd()),
+                peer_group: self.link_group,
+                mtu: None,
+            })
+            .with_context(|| format!("creating veth {host_name} (node) / {pod_name} (pod)"))
     }
-    node.netlink
-        .create_veth(&VethSpec {
-            name: host_name.to_owned(),
-            mac: Some(host_mac),
-            peer_name: pod_name.to_owned(),
-            peer_mac: Some(pod_mac),
-            peer_netns_fd: Some(pod_ns_fd),
-            peer_group: pod_group,
-            mtu: None,
+
+    fn is_our_pod_end(&self, link: &Link) -> bool {
+        link.kind.as_deref() == Some("veth") && link.mac == Some(self.pod_mac)
+    }
+
+    fn is_our_host_end(&self, link: &Link) -> bool {
+        link.kind.as_deref() == Some("veth") && link.mac == Some(self.host_mac)
+    }
+}
+
+impl HostPath for VethPath<'_> {
+    fn host_name(&self) -> &str {
+        self.host_name
+    }
+
+    fn register(&self, _store: &StateStore, _key: &AttachmentKey) -> CniResult<()> {
+        // Nothing to share: the node end's name is derived from the attachment.
+        Ok(())
+    }
+
+    fn ensure(
+        &self,
+        node: &Node,
+        _master: &Link,
+        pod: &Pod,
+        _pod_index: Option<u32>,
+        repairs: &mut Vec<Repair>,
+    ) -> CniResult<Devices> {
+        let (host_name, pod_name) = (self.host_name, self.pod_end);
+        let pod_end = pod
+            .netlink
+            .link_by_name(pod_name)
+            .context("looking up the veth's pod end")?;
+        if let Some(link) = pod_end.as_ref().filter(|l| !self.is_our_pod_end(l)) {
+            return Err(CniError::config(format!(
+                "the pod already has an interface named {}: set \"vethName\" to another name",
+                link.name
+            )));
+        }
+        let host_end = node
+            .netlink
+            .link_by_name(host_name)
+            .context("looking up the veth's node end")?;
+        let (host, pod_end, fresh) = match (host_end, pod_end) {
+            (Some(host), Some(pod_end)) if self.is_our_host_end(&host) => (host, pod_end, false),
+            (host_end, pod_end) => {
+                // Half a pair, or a node end left by a crashed ADD of this same attachment:
+                // ours to replace.
+                let stale = host_end.is_some() || pod_end.is_some();
+                if let Some(stale) = host_end {
+                    node.netlink
+                        .delete_link(stale.index)
+                        .with_context(|| format!("removing stale veth {host_name}"))?;
+                }
+                if let Some(stale) = pod_end {
+                    pod.netlink
+                        .delete_link(stale.index)
+                        .with_context(|| format!("removing stale veth {pod_name} in the pod"))?;
+                }
+                self.create(node, pod)?;
+                let what = format!("veth {host_name} (node) / {pod_name} (pod)");
+                repairs.push(if stale {
+                    Repair::Replaced(what)
+                } else {
+                    Repair::Created(what)
+                });
+                (
+                    require(&node.netlink, host_name, "node")?,
+                    require(&pod.netlink, pod_name, "pod")?,
+                    true,
+                )
+            }
+        };
+        if !host.up {
+            node.netlink
+                .set_link_up(host.index)
+                .with_context(|| format!("bringing veth {host_name} up"))?;
+            if !fresh {
+                repairs.push(Repair::BroughtUp(format!("veth {host_name}")));
+            }
+        }
+        if !pod_end.up {
+            pod.netlink
+                .set_link_up(pod_end.index)
+                .with_context(|| format!("bringing veth {pod_name} up in the pod"))?;
+            if !fresh {
+                repairs.push(Repair::BroughtUp(format!("veth {pod_name} in the pod")));
+            }
+        }
+        Ok(Devices {
+            host: host.index,
+            pod: Some(PodDevice {
+                index: pod_end.index,
+                name: pod_name.to_owned(),
+            }),
         })
-        .with_context(|| format!("creating veth {host_name} (node) / {pod_name} (pod)"))?;
-    let host = require(&node.netlink, host_name, "node")?;
-    let pod = require(pod_netlink, pod_name, "pod")?;
-    node.netlink
-        .set_link_up(host.index)
-        .with_context(|| format!("bringing veth {host_name} up"))?;
-    pod_netlink
-        .set_link_up(pod.index)
-        .with_context(|| format!("bringing veth {pod_name} up in the pod"))?;
-    Ok((host.index, pod.index))
+    }
+
+    fn verify(
+        &self,
+        node: &Node,
+        _master: Option<&Link>,
+        pod: Option<&Pod>,
+        drift: &mut Vec<Drift>,
+    ) -> CniResult<Option<Devices>> {
+        let label = format!("veth {}", self.host_name);
+        let Some(host) = node
+            .netlink
+            .link_by_name(self.host_name)
+            .context("looking up the veth's node end")?
+        else {
+            drift.push(Drift::DeviceMissing {
+                device: label,
+                place: "on the node",
+            });
+            return Ok(None);
+        };
+        if host.kind.as_deref() != Some("veth") {
+            drift.push(Drift::DeviceForeign {
+                device: label.clone(),
+                why: "on the node is not a veth".into(),
+            });
+        } else if host.mac != Some(self.host_mac) {
+            drift.push(Drift::DeviceForeign {
+                device: label.clone(),
+                why: format!(
+                    "has MAC {}, expected {}",
+                    host.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    self.host_mac
+                ),
+            });
+        }
+        if !host.up {
+            drift.push(Drift::DeviceDown {
+                device: label,
+                place: "on the node",
+            });
+        }
+        let pod_device = match pod {
+            Some(pod) => self.verify_pod_end(pod, drift)?,
+            None => None,
+        };
+        Ok(Some(Devices {
+            host: host.index,
+            pod: pod_device,
+        }))
+    }
+
+    fn routes_node_address(&self, _on_link: bool) -> bool {
+        true
+    }
+
+    fn release(
+        &self,
+        _node: &Node,
+        _store: &StateStore,
+        _key: &AttachmentKey,
+        host_link: Option<Link>,
+        _errors: &mut ErrorList,
+    ) -> Option<Link> {
+        // The pod's own: deleted after the lock, possibly with the pod's link group.
+        host_link
+    }
+}
+
+impl VethPath<'_> {
+    fn verify_pod_end(&self, pod: &Pod, drift: &mut Vec<Drift>) -> CniResult<Option<PodDevice>> {
+        let label = format!("veth {}", self.pod_end);
+        let Some(link) = pod
+            .netlink
+            .link_by_name(self.pod_end)
+            .context("looking up the veth's pod end")?
+        else {
+            drift.push(Drift::DeviceMissing {
+                device: label,
+                place: "in the pod",
+            });
+            return Ok(None);
+        };
+        if link.kind.as_deref() != Some("veth") {
+            drift.push(Drift::DeviceForeign {
+                device: label.clone(),
+                why: "in the pod is not a veth".into(),
+            });
+        }
+        if !link.up {
+            drift.push(Drift::DeviceDown {
+                device: label,
+                place: "in the pod",
+            });
+        }
+        Ok(Some(PodDevice {
+            index: link.index,
+            name: link.name,
+        }))
+    }
 }
 
 fn require(netlink: &Netlink, name: &str, side: &str) -> CniResult<Link> {
@@ -94,42 +291,7 @@ fn require(netlink: &Netlink, name: &str, side: &str) -> CniResult<Link> {
         })
 }
 
-/// CHECK: the node end exists, is a veth, is up. Returns its index.
-pub fn verify_host_end(node: &Node, name: &str, mac: Mac) -> CniResult<u32> {
-    let link = node
-        .netlink
-        .link_by_name(name)
-        .context("looking up the veth's node end")?
-        .ok_or_else(|| CniError::internal(format!("veth {name} does not exist on the node")))?;
-    if link.kind.as_deref() != Some("veth") {
-        return Err(CniError::internal(format!(
-            "{name} on the node is not a veth"
-        )));
-    }
-    if link.mac != Some(mac) {
-        return Err(CniError::internal(format!(
-            "veth {name} has MAC {:?}, expected {mac}",
-            link.mac
-        )));
-    }
-    if !link.up {
-        return Err(CniError::internal(format!(
-            "veth {name} on the node is down"
-        )));
-    }
-    Ok(link.index)
-}
-
-/// CHECK in the pod: the pod end exists, is a veth, is up. Returns its index.
-pub fn verify_pod_end(pod_netlink: &Netlink, name: &str) -> CniResult<u32> {
-    let link = pod_netlink
-        .link_by_name(name)
-        .context("looking up the veth's pod end")?
-        .ok_or_else(|| CniError::internal(format!("veth {name} does not exist in the pod")))?;
-    if link.kind.as_deref() != Some("veth") || !link.up {
-        return Err(CniError::internal(format!(
-            "veth {name} in the pod is not an up veth"
-        )));
-    }
-    Ok(link.index)
+/// DEL without a record: the node end, found by its derived name.
+pub fn find_host_end(node: &Node, key: &AttachmentKey) -> CniResult<Option<Link>> {
+    Ok(node.netlink.link_by_name(&host_end_name(key))?)
 }

@@ -1,94 +1,92 @@
 //! ADD: attach the pod (interface mode: create its macvlan; chained mode: find it), then give
 //! the node a path to it.
 
-use serde_json::Value;
+use ipnetwork::IpNetwork;
+use serde_json::{Map, Value};
 
 use super::ipam::Ipam;
-use super::{attachment_key, Pod};
-use crate::datapaths::host_access::{self, PodEnd};
+use super::rollback::Rollback;
+use super::{attachment_key, open_pod};
+use crate::datapaths::host_access;
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
+use crate::datapaths::plan::{self, PodInterface, Settings};
+use crate::datapaths::pod::Pod;
 use crate::protocol::result::{pass_through, CniOutput, Interface};
 use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
 };
-use crate::system::netlink::{Link, MacvlanMode};
-use crate::system::state::{HostSide, Record, StateStore};
-use crate::system::Mac;
+use crate::system::netlink::Link;
+use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
 
 pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
     let node = Node::open()?;
-    let pod = Pod::open(env, &node.ns)?;
+    let pod = open_pod(env, &node)?;
+    let key = attachment_key(env, conf);
     match &conf.mode {
-        Mode::Interface { .. } => add_interface(env, conf, &node, &pod),
-        Mode::Chained { prev_result } => {
-            let prev = prev_result
-                .as_ref()
-                .expect("ADD in chained mode always has a prevResult");
-            add_chained(env, conf, &node, &pod, prev)
-        }
+        Mode::Interface { ipam } => add_interface(env, conf, &key, &node, &pod, ipam),
+        Mode::Chained {
+            prev_result: Some(prev),
+        } => add_chained(env, conf, &key, &node, &pod, prev),
+        // The configuration refuses this for ADD already; never a panic.
+        Mode::Chained { prev_result: None } => Err(CniError::config(
+            "ADD in chained mode needs prevResult, the result of the plugin before this one",
+        )),
     }
 }
 
-/// Interface mode: IPAM, the macvlan, host access. Any failure after IPAM ADD undoes it all.
-fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> CniResult<Value> {
+/// Interface mode: IPAM, the macvlan, host access. Any failure after a step undoes it.
+fn add_interface(
+    env: &Environment,
+    conf: &NetConf,
+    key: &AttachmentKey,
+    node: &Node,
+    pod: &Pod,
+    ipam_section: &Map<String, Value>,
+) -> CniResult<Value> {
+    let ipam = Ipam::new(env, conf, ipam_section);
     let ifname = env.ifname();
     let master = node.resolve_master(conf.master.as_deref())?;
     macvlan::ensure_name_free(&pod.netlink, ifname)?;
-    let ipam = Ipam::of(env, conf).expect("interface mode always has ipam");
+    let mut rollback = Rollback::new();
 
     // The IPAM plugin is a process of its own: the macvlan is made while it runs.
     let pending = ipam.start(Command::Add)?;
-    let group = attachment_key(env, conf).link_group();
-    let created = macvlan::create(&node.netlink, &pod.ns, &pod.netlink, &master, conf, group);
+    let group = key.link_group();
+    let created = macvlan::create(
+        &node.netlink,
+        pod,
+        &master,
+        conf.macvlan_mode,
+        conf.mtu,
+        group,
+    );
+    if let Ok((index, _)) = created {
+        rollback.push("removing the pod's macvlan", move || {
+            remove_link(pod, index, ifname)
+        });
+    }
     let reply = pending.wait_for_result();
     // An allocation whose result cannot be read is still an allocation to release.
-    let allocated_something = reply.is_ok();
-    let allocated = reply.and_then(|v| CniOutput::parse(&v, "the IPAM result"));
-    let (index, mac, allocation) = match (created, allocated) {
-        (Ok((index, mac)), Ok(allocation)) => (index, mac, allocation),
-        (created, allocated) => {
-            if let Ok((index, _)) = created {
-                remove_link(pod, index, ifname);
-            }
-            if allocated_something {
-                release(&ipam);
-            }
-            return Err(created
-                .err()
-                .or(allocated.err())
-                .expect("one of them failed"));
-        }
+    if reply.is_ok() {
+        rollback.push("releasing the IPAM allocation", || release(&ipam));
+    }
+    let (index, mac) = created?;
+    let allocation = CniOutput::parse(&reply?, "the IPAM result")?;
+    if allocation.ips.is_empty() {
+        return Err(CniError::internal("the IPAM plugin returned no address"));
+    }
+    macvlan::configure(&pod.ns, &pod.netlink, index, ifname, &allocation)?;
+    let pod_if = PodInterface {
+        ifname: ifname.to_owned(),
+        index,
+        mac,
+        macvlan_mode: Some(conf.macvlan_mode),
+        addresses: allocation_addresses(&allocation),
+        link_group: Some(group),
     };
-
-    let attached = (|| {
-        if allocation.ips.is_empty() {
-            return Err(CniError::internal("the IPAM plugin returned no address"));
-        }
-        macvlan::configure(&pod.ns, &pod.netlink, index, ifname, &allocation)?;
-        let pod_link = PodLink {
-            index,
-            mac,
-            mode: Some(conf.macvlan_mode),
-        };
-        attach_host(
-            env,
-            conf,
-            node,
-            pod,
-            &master,
-            pod_link,
-            &allocation_addresses(&allocation),
-        )
-    })();
-    let record = match attached {
-        Ok(record) => record,
-        Err(err) => {
-            remove_link(pod, index, ifname);
-            release(&ipam);
-            return Err(err);
-        }
-    };
+    let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
+    rollback.disarm();
 
     let mut result = allocation;
     result.interfaces = vec![Interface {
@@ -103,21 +101,19 @@ fn add_interface(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> C
     Ok(result.to_json(conf.cni_version))
 }
 
-/// Rollback: the pod's half-made macvlan goes.
 fn remove_link(pod: &Pod, index: u32, ifname: &str) {
     if let Err(e) = pod.netlink.delete_link(index) {
         log::warn!("rolling back: removing {ifname} from the pod: {e}");
     }
 }
 
-/// Rollback: the allocation goes back to the IPAM plugin.
 fn release(ipam: &Ipam) {
     if let Err(e) = ipam.del() {
         log::warn!("rolling back: releasing the IPAM allocation: {e}");
     }
 }
 
-fn allocation_addresses(allocation: &CniOutput) -> Vec<ipnetwork::IpNetwork> {
+fn allocation_addresses(allocation: &CniOutput) -> Vec<IpNetwork> {
     allocation.ips.iter().map(|ip| ip.address).collect()
 }
 
@@ -126,6 +122,7 @@ fn allocation_addresses(allocation: &CniOutput) -> Vec<ipnetwork::IpNetwork> {
 fn add_chained(
     env: &Environment,
     conf: &NetConf,
+    key: &AttachmentKey,
     node: &Node,
     pod: &Pod,
     prev: &Value,
@@ -150,14 +147,18 @@ fn add_chained(
             ))
         })?)?,
     };
-    let pod_link = PodLink {
+    let pod_if = PodInterface {
+        ifname: ifname.to_owned(),
         index: link.index,
         mac: link
             .mac
             .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?,
-        mode: link.macvlan_mode,
+        macvlan_mode: link.macvlan_mode,
+        addresses: pod_if.addresses,
+        // Only a link this plugin made is in the attachment's group.
+        link_group: None,
     };
-    let record = attach_host(env, conf, node, pod, &master, pod_link, &pod_if.addresses)?;
+    let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
     Ok(pass_through(
         prev,
         conf.cni_version,
@@ -165,58 +166,33 @@ fn add_chained(
     ))
 }
 
-/// The pod's interface as the mode that made it knows it.
-struct PodLink {
-    index: u32,
-    mac: Mac,
-    mode: Option<MacvlanMode>,
-}
-
-/// The host-access step both modes share; None with `hostAccess: "none"`.
+/// The host-access step both modes share: plan once, then ensure. None with
+/// `hostAccess: "none"`.
 fn attach_host(
-    env: &Environment,
     conf: &NetConf,
+    key: &AttachmentKey,
     node: &Node,
     pod: &Pod,
     master: &Link,
-    link: PodLink,
-    addresses: &[ipnetwork::IpNetwork],
+    pod_if: &PodInterface,
 ) -> CniResult<Option<Record>> {
     if conf.host_access == HostAccess::None {
         return Ok(None);
     }
-    let ifname = env.ifname();
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
-    let pod_end = PodEnd {
-        netns: &pod.ns,
-        netns_path: &pod.path,
-        netlink: &pod.netlink,
-        ifname,
-        index: link.index,
-        mac: link.mac,
-        macvlan_mode: link.mode,
-        addresses,
-        // Only a link this plugin made is in the attachment's group (interface mode).
-        link_group: Some(attachment_key(env, conf).link_group())
-            .filter(|_| matches!(conf.mode, Mode::Interface { .. })),
-    };
-    host_access::attach(
-        node,
-        &store,
-        conf,
-        &attachment_key(env, conf),
-        master,
-        &pod_end,
-    )
-    .map(Some)
+    let plan = plan::plan(node, &Settings::of(conf), key, master, &pod.path, pod_if)?;
+    for repair in host_access::attach(node, &store, &plan, master, pod)? {
+        log::info!("{repair}");
+    }
+    Ok(Some(plan.record))
 }
 
 /// Host-side interfaces to report: the node end of a veth. The shim is shared, not the pod's.
 fn host_interfaces(record: Option<&Record>) -> Vec<Interface> {
-    match record.map(|r| (&r.host_side, &r.host_mac)) {
+    match record.map(|r| (&r.host_side, r.host_mac)) {
         Some((HostSide::Veth { name, .. }, mac)) => vec![Interface {
             name: name.clone(),
-            mac: Some(mac.clone()),
+            mac: Some(mac.to_string()),
             sandbox: None,
         }],
         _ => Vec::new(),

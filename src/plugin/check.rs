@@ -1,7 +1,7 @@
-//! CHECK: everything ADD made is still in place. The error names the missing piece.
+//! CHECK: everything ADD made is still in place. The error names every missing piece.
 
 use super::ipam::Ipam;
-use super::{attachment_key, Pod};
+use super::{attachment_key, open_pod};
 use crate::datapaths::host_access;
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
@@ -15,13 +15,17 @@ pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
         .ok_or_else(|| CniError::config("CHECK needs prevResult: the result of ADD"))?;
     let prev = CniOutput::parse(prev, "prevResult")?;
     let node = Node::open()?;
-    let pod = Pod::open(env, &node.ns)?;
-    if let Mode::Interface { .. } = conf.mode {
+    let pod = open_pod(env, &node)?;
+    if let Mode::Interface { ipam } = &conf.mode {
         let master = node.resolve_master(conf.master.as_deref())?;
-        macvlan::verify(&pod.netlink, env.ifname(), conf, &master, &prev)?;
-        Ipam::of(env, conf)
-            .expect("interface mode always has ipam")
-            .check()?;
+        macvlan::verify(
+            &pod.netlink,
+            env.ifname(),
+            conf.macvlan_mode,
+            &master,
+            &prev,
+        )?;
+        Ipam::new(env, conf, ipam).check()?;
     } else {
         // The previous plugin checks the interface; here only that it is there at all.
         prev.pod_interface(env.ifname(), "prevResult")?;
@@ -41,5 +45,10 @@ pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
                 conf.state_dir.display()
             ))
         })?;
-    host_access::check(&node, &record, Some(&pod.netlink))
+    let drift = host_access::verify(&node, &record, Some(&pod))?;
+    if drift.is_empty() {
+        return Ok(());
+    }
+    let pieces: Vec<String> = drift.iter().map(ToString::to_string).collect();
+    Err(CniError::internal(pieces.join("; ")))
 }

@@ -3,87 +3,64 @@
 //! runtime from running the plugins behind this one, and their IP allocations would leak.
 
 use super::ipam::Ipam;
-use super::{attachment_key, combine, Pod};
-use crate::datapaths::host_access;
+use super::{attachment_key, pod_if_present};
+use crate::datapaths::host_access::{self, Released};
 use crate::datapaths::node::Node;
-use crate::datapaths::veth;
 use crate::protocol::{
-    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
+    CniError, CniResult, Command, Context, Environment, ErrorList, HostAccess, Mode, NetConf,
 };
-use crate::system::netlink::Link;
-use crate::system::state::StateStore;
+use crate::system::state::{AttachmentKey, StateStore};
 
 pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let node = Node::open()?;
-    let Mode::Interface { .. } = conf.mode else {
-        let (mut errors, veth) = release_host_access(env, conf, &node);
-        errors.extend(host_access::delete_link(&node, veth));
-        return combine(errors);
+    let key = attachment_key(env, conf);
+    let Mode::Interface { ipam } = &conf.mode else {
+        return release_host_access(conf, &node, &key)
+            .finish(&node)
+            .into_result();
     };
     // Interface mode: three independent teardowns run side by side. The IPAM plugin is a
     // process of its own; deleting the pod's links waits for an RCU grace period in the
     // kernel; the host side waits for the node lock. The allocation is released always, also
     // when the pod is gone.
-    let ipam = Ipam::of(env, conf).expect("interface mode always has ipam");
+    let ipam = Ipam::new(env, conf, ipam);
     let pending = ipam.start(Command::Del);
-    let group = attachment_key(env, conf).link_group();
     let mut errors = std::thread::scope(|scope| {
-        let pod_links = scope.spawn(|| remove_pod_links(env, group));
-        let (mut errors, veth) = release_host_access(env, conf, &node);
+        let pod_links = scope.spawn(|| remove_pod_links(env, key.link_group()));
+        let released = release_host_access(conf, &node, &key);
+        let mut errors = ErrorList::new();
         match pod_links.join() {
-            Ok(result) => errors.extend(result.err()),
+            Ok(result) => errors.note(result),
             Err(panic) => std::panic::resume_unwind(panic),
-        }
+        };
         // Normally the veth went with the pod's link group; what is left (the pod's namespace
         // was gone, or a link without group) goes now.
-        errors.extend(host_access::delete_link(&node, veth));
+        errors.append(released.finish(&node));
         errors
     });
-    errors.extend(pending.and_then(|p| p.wait()).err());
-    combine(errors)
+    errors.note(pending.and_then(|p| p.wait()));
+    errors.into_result()
 }
 
-/// Host access: the record's objects, under the node lock. Returns the errors and the veth's
-/// node end, which the caller deletes (see `host_access::detach_deferring_veth`).
-fn release_host_access(
-    env: &Environment,
-    conf: &NetConf,
-    node: &Node,
-) -> (Vec<CniError>, Option<Link>) {
-    let key = attachment_key(env, conf);
+/// Host access: the record's objects, under the node lock; what must go after the lock is in
+/// the returned `Released`.
+fn release_host_access(conf: &NetConf, node: &Node, key: &AttachmentKey) -> Released {
     let store = match StateStore::open(&conf.state_dir).context("opening stateDir") {
         Ok(store) => store,
-        Err(e) => return (vec![e], None),
+        Err(e) => return Released::failed(e),
     };
-    match store.load(&key).context("reading the attachment record") {
-        Ok(Some(record)) => host_access::detach_deferring_veth(node, &store, &record),
-        Ok(None) if conf.host_access == HostAccess::None => (Vec::new(), None),
-        // No record: nothing was set up, or the record was lost. What can be found without it
-        // goes: route ownerships of this attachment, and a veth's node end by its derived name.
-        Ok(None) => {
-            let errors = store
-                .clear_owners_of(&key)
-                .err()
-                .map(CniError::from)
-                .into_iter()
-                .collect();
-            let veth = match conf.host_access {
-                HostAccess::Veth => match node.netlink.link_by_name(&veth::host_end_name(&key)) {
-                    Ok(link) => link,
-                    Err(e) => return (vec![e.into()], None),
-                },
-                _ => None,
-            };
-            (errors, veth)
-        }
-        Err(e) => (vec![e], None),
+    match store.load(key).context("reading the attachment record") {
+        Ok(Some(record)) => host_access::release(node, &store, &record),
+        Ok(None) if conf.host_access == HostAccess::None => Released::nothing(),
+        Ok(None) => host_access::release_unrecorded(node, &store, key, conf.host_access),
+        Err(e) => Released::failed(e),
     }
 }
 
 /// The pod's links of this attachment (its macvlan and, with veth, the pair's pod end) in one
 /// request: the kernel waits for one grace period for all of them.
 fn remove_pod_links(env: &Environment, group: u32) -> CniResult<()> {
-    let Some(pod) = Pod::open_if_present(env)? else {
+    let Some(pod) = pod_if_present(env)? else {
         return Ok(());
     };
     match pod.netlink.delete_link_group(group) {

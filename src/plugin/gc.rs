@@ -3,11 +3,10 @@
 
 use std::collections::HashSet;
 
-use super::combine;
 use super::ipam::Ipam;
 use crate::datapaths::host_access;
 use crate::datapaths::node::Node;
-use crate::protocol::{CniError, CniResult, Context, Environment, NetConf};
+use crate::protocol::{CniError, CniResult, Context, Environment, ErrorList, Mode, NetConf};
 use crate::system::state::StateStore;
 
 pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
@@ -24,7 +23,7 @@ pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
         .collect();
     let node = Node::open()?;
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
-    let mut errors = Vec::new();
+    let mut errors = ErrorList::new();
     for record in store
         .records_of(&conf.name)
         .context("listing attachment records")?
@@ -34,13 +33,11 @@ pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
             continue;
         }
         log::info!("GC: removing stale attachment {}", key.file_stem());
-        errors.extend(host_access::detach(&node, &store, &record));
+        errors.append(host_access::detach(&node, &store, &record));
     }
-    errors.extend(host_access::remove_unused_shims(&node, &store));
-    if let Some(ipam) = Ipam::of(env, conf) {
-        if let Err(e) = ipam.gc() {
-            errors.push(e);
-        }
+    errors.append(host_access::remove_unused_shims(&node, &store));
+    if let Mode::Interface { ipam } = &conf.mode {
+        errors.note(Ipam::new(env, conf, ipam).gc());
     }
-    combine(errors)
+    errors.into_result()
 }

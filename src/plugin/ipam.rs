@@ -12,8 +12,8 @@ use std::process::{Child, Command as Process, Stdio};
 
 use serde_json::{json, Value};
 
+use super::ipam_versions::IpamVersions;
 use crate::protocol::{code, CniError, CniResult, CniVersion, Command, Environment, NetConf};
-use crate::system::state::StateStore;
 
 pub struct Ipam<'a> {
     env: &'a Environment,
@@ -30,10 +30,19 @@ pub struct Pending<'i, 'a> {
 }
 
 impl<'a> Ipam<'a> {
-    /// None when the configuration has no `ipam` section.
-    pub fn of(env: &'a Environment, conf: &'a NetConf) -> Option<Ipam<'a>> {
-        let plugin = conf.raw.get("ipam")?.get("type")?.as_str()?.to_owned();
-        Some(Ipam { env, conf, plugin })
+    /// The IPAM plugin of an interface-mode configuration's `ipam` section (its `type` was
+    /// validated when the configuration was read).
+    pub fn new(
+        env: &'a Environment,
+        conf: &'a NetConf,
+        section: &serde_json::Map<String, Value>,
+    ) -> Ipam<'a> {
+        let plugin = section
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ipam { env, conf, plugin }
     }
 
     /// Starts a verb; its outcome comes from `Pending::wait`.
@@ -83,16 +92,9 @@ impl<'a> Ipam<'a> {
 
     /// The version agreed with this very binary by an earlier call (see `Pending::wait`).
     fn negotiated_version(&self) -> Option<CniVersion> {
-        let store = StateStore::open(&self.conf.state_dir).ok()?;
-        let (identity, version) = store
-            .ipam_version(&self.plugin)?
-            .split_once(' ')
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))?;
-        if identity != self.identity()? {
-            return None;
-        }
-        CniVersion::parse(&version)
-            .ok()
+        let identity = self.identity()?;
+        IpamVersions::in_state_dir(&self.conf.state_dir)
+            .get(&self.plugin, &identity)
             .filter(|v| *v < self.conf.cni_version)
     }
 
@@ -100,9 +102,8 @@ impl<'a> Ipam<'a> {
         let Some(identity) = self.identity() else {
             return;
         };
-        let remembered = StateStore::open(&self.conf.state_dir).and_then(|store| {
-            store.set_ipam_version(&self.plugin, &format!("{identity} {version}"))
-        });
+        let remembered =
+            IpamVersions::in_state_dir(&self.conf.state_dir).set(&self.plugin, &identity, version);
         if let Err(e) = remembered {
             log::debug!("not remembering the IPAM plugin's version: {e}");
         }

@@ -1,20 +1,23 @@
-//! The CNI verbs. Each verb reads as a short list of steps; the steps live in `datapaths`.
+//! The CNI verbs. Each verb reads as a short list of named steps; the steps live in
+//! `datapaths` (and IPAM delegation in `ipam`).
 
 mod add;
 mod check;
 mod del;
 mod gc;
 pub mod ipam;
+mod ipam_versions;
+mod rollback;
 mod status;
 
 use std::path::Path;
 
 use serde_json::Value;
 
+use crate::datapaths::node::Node;
+use crate::datapaths::pod::Pod;
 use crate::protocol::version::version_reply;
-use crate::protocol::{code, CniError, CniResult, Command, Environment, NetConf};
-use crate::system::netlink::Netlink;
-use crate::system::netns::{Netns, OpenError};
+use crate::protocol::{CniResult, Command, Environment, NetConf};
 use crate::system::state::AttachmentKey;
 
 /// Runs one call. `Ok(Some(result))` is printed on stdout; `Ok(None)` prints nothing.
@@ -51,72 +54,13 @@ fn attachment_key(env: &Environment, conf: &NetConf) -> AttachmentKey {
     }
 }
 
-/// The pod's namespace and a netlink connection inside it.
-struct Pod {
-    ns: Netns,
-    netlink: Netlink,
-    path: String,
+/// The pod of `CNI_NETNS`, for ADD and CHECK (never the plugin's own namespace).
+fn open_pod(env: &Environment, node: &Node) -> CniResult<Pod> {
+    let path = env.netns.as_deref().unwrap_or(Path::new(""));
+    Pod::open(path, &node.ns, "CNI_NETNS")
 }
 
-impl Pod {
-    /// Opens CNI_NETNS for ADD and CHECK, refusing the plugin's own namespace: configuring the
-    /// node as if it were a pod would take the node's networking apart.
-    fn open(env: &Environment, node_ns: &Netns) -> CniResult<Pod> {
-        let path = env.netns.as_deref().unwrap_or(Path::new(""));
-        let ns = Netns::open(path).map_err(|e| match e {
-            OpenError::Empty | OpenError::Missing(_) | OpenError::NotANamespace(_) => {
-                CniError::new(code::UNKNOWN_CONTAINER, format!("CNI_NETNS: {e}"))
-            }
-            OpenError::Io { .. } => CniError::new(code::IO_FAILURE, format!("CNI_NETNS: {e}")),
-        })?;
-        if ns.is_same(node_ns)? {
-            return Err(CniError::env(format!(
-                "CNI_NETNS {} is the plugin's own network namespace, not a pod's",
-                path.display()
-            )));
-        }
-        let netlink = Netlink::open_in(&ns)?;
-        Ok(Pod {
-            ns,
-            netlink,
-            path: path.display().to_string(),
-        })
-    }
-
-    /// For DEL: the pod if its namespace still exists, None when it is gone (nothing to clean
-    /// inside it then).
-    fn open_if_present(env: &Environment) -> CniResult<Option<Pod>> {
-        let Some(path) = env.netns.as_deref() else {
-            return Ok(None);
-        };
-        match Netns::open(path) {
-            Ok(ns) => {
-                let netlink = Netlink::open_in(&ns)?;
-                Ok(Some(Pod {
-                    ns,
-                    netlink,
-                    path: path.display().to_string(),
-                }))
-            }
-            Err(OpenError::Empty | OpenError::Missing(_) | OpenError::NotANamespace(_)) => Ok(None),
-            Err(e) => Err(CniError::new(code::IO_FAILURE, format!("CNI_NETNS: {e}"))),
-        }
-    }
-}
-
-/// Folds the errors of a cleanup that went on past failures into one error.
-fn combine(errors: Vec<CniError>) -> CniResult<()> {
-    let mut iter = errors.into_iter();
-    let Some(first) = iter.next() else {
-        return Ok(());
-    };
-    let rest: Vec<String> = iter.map(|e| e.msg).collect();
-    if rest.is_empty() {
-        Err(first)
-    } else {
-        Err(CniError::new(
-            first.code,
-            format!("{}; also: {}", first.msg, rest.join("; ")),
-        ))
-    }
+/// The pod of `CNI_NETNS` for DEL: None when its namespace is gone.
+fn pod_if_present(env: &Environment) -> CniResult<Option<Pod>> {
+    Pod::open_if_present(env.netns.as_deref(), "CNI_NETNS")
 }

@@ -8,9 +8,10 @@ use std::str::FromStr;
 use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 
-use super::env::{validate_ifname, Command};
+use super::env::Command;
 use super::error::{code, CniError, CniResult};
 use super::version::CniVersion;
+use crate::system::names::{is_valid_id, validate_ifname};
 use crate::system::netlink::MacvlanMode;
 
 pub const DEFAULT_STATE_DIR: &str = "/run/cni/macvlan-host";
@@ -143,16 +144,9 @@ impl NetConf {
         if let Some(master) = &master {
             check_ifname("master", master)?;
         }
-        let macvlan_mode = match reader.optional_str("mode")?.as_deref() {
-            None | Some("bridge") => MacvlanMode::Bridge,
-            Some("private") => MacvlanMode::Private,
-            Some("vepa") => MacvlanMode::Vepa,
-            Some("passthru") => MacvlanMode::Passthru,
-            Some(other) => {
-                return Err(CniError::config(format!(
-                "mode {other:?} is invalid: use \"bridge\", \"private\", \"vepa\" or \"passthru\""
-            )))
-            }
+        let macvlan_mode = match reader.optional_str("mode")? {
+            None => MacvlanMode::Bridge,
+            Some(text) => text.parse().map_err(CniError::config)?,
         };
         let mtu = reader.optional_u64("mtu")?;
         if let Some(mtu) = mtu {
@@ -289,14 +283,7 @@ fn check_ifname(key: &str, name: &str) -> CniResult<()> {
 
 /// Network names also name state files: the specification's character set, bounded length.
 fn validate_network_name(name: &str) -> CniResult<()> {
-    let first_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if first_ok && rest_ok && name.len() <= 100 {
+    if is_valid_id(name, 100) {
         Ok(())
     } else {
         Err(CniError::config(format!(

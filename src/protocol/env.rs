@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use super::error::{CniError, CniResult};
+use crate::system::names::is_valid_id;
+pub use crate::system::names::validate_ifname;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -129,34 +131,10 @@ fn missing(var: &str, command: Command) -> CniError {
 /// Container IDs name the plugin's state files, so only the characters the specification
 /// allows get through: letters, digits, `_`, `.`, `-`, starting with a letter or digit.
 pub fn validate_container_id(id: &str) -> CniResult<()> {
-    let first_ok = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !first_ok || !rest_ok || id.len() > 128 {
+    if !is_valid_id(id, 128) {
         return Err(CniError::env(format!(
             "CNI_CONTAINERID {id:?} is invalid: it must be 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )));
-    }
-    Ok(())
-}
-
-/// The kernel's rules for an interface name; the error says which one is broken.
-pub fn validate_ifname(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("is empty");
-    }
-    if name.len() > 15 {
-        return Err("is longer than 15 bytes");
-    }
-    if name == "." || name == ".." {
-        return Err("is not a valid interface name");
-    }
-    if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        return Err("contains '/', ':' or white space");
     }
     Ok(())
 }

@@ -93,12 +93,20 @@ fn supported_list() -> String {
     CniVersion::ALL.map(CniVersion::as_str).join(", ")
 }
 
+/// The `cniVersion` string of a configuration, read before (or without) parsing the rest:
+/// VERSION echoes it, and an error is written in it. None when stdin is not JSON or has none.
+pub fn declared_version(stdin: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(stdin)
+        .ok()?
+        .get("cniVersion")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// The reply to VERSION. The input's `cniVersion` is echoed when this plugin speaks it (as the
 /// specification asks); an empty or unknown one is answered with the latest version.
 pub fn version_reply(stdin: &[u8]) -> Value {
-    let requested = serde_json::from_slice::<Value>(stdin)
-        .ok()
-        .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_owned))
+    let requested = declared_version(stdin)
         .and_then(|v| CniVersion::parse(&v).ok())
         .unwrap_or(CniVersion::LATEST);
     json!({

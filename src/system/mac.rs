@@ -1,4 +1,5 @@
-//! A MAC address, as a value that prints and parses in the usual `aa:bb:cc:dd:ee:ff` form.
+//! A MAC address, as a value that prints, parses and serialises in the usual
+//! `aa:bb:cc:dd:ee:ff` form (records written before MACs were typed hold that same string).
 
 use std::fmt;
 use std::str::FromStr;
@@ -53,6 +54,19 @@ impl FromStr for Mac {
     }
 }
 
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Mac, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +87,14 @@ mod tests {
         assert!("02:ab:00:01:fe".parse::<Mac>().is_err());
         assert!("02:ab:00:01:fe:10:11".parse::<Mac>().is_err());
         assert!("zz:ab:00:01:fe:10".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn serialises_as_its_text() {
+        let mac = Mac([0x02, 0xab, 0, 1, 0xfe, 0x10]);
+        let json = serde_json::to_string(&mac).unwrap();
+        assert_eq!(json, "\"02:ab:00:01:fe:10\"");
+        assert_eq!(serde_json::from_str::<Mac>(&json).unwrap(), mac);
+        assert!(serde_json::from_str::<Mac>("\"02:ab\"").is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! Deterministic names and hashes. Interface names must fit in 15 bytes and must be found
-//! again by DEL without any saved state, so they are derived, never random.
+//! Names: deterministic derived names and hashes (interface names must fit in 15 bytes and be
+//! found again by DEL without any saved state, so they are derived, never random), and the one
+//! place that says what a valid interface name and a valid ID are.
 
 /// FNV-1a, 64 bit: tiny and stable across releases and platforms (std's hasher is neither).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
@@ -22,6 +23,41 @@ pub fn derived_ifname(prefix: &str, base: &str) -> String {
     format!("{prefix}{}", &hex[..15 - prefix.len()])
 }
 
+/// The kernel's rules for an interface name (`dev_valid_name`); the error says which one is
+/// broken. The one validator for `CNI_IFNAME`, `master`, `shimName` and `vethName`.
+pub fn validate_ifname(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name.len() > 15 {
+        return Err("is longer than 15 bytes");
+    }
+    if name == "." || name == ".." {
+        return Err("is not a valid interface name");
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err("contains '/', ':' or white space");
+    }
+    Ok(())
+}
+
+/// The specification's character set for container IDs and network names, which also name
+/// the plugin's state files: 1 to `max_len` letters, digits, `_`, `.` or `-`, starting with a
+/// letter or digit (so never `.` or `..`, never a '/' or ':').
+pub fn is_valid_id(text: &str, max_len: usize) -> bool {
+    let first_ok = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    first_ok && rest_ok && text.len() <= max_len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +71,17 @@ mod tests {
         assert!(a.starts_with("mvh-"));
         assert_ne!(a, b);
         assert_eq!(a, derived_ifname("mvh-", "enp0s31f6-long1"));
+    }
+
+    #[test]
+    fn ids_and_interface_names() {
+        assert!(is_valid_id("a-b_c.9", 10));
+        for bad in ["", ".x", "-x", "a/b", "a:b", "a b", "abcdefghijk"] {
+            assert!(!is_valid_id(bad, 10), "{bad:?}");
+        }
+        assert!(validate_ifname("eth0").is_ok());
+        for bad in ["", ".", "..", "a/b", "a:b", "a b", "sixteen-bytes-xx"] {
+            assert!(validate_ifname(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -392,6 +392,25 @@ impl Netlink {
         }
     }
 
+    /// Deletes an address; Ok(false) when it was not there.
+    pub fn delete_address(&self, index: u32, network: IpNetwork) -> SysResult<bool> {
+        let mut message = AddressMessage::default();
+        message.header.family = family_of(network.ip());
+        message.header.prefix_len = network.prefix();
+        message.header.index = index;
+        let attribute = match network.ip() {
+            ip @ IpAddr::V4(_) => AddressAttribute::Local(ip),
+            ip @ IpAddr::V6(_) => AddressAttribute::Address(ip),
+        };
+        message.attributes.push(attribute);
+        let context = format!("cannot delete address {network} from link index {index}");
+        found(self.execute(
+            RouteNetlinkMessage::DelAddress(message),
+            NLM_F_ACK,
+            &context,
+        ))
+    }
+
     /// The addresses of one link (filtered by the kernel where it can).
     pub fn addresses(&self, index: u32) -> SysResult<Vec<Address>> {
         let context = format!("cannot list the addresses of link index {index}");

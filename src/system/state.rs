@@ -8,7 +8,7 @@
 //! stateDir/attachments/<key>.json     one record per attachment
 //! stateDir/owners/<ip>                the key of the attachment whose host route is <ip>/32
 //! stateDir/users/<shim>/<key>         one marker per attachment that uses a shim
-//! stateDir/ipam-versions/<plugin>     the CNI version an older IPAM plugin was found to speak
+//! stateDir/ipam-versions/<plugin>     (plugin::ipam_versions) the version an IPAM binary speaks
 //! ```
 //! `owners` lets a late DEL of an old pod leave alone a route that a newer pod with the same
 //! address owns now; `users` tells in O(1) whether a shim is still in use.
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use super::{SysError, SysResult};
+use super::{Mac, SysError, SysResult};
 
 /// The identity of an attachment, as CNI defines it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,21 +54,33 @@ pub enum HostSide {
     Veth { name: String, pod_end: String },
 }
 
+/// Everything host access needs to make an attachment true again without its configuration
+/// (`datapaths::attachment::reconcile_attachment`). Fields added after the first release have
+/// serde defaults, so records written by an older version still read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
+    /// Network, container and the pod's interface name.
     pub key: AttachmentKey,
     pub host_side: HostSide,
     pub master: String,
     pub master_index: u32,
+    /// The pod's network namespace (`CNI_NETNS` of ADD).
     pub netns: String,
-    pub pod_mac: String,
+    pub pod_mac: Mac,
     pub pod_addresses: Vec<IpNetwork>,
     /// The node addresses that the pod reaches through the host side (neighbour entries).
     pub node_addresses: Vec<IpAddr>,
     /// The MAC the pod's neighbour entries for the node point at.
-    pub host_mac: String,
+    pub host_mac: Mac,
     pub host_routes: Vec<IpNetwork>,
+    /// `shimAddresses` of the configuration: the shim's own addresses, and route sources.
+    #[serde(default)]
+    pub shim_addresses: Vec<IpNetwork>,
+    /// The link group of the pod's interface when this plugin made it (interface mode): a
+    /// veth's pod end joins it, so DEL removes both with one request.
+    #[serde(default)]
+    pub link_group: Option<u32>,
 }
 
 pub struct StateStore {
@@ -130,12 +142,20 @@ impl StateStore {
 
     /// Every record of `network` (GC).
     pub fn records_of(&self, network: &str) -> SysResult<Vec<Record>> {
+        self.records_where(&format!("{network}:"))
+    }
+
+    /// Every record of this state directory, whatever its network (reconcile, diagnose).
+    pub fn records(&self) -> SysResult<Vec<Record>> {
+        self.records_where("")
+    }
+
+    fn records_where(&self, prefix: &str) -> SysResult<Vec<Record>> {
         let dir = self.dir.join("attachments");
-        let prefix = format!("{network}:");
         let mut records = Vec::new();
         for entry in read_dir(&dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name.ends_with(".json") {
+            if name.starts_with(prefix) && name.ends_with(".json") {
                 let bytes = fs::read(entry.path()).map_err(|e| {
                     SysError::io(format!("reading record {}", entry.path().display()), e)
                 })?;
@@ -180,22 +200,6 @@ impl StateStore {
             }
         }
         Ok(())
-    }
-
-    /// What an earlier call learnt about an IPAM plugin's version (plugin::ipam); the content
-    /// is the caller's.
-    pub fn ipam_version(&self, plugin: &str) -> Option<String> {
-        fs::read_to_string(self.dir.join("ipam-versions").join(plugin)).ok()
-    }
-
-    pub fn set_ipam_version(&self, plugin: &str, content: &str) -> SysResult<()> {
-        let dir = self.dir.join("ipam-versions");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
-        write_atomically(&dir.join(plugin), content.as_bytes())
     }
 
     fn users_dir(&self, shim: &str) -> PathBuf {
@@ -261,7 +265,7 @@ fn read_dir(dir: &Path) -> SysResult<Vec<fs::DirEntry>> {
 /// and a crashed plugin leaves either the old or the new content. There is no fsync: what the
 /// records describe (links, routes, namespaces) does not survive a reboot either, the default
 /// stateDir is on tmpfs, and a record lost to a power cut only leaves what GC removes.
-fn write_atomically(path: &Path, bytes: &[u8]) -> SysResult<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> SysResult<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| {
         let mut file = fs::OpenOptions::new()
@@ -316,12 +320,27 @@ mod tests {
             master: "eth0".into(),
             master_index: 2,
             netns: "/run/netns/x".into(),
-            pod_mac: "02:00:00:00:00:01".into(),
+            pod_mac: "02:00:00:00:00:01".parse().unwrap(),
             pod_addresses: vec!["10.0.0.5/24".parse().unwrap()],
             node_addresses: vec!["10.0.0.1".parse().unwrap()],
-            host_mac: "02:00:00:00:00:02".into(),
+            host_mac: "02:00:00:00:00:02".parse().unwrap(),
             host_routes: vec![],
+            shim_addresses: vec![],
+            link_group: None,
         }
+    }
+
+    #[test]
+    fn a_record_of_the_previous_version_still_reads() {
+        let old = r#"{
+          "key": { "network": "lan", "container_id": "c1", "ifname": "eth0" },
+          "hostSide": { "kind": "shim", "name": "mvh-eth0" },
+          "master": "eth0", "masterIndex": 2, "netns": "/run/netns/x",
+          "podMac": "02:00:00:00:00:01", "podAddresses": ["10.0.0.5/24"],
+          "nodeAddresses": ["10.0.0.1"], "hostMac": "02:00:00:00:00:02", "hostRoutes": []
+        }"#;
+        let read: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(read, record("c1"));
     }
 
     #[test]
@@ -337,6 +356,11 @@ mod tests {
         assert_eq!(store.load(&rec.key).unwrap(), Some(rec.clone()));
         assert_eq!(store.records_of("lan").unwrap(), vec![rec.clone()]);
         assert!(store.records_of("other").unwrap().is_empty());
+        let mut other = record("c2");
+        other.key.network = "other".into();
+        store.save(&other).unwrap();
+        assert_eq!(store.records().unwrap().len(), 2);
+        store.remove(&other.key).unwrap();
         store.remove(&rec.key).unwrap();
         store.remove(&rec.key).unwrap();
         assert_eq!(store.load(&rec.key).unwrap(), None);

@@ -24,10 +24,9 @@ pub fn write(settings: &[(String, String)]) -> SysResult<()> {
     Ok(())
 }
 
-/// Reads one key in the calling thread's own namespace (trailing newline removed). The plugin
-/// only writes sysctls; the tests read them back.
-#[cfg(test)]
-fn read(key: &str) -> SysResult<String> {
+/// Reads one key in the calling thread's own namespace (trailing newline removed): ensure
+/// reads a reused shim's hardening and writes only what differs.
+pub fn read(key: &str) -> SysResult<String> {
     let path = path_of(key)?;
     let mut value = fs::read_to_string(&path)
         .map_err(|e| SysError::io(format!("cannot read sysctl {key}"), e))?;
