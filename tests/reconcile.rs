@@ -39,7 +39,7 @@ fn every_disturbance_is_repaired_by_one_run() {
             stderr(&out)
         );
         if expected == 1 {
-            assert!(stdout(&out).contains("repaired"), "{what:?}: says what it repaired: {}", stdout(&out));
+            assert!(stdout(&out).contains("repaired"), "{what:?}: says what it repaired:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
         }
         let again = bed.command("reconcile", &[]);
         assert_eq!(
@@ -114,4 +114,28 @@ fn the_command_line_is_an_operators_interface() {
     // A state directory that does not exist has no attachments: nothing drifted.
     let out = run(&["reconcile", "--state-dir", dir.join("none").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn add_restores_the_pods_of_a_shim_it_recreates() {
+    let bed = Bed::new();
+    bed.disturb_shim_deleted();
+    // The next ADD on the node re-creates the shim: the three pods already on it get their
+    // routes and neighbour entries back with it, without any reconcile.
+    let newcomer = bed.lan.pod("newcomer");
+    let at = Attachment::new(&newcomer);
+    let conf = &bed.pods[0].conf;
+    bed.plugin.add(bed.node(), &at, conf).expect_ok();
+    let out = bed.command("reconcile", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "nothing left to repair after ADD:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    bed.assert_works("after ADD re-created the shim");
+    bed.plugin.del(bed.node(), &at, conf).expect_ok();
+    bed.delete_all();
+    assert_nothing_left(bed.node(), "after every pod's DEL");
 }

@@ -113,16 +113,7 @@ pub fn keys_in(dir: &Path) -> Result<Vec<AttachmentKey>, String> {
         let Some(stem) = name.strip_suffix(".json") else {
             continue;
         };
-        let mut parts = stem.splitn(3, ':');
-        if let (Some(network), Some(container_id), Some(ifname)) =
-            (parts.next(), parts.next(), parts.next())
-        {
-            keys.push(AttachmentKey {
-                network: network.to_owned(),
-                container_id: container_id.to_owned(),
-                ifname: ifname.to_owned(),
-            });
-        }
+        keys.extend(AttachmentKey::from_file_stem(stem));
     }
     keys.sort_by_key(AttachmentKey::file_stem);
     Ok(keys)

@@ -194,20 +194,33 @@ impl HostPath for ShimPath<'_> {
             .netlink
             .link_by_name(name)
             .context("looking up the shim")?;
-        let reused = existing.is_some();
-        let link = match existing {
-            Some(link) => {
-                if let Some(why) = foreign(&link, master, self.mac) {
+        let (link, reused) = match existing {
+            Some(link) => match foreign(&link, master, self.mac) {
+                None => (link, true),
+                // Our shim, but its MAC was changed (by hand, by a network manager): the pods'
+                // neighbour entries name the derived MAC, so the shim is made again with it.
+                // Its routes go with it; the caller restores those of the other users.
+                Some(_) if foreign(&link, master, link.mac.unwrap_or(self.mac)).is_none() => {
+                    node.netlink
+                        .delete_link(link.index)
+                        .with_context(|| format!("removing shim {name} with a changed MAC"))?;
+                    let link = self.create(node, master)?;
+                    repairs.push(Repair::Replaced(format!(
+                        "{} (its MAC had been changed)",
+                        self.label()
+                    )));
+                    (link, false)
+                }
+                Some(why) => {
                     return Err(CniError::config(format!(
                         "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
-                    )));
+                    )))
                 }
-                link
-            }
+            },
             None => {
                 let link = self.create(node, master)?;
                 repairs.push(Repair::Created(self.label()));
-                link
+                (link, false)
             }
         };
         // Hardened before it comes up; on reuse only what differs is written.

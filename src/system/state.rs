@@ -39,6 +39,23 @@ impl AttachmentKey {
         format!("{}:{}:{}", self.network, self.container_id, self.ifname)
     }
 
+    /// The key a `file_stem` was made from; None for any other name.
+    pub fn from_file_stem(stem: &str) -> Option<AttachmentKey> {
+        let mut parts = stem.splitn(3, ':');
+        let key = AttachmentKey {
+            network: parts.next()?.to_owned(),
+            container_id: parts.next()?.to_owned(),
+            ifname: parts.next()?.to_owned(),
+        };
+        let plain = |s: &str| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        };
+        // ".tmp<pid>": a marker or record that `write_atomically` has not renamed yet.
+        let ifname_ok =
+            super::names::validate_ifname(&key.ifname).is_ok() && !key.ifname.contains(".tmp");
+        (plain(&key.network) && plain(&key.container_id) && ifname_ok).then_some(key)
+    }
+
     /// The link group (IFLA_GROUP) of this attachment's links inside the pod, so that DEL
     /// deletes them in one request. Never 0, the group every link starts in.
     pub fn link_group(&self) -> u32 {
@@ -216,6 +233,15 @@ impl StateStore {
         write_atomically(&dir.join(key.file_stem()), b"")
     }
 
+    /// The attachments that use a shim (ADD that re-creates a shim restores theirs). Temporary
+    /// files of an interrupted write are skipped.
+    pub fn users(&self, shim: &str) -> SysResult<Vec<AttachmentKey>> {
+        Ok(read_dir(&self.users_dir(shim))?
+            .into_iter()
+            .filter_map(|e| AttachmentKey::from_file_stem(&e.file_name().to_string_lossy()))
+            .collect())
+    }
+
     /// Removes the marker of `key` and tells whether the shim has no user left.
     pub fn remove_user(&self, shim: &str, key: &AttachmentKey) -> SysResult<bool> {
         let dir = self.users_dir(shim);
@@ -390,12 +416,23 @@ mod tests {
     }
 
     #[test]
+    fn keys_come_back_from_their_file_stems_and_temporary_files_do_not() {
+        let key = record("c1").key;
+        assert_eq!(AttachmentKey::from_file_stem(&key.file_stem()), Some(key));
+        for bad in ["", "lan", "lan:c1", "lan:c1:eth0.tmp4242", "l/an:c1:eth0", "lan::eth0"] {
+            assert_eq!(AttachmentKey::from_file_stem(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_shim_is_unused_after_its_last_user_leaves() {
         let (store, dir) = temp_store();
         let (a, b) = (record("a").key, record("b").key);
         store.add_user("mvh-eth0", &a).unwrap();
         store.add_user("mvh-eth0", &b).unwrap();
+        assert_eq!(store.users("mvh-eth0").unwrap().len(), 2);
         assert!(!store.remove_user("mvh-eth0", &a).unwrap());
+        assert_eq!(store.users("mvh-eth0").unwrap(), vec![b.clone()]);
         assert!(store.remove_user("mvh-eth0", &b).unwrap());
         assert!(store.has_no_users("never-used").unwrap());
         fs::remove_dir_all(dir).unwrap();

@@ -200,6 +200,11 @@ impl Bed {
         }
     }
 
+    /// `ip link del mvh-eth0` (for a test that needs no `&mut`).
+    pub fn disturb_shim_deleted(&self) {
+        self.lan.node1.ip(["link", "del", SHIM]);
+    }
+
     /// The node end of the veth pod's pair (`mvh` + hash).
     pub fn veth_node_end(&self) -> String {
         let links = self.node().ip_json(["link"]);
