@@ -3,11 +3,11 @@
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use macvlan_host::{commands, plugin};
 use macvlan_host::protocol::error::catch_panics;
 use macvlan_host::protocol::version::declared_version;
 use macvlan_host::protocol::{code, CniError, CniVersion, Environment};
 use macvlan_host::system::logger;
+use macvlan_host::{commands, plugin};
 
 fn usage() -> String {
     format!(

@@ -22,7 +22,13 @@ fn every_disturbance_is_repaired_by_one_run() {
     let mut bed = Bed::new();
     bed.assert_works("before");
     let out = bed.command("reconcile", &[]);
-    assert_eq!(out.status.code(), Some(0), "nothing drifted yet: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "nothing drifted yet: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
 
     for what in ALL {
@@ -30,7 +36,11 @@ fn every_disturbance_is_repaired_by_one_run() {
         let out = bed.command("reconcile", &[]);
         // The kernel keeps the routes and neighbour entries of links whose lower device went
         // down (marked linkdown): once the master's addresses are back, nothing had drifted.
-        let expected = if what == Disturbance::MasterDownUp { 0 } else { 1 };
+        let expected = if what == Disturbance::MasterDownUp {
+            0
+        } else {
+            1
+        };
         assert_eq!(
             out.status.code(),
             Some(expected),
@@ -39,7 +49,12 @@ fn every_disturbance_is_repaired_by_one_run() {
             stderr(&out)
         );
         if expected == 1 {
-            assert!(stdout(&out).contains("repaired"), "{what:?}: says what it repaired:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
+            assert!(
+                stdout(&out).contains("repaired"),
+                "{what:?}: says what it repaired:\nstdout: {}\nstderr: {}",
+                stdout(&out),
+                stderr(&out)
+            );
         }
         let again = bed.command("reconcile", &[]);
         assert_eq!(
@@ -76,12 +91,32 @@ fn an_unreachable_pod_is_reported_and_left_alone() {
         .args(["reconcile", "--state-dir", state.str()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("left alone"), "{}", stderr(&out));
-    assert!(state.join("attachments").read_dir().unwrap().next().is_some(), "the record stays");
+    assert!(
+        state
+            .join("attachments")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some(),
+        "the record stays"
+    );
     assert!(lan.node1.has_link(SHIM), "the shim stays");
-    assert_ne!(lan.node1.routes("-4"), routes_before, "and nothing is re-added for it");
-    plugin.del(&lan.node1, &at.without_netns(), &conf).expect_ok();
+    assert_ne!(
+        lan.node1.routes("-4"),
+        routes_before,
+        "and nothing is re-added for it"
+    );
+    plugin
+        .del(&lan.node1, &at.without_netns(), &conf)
+        .expect_ok();
     assert_node_pristine(&lan.node1, "after DEL");
 }
 
@@ -99,7 +134,11 @@ fn the_command_line_is_an_operators_interface() {
     for command in ["reconcile", "diagnose"] {
         let help = run(&[command, "--help"]);
         assert_eq!(help.status.code(), Some(0));
-        assert!(stdout(&help).contains(&format!("macvlan-host {command} [--state-dir DIR]...")), "{}", stdout(&help));
+        assert!(
+            stdout(&help).contains(&format!("macvlan-host {command} [--state-dir DIR]...")),
+            "{}",
+            stdout(&help)
+        );
         let bad = run(&[command, "--no-such-flag"]);
         assert_eq!(bad.status.code(), Some(2));
         assert!(stderr(&bad).contains("--no-such-flag"), "{}", stderr(&bad));
@@ -110,9 +149,17 @@ fn the_command_line_is_an_operators_interface() {
     std::fs::write(&file, b"").unwrap();
     let out = run(&["reconcile", "--state-dir", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains(file.to_str().unwrap()), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(file.to_str().unwrap()),
+        "{}",
+        stderr(&out)
+    );
     // A state directory that does not exist has no attachments: nothing drifted.
-    let out = run(&["reconcile", "--state-dir", dir.join("none").to_str().unwrap()]);
+    let out = run(&[
+        "reconcile",
+        "--state-dir",
+        dir.join("none").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 

@@ -28,17 +28,29 @@ fn the_watcher_repairs_every_disturbance_on_its_own() {
         bed.assert_works(&format!("after {what:?}"));
     }
     let log = watcher.log();
-    assert!(log.contains("repaired"), "the watcher logs its repairs:\n{log}");
+    assert!(
+        log.contains("repaired"),
+        "the watcher logs its repairs:\n{log}"
+    );
 
     // Converged: our own repairs cause notifications, which must not keep it busy.
     thread::sleep(Duration::from_millis(300));
     let before = watcher.cpu_ticks();
     thread::sleep(Duration::from_secs(2));
     let used = watcher.cpu_ticks() - before;
-    assert!(used <= 10, "the idle watcher used {used} ticks in 2 s:\n{}", watcher.log());
+    assert!(
+        used <= 10,
+        "the idle watcher used {used} ticks in 2 s:\n{}",
+        watcher.log()
+    );
 
     let status = watcher.stop();
-    assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit:\n{}", watcher.log());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM is a clean exit:\n{}",
+        watcher.log()
+    );
     bed.delete_all();
     assert_nothing_left(bed.node(), "after every pod's DEL");
 }
@@ -79,12 +91,23 @@ fn the_watcher_does_not_fight_concurrent_add_and_del() {
     // A pod that lives through the whole soak: the watcher must keep it reachable.
     let keeper = lan.pod("keeper");
     let keeper_at = Attachment::new(&keeper);
-    let result = plugin.add(&lan.node1, &keeper_at, &conf).expect_ok().clone();
+    let result = plugin
+        .add(&lan.node1, &keeper_at, &conf)
+        .expect_ok()
+        .clone();
     let keeper_ips: Vec<String> = result["ips"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|ip| ip["address"].as_str().unwrap().split('/').next().unwrap().to_string())
+        .map(|ip| {
+            ip["address"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let mut watcher = Watcher::start(&lan.node1, &[state.path()], &logs, &[]);
 
@@ -97,7 +120,9 @@ fn the_watcher_does_not_fight_concurrent_add_and_del() {
                 // Each may find nothing to act on (the shim gone already): errors do not matter.
                 let _ = match n % 3 {
                     0 => lan.node1.try_ip(["route", "flush", "dev", SHIM]),
-                    1 => lan.node1.try_ip(["neigh", "flush", "dev", SHIM, "nud", "all"]),
+                    1 => lan
+                        .node1
+                        .try_ip(["neigh", "flush", "dev", SHIM, "nud", "all"]),
                     _ => lan.node1.try_ip(["link", "del", SHIM]),
                 };
                 n += 1;
@@ -128,10 +153,18 @@ fn the_watcher_does_not_fight_concurrent_add_and_del() {
         let failed: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
         done.store(true, Ordering::Relaxed);
         let disturbances = disturber.join().unwrap();
-        assert!(disturbances >= 3, "the soak was disturbed ({disturbances} times)");
+        assert!(
+            disturbances >= 3,
+            "the soak was disturbed ({disturbances} times)"
+        );
         failed
     });
-    eprintln!("soak: {} calls in {:?}, {failed_adds} ADDs failed, watcher cpu {} ticks", WORKERS * CYCLES * 2, soak_started.elapsed(), watcher.cpu_ticks());
+    eprintln!(
+        "soak: {} calls in {:?}, {failed_adds} ADDs failed, watcher cpu {} ticks",
+        WORKERS * CYCLES * 2,
+        soak_started.elapsed(),
+        watcher.cpu_ticks()
+    );
     assert!(
         failed_adds < WORKERS * CYCLES / 2,
         "{failed_adds} of {} ADDs failed:\n{}",
@@ -156,7 +189,11 @@ fn the_watcher_does_not_fight_concurrent_add_and_del() {
         thread::sleep(Duration::from_millis(50));
     }
     thread::sleep(Duration::from_millis(500));
-    assert_eq!(on_shim(&lan.node1).0, wanted, "a deleted pod's route came back");
+    assert_eq!(
+        on_shim(&lan.node1).0,
+        wanted,
+        "a deleted pod's route came back"
+    );
     for ip in &keeper_ips {
         assert!(lan.node1.ping(ip), "node -> keeper {ip}");
     }

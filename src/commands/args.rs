@@ -58,7 +58,9 @@ pub fn parse(args: &[String], accepts: Accepts) -> Result<Options, String> {
                     .parse()
                     .ok()
                     .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                    .ok_or_else(|| format!("--interval {text:?}: not a positive number of seconds"))?;
+                    .ok_or_else(|| {
+                        format!("--interval {text:?}: not a positive number of seconds")
+                    })?;
                 options.interval = Duration::from_secs_f64(seconds);
             }
             "--json" if accepts.json => options.json = true,
@@ -88,7 +90,11 @@ mod tests {
     fn state_dirs_repeat_and_default() {
         let o = parse(&args(&[]), RECONCILE).unwrap();
         assert_eq!(o.state_dirs, [PathBuf::from(DEFAULT_STATE_DIR)]);
-        let o = parse(&args(&["--state-dir", "/a", "--state-dir=/b", "--watch"]), RECONCILE).unwrap();
+        let o = parse(
+            &args(&["--state-dir", "/a", "--state-dir=/b", "--watch"]),
+            RECONCILE,
+        )
+        .unwrap();
         assert_eq!(o.state_dirs, [PathBuf::from("/a"), PathBuf::from("/b")]);
         assert!(o.watch);
         let o = parse(&args(&["--watch", "--interval", "0.5"]), RECONCILE).unwrap();
@@ -108,7 +114,11 @@ mod tests {
             (&["--watch"][..], "--watch"),
             (&["--interval", "0"][..], "--interval"),
         ] {
-            let accepts = if bad[0] == "--watch" { diagnose } else { RECONCILE };
+            let accepts = if bad[0] == "--watch" {
+                diagnose
+            } else {
+                RECONCILE
+            };
             let err = parse(&args(bad), accepts).unwrap_err();
             assert!(err.contains(named), "{bad:?}: {err}");
         }

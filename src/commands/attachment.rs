@@ -27,7 +27,11 @@ pub enum Outcome {
 }
 
 /// Reconciles one attachment (under the node lock, taken by `reconcile_attachment`).
-pub fn reconcile(node: &Node, store: &StateStore, key: &AttachmentKey) -> Result<Outcome, CniError> {
+pub fn reconcile(
+    node: &Node,
+    store: &StateStore,
+    key: &AttachmentKey,
+) -> Result<Outcome, CniError> {
     match diagnose_attachment(node, store, key) {
         Ok(drift) if drift.is_empty() => return Ok(Outcome::InSync),
         Ok(_) => {}
@@ -45,9 +49,9 @@ pub fn reconcile(node: &Node, store: &StateStore, key: &AttachmentKey) -> Result
 fn outcome_of(error: AttachmentError) -> Result<Outcome, CniError> {
     match error {
         AttachmentError::Gone(_) => Ok(Outcome::Gone),
-        AttachmentError::PodUnreachable { netns, reason } => {
-            Ok(Outcome::Unreachable(format!("pod namespace {netns}: {reason}")))
-        }
+        AttachmentError::PodUnreachable { netns, reason } => Ok(Outcome::Unreachable(format!(
+            "pod namespace {netns}: {reason}"
+        ))),
         AttachmentError::Failed(e) => Err(e),
     }
 }

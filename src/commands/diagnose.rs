@@ -122,8 +122,8 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
         if keys.is_empty() {
             continue;
         }
-        let store = StateStore::open(dir)
-            .map_err(|e| format!("state directory {}: {e}", dir.display()))?;
+        let store =
+            StateStore::open(dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
         for key in keys {
             let Ok(Some(record)) = store.load(&key) else {
                 continue;
@@ -141,9 +141,14 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
                 Diagnosis::Failed(reason) => ("drift", Vec::new(), Some(reason)),
             };
             if let HostSide::Shim { name } = &record.host_side {
-                let shim = shims.entry(name.clone()).or_insert_with(|| (record.host_mac.to_string(), Vec::new()));
+                let shim = shims
+                    .entry(name.clone())
+                    .or_insert_with(|| (record.host_mac.to_string(), Vec::new()));
                 // What is wrong with the shim itself shows once, under the shim.
-                for d in drift.iter().filter(|d| d.is_device_level() && d.to_string().contains(name.as_str())) {
+                for d in drift
+                    .iter()
+                    .filter(|d| d.is_device_level() && d.to_string().contains(name.as_str()))
+                {
                     let line = d.to_string();
                     if !shim.1.contains(&line) {
                         shim.1.push(line);

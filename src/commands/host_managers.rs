@@ -28,7 +28,10 @@ pub struct HostManager {
 pub fn detect(root: &Path) -> Vec<HostManager> {
     let running = running_commands(&root.join("proc"));
     let mut found = Vec::new();
-    found.extend(networkd(root, running.iter().any(|c| c == "systemd-network")));
+    found.extend(networkd(
+        root,
+        running.iter().any(|c| c == "systemd-network"),
+    ));
     found.extend(network_manager(
         root,
         running.iter().any(|c| c == "NetworkManager"),
@@ -54,9 +57,12 @@ fn networkd(root: &Path, running: bool) -> Option<HostManager> {
         return None;
     }
     let value = last_setting(&files, "Network", "ManageForeignRoutes");
-    let leaves_us_alone = value
-        .as_deref()
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "no" | "false" | "0" | "off"));
+    let leaves_us_alone = value.as_deref().is_some_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "no" | "false" | "0" | "off"
+        )
+    });
     Some(HostManager {
         name: "systemd-networkd",
         running,
@@ -91,9 +97,9 @@ fn network_manager(root: &Path, running: bool) -> Option<HostManager> {
     }
     let value = last_setting(&files, "keyfile", "unmanaged-devices");
     let leaves_us_alone = value.as_deref().is_some_and(|v| {
-        v.split([';', ','])
-            .map(str::trim)
-            .any(|spec| spec == "interface-name:mvh-*" || spec == "interface-name:mvh*" || spec == "*")
+        v.split([';', ',']).map(str::trim).any(|spec| {
+            spec == "interface-name:mvh-*" || spec == "interface-name:mvh*" || spec == "*"
+        })
     });
     Some(HostManager {
         name: "NetworkManager",
@@ -118,7 +124,12 @@ fn running_commands(proc: &Path) -> Vec<String> {
     };
     entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter_map(|e| fs::read_to_string(e.path().join("comm")).ok())
         .map(|c| c.trim_end().to_owned())
         .collect()
@@ -207,9 +218,17 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert!(found[0].running && !found[0].leaves_us_alone);
         assert_eq!(found[0].setting, "ManageForeignRoutes=yes (default)");
-        assert!(found[0].advice.as_deref().unwrap().contains("ManageForeignRoutes=no"));
+        assert!(found[0]
+            .advice
+            .as_deref()
+            .unwrap()
+            .contains("ManageForeignRoutes=no"));
 
-        write(&root, "etc/systemd/networkd.conf", "[Network]\nManageForeignRoutes=yes\n");
+        write(
+            &root,
+            "etc/systemd/networkd.conf",
+            "[Network]\nManageForeignRoutes=yes\n",
+        );
         write(
             &root,
             "etc/systemd/networkd.conf.d/50-mvh.conf",

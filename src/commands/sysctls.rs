@@ -32,7 +32,9 @@ pub struct InterfaceSysctls {
 /// `conf/all` and `conf/<interface>`, so neither alone says what happens.
 pub fn effective(interface: &str) -> InterfaceSysctls {
     let value = |key: &str| {
-        let all = read(&format!("net/ipv4/conf/all/{key}"))?.parse::<u8>().ok()?;
+        let all = read(&format!("net/ipv4/conf/all/{key}"))?
+            .parse::<u8>()
+            .ok()?;
         let own = read(&format!("net/ipv4/conf/{interface}/{key}"))?
             .parse::<u8>()
             .ok()?;
@@ -60,7 +62,10 @@ mod tests {
     #[test]
     fn effective_values_take_the_maximum() {
         let lo = effective("lo");
-        let all: u8 = read("net/ipv4/conf/all/rp_filter").unwrap().parse().unwrap();
+        let all: u8 = read("net/ipv4/conf/all/rp_filter")
+            .unwrap()
+            .parse()
+            .unwrap();
         let own: u8 = read("net/ipv4/conf/lo/rp_filter").unwrap().parse().unwrap();
         assert_eq!(lo.rp_filter, Some(all.max(own)));
         assert_eq!(effective("no-such-if").rp_filter, None);

@@ -76,7 +76,10 @@ pub fn run(dirs: &[PathBuf], interval: Duration) -> ExitCode {
     }
     log::info!(
         "watching {} for changes (full pass every {:?})",
-        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         interval
     );
 
@@ -104,7 +107,10 @@ pub fn run(dirs: &[PathBuf], interval: Duration) -> ExitCode {
                     .map(|n| PollFd::new(watcher.pods[n].as_fd(), PollFlags::POLLIN)),
             );
             match poll(&mut fds, timeout) {
-                Ok(_) => fds.iter().map(|fd| fd.any().unwrap_or(false)).collect::<Vec<_>>(),
+                Ok(_) => fds
+                    .iter()
+                    .map(|fd| fd.any().unwrap_or(false))
+                    .collect::<Vec<_>>(),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return could_not_run("reconcile --watch", format!("poll: {e}")),
             }

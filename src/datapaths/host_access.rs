@@ -37,7 +37,8 @@ pub fn attach(
     match ensure_locked(node, store, plan, master, pod) {
         Ok(mut repairs) => {
             if let Some(shim) = remade_shim(&plan.record, &repairs) {
-                let healed = super::attachment::heal_shim_users(node, store, shim, &plan.record.key);
+                let healed =
+                    super::attachment::heal_shim_users(node, store, shim, &plan.record.key);
                 repairs.extend(healed);
             }
             Ok(repairs)

@@ -48,9 +48,9 @@ impl EventSocket {
             .bind_auto()
             .map_err(|e| SysError::io("binding the rtnetlink event socket", e))?;
         for group in GROUPS {
-            socket.add_membership(group).map_err(|e| {
-                SysError::io(format!("subscribing to rtnetlink group {group}"), e)
-            })?;
+            socket
+                .add_membership(group)
+                .map_err(|e| SysError::io(format!("subscribing to rtnetlink group {group}"), e))?;
         }
         // A burst (a flushed table, a deleted link with many routes) must not stall the
         // kernel; it overflows into ENOBUFS, which reads as Change::Lost.

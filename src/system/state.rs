@@ -48,7 +48,9 @@ impl AttachmentKey {
             ifname: parts.next()?.to_owned(),
         };
         let plain = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         };
         // ".tmp<pid>": a marker or record that `write_atomically` has not renamed yet.
         let ifname_ok =
@@ -419,7 +421,14 @@ mod tests {
     fn keys_come_back_from_their_file_stems_and_temporary_files_do_not() {
         let key = record("c1").key;
         assert_eq!(AttachmentKey::from_file_stem(&key.file_stem()), Some(key));
-        for bad in ["", "lan", "lan:c1", "lan:c1:eth0.tmp4242", "l/an:c1:eth0", "lan::eth0"] {
+        for bad in [
+            "",
+            "lan",
+            "lan:c1",
+            "lan:c1:eth0.tmp4242",
+            "l/an:c1:eth0",
+            "lan::eth0",
+        ] {
             assert_eq!(AttachmentKey::from_file_stem(bad), None, "{bad:?}");
         }
     }

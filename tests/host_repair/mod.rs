@@ -74,7 +74,14 @@ pub struct Bed {
 }
 
 /// A network of ours in interface mode, dual stack, with its own host-local ranges.
-pub fn network(name: &str, host_access: &str, first: u8, last: u8, state: &TempDir, data: &TempDir) -> Value {
+pub fn network(
+    name: &str,
+    host_access: &str,
+    first: u8,
+    last: u8,
+    state: &TempDir,
+    data: &TempDir,
+) -> Value {
     json!({
         "cniVersion": "1.1.0",
         "name": name,
@@ -103,7 +110,10 @@ impl Bed {
         let shim_net = network("lan", "shim", 100, 129, &state, &data);
         let veth_net = network("lanveth", "veth", 130, 139, &state, &data);
         let mut pods = Vec::new();
-        for (i, conf) in [&shim_net, &shim_net, &shim_net, &veth_net].into_iter().enumerate() {
+        for (i, conf) in [&shim_net, &shim_net, &shim_net, &veth_net]
+            .into_iter()
+            .enumerate()
+        {
             let pod = lan.pod(&format!("p{i}"));
             let at = Attachment::new(&pod);
             let result = plugin.add(&lan.node1, &at, conf).expect_ok().clone();
@@ -112,7 +122,15 @@ impl Bed {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|ip| ip["address"].as_str().unwrap().split('/').next().unwrap().to_string())
+                    .map(|ip| {
+                        ip["address"]
+                            .as_str()
+                            .unwrap()
+                            .split('/')
+                            .next()
+                            .unwrap()
+                            .to_string()
+                    })
                     .find(|a| a.contains('.') == v4)
                     .unwrap()
             };
@@ -190,11 +208,30 @@ impl Bed {
                 node.ip(["link", "set", "eth0", "down"]);
                 node.ip(["link", "set", "eth0", "up"]);
                 // The kernel drops a static IPv6 address on down; a network manager puts it back.
-                let _ = node.try_ip(["addr", "add", &format!("{NODE1_IP6}/64"), "dev", "eth0", "nodad"]);
+                let _ = node.try_ip([
+                    "addr",
+                    "add",
+                    &format!("{NODE1_IP6}/64"),
+                    "dev",
+                    "eth0",
+                    "nodad",
+                ]);
             }
             Disturbance::Renumbered => {
-                node.ip(["addr", "del", &format!("{}/24", self.node_ip4), "dev", "eth0"]);
-                node.ip(["addr", "add", &format!("{RENUMBERED_IP4}/24"), "dev", "eth0"]);
+                node.ip([
+                    "addr",
+                    "del",
+                    &format!("{}/24", self.node_ip4),
+                    "dev",
+                    "eth0",
+                ]);
+                node.ip([
+                    "addr",
+                    "add",
+                    &format!("{RENUMBERED_IP4}/24"),
+                    "dev",
+                    "eth0",
+                ]);
                 self.node_ip4 = RENUMBERED_IP4.to_string();
             }
         }
@@ -226,9 +263,22 @@ impl Bed {
             for ip in [&p.ip4, &p.ip6] {
                 assert!(node.ping(ip), "{when}: node -> pod {ip}");
             }
-            assert!(node.tcp_connect(&p.ip4, TCP_PORT), "{when}: node -> pod {} TCP", p.ip4);
-            assert!(p.pod.ping(&self.node_ip4), "{when}: pod {} -> node {}", p.ip4, self.node_ip4);
-            assert!(p.pod.ping(NODE1_IP6), "{when}: pod {} -> node {NODE1_IP6}", p.ip6);
+            assert!(
+                node.tcp_connect(&p.ip4, TCP_PORT),
+                "{when}: node -> pod {} TCP",
+                p.ip4
+            );
+            assert!(
+                p.pod.ping(&self.node_ip4),
+                "{when}: pod {} -> node {}",
+                p.ip4,
+                self.node_ip4
+            );
+            assert!(
+                p.pod.ping(NODE1_IP6),
+                "{when}: pod {} -> node {NODE1_IP6}",
+                p.ip6
+            );
             assert!(
                 p.pod.tcp_connect(&self.node_ip4, TCP_PORT),
                 "{when}: pod {} -> node TCP",
@@ -292,7 +342,10 @@ pub fn assert_nothing_left(node: &Netns, when: &str) {
         .into_iter()
         .filter(|n| n["state"].to_string().contains("PERMANENT"))
         .collect();
-    assert!(permanent.is_empty(), "{when}: permanent neighbours on the node: {permanent:?}");
+    assert!(
+        permanent.is_empty(),
+        "{when}: permanent neighbours on the node: {permanent:?}"
+    );
 }
 
 /// `reconcile --watch` inside a node namespace, stopped by PID (SIGTERM) on drop.
@@ -325,7 +378,11 @@ impl Watcher {
         // Ready once it says so (its first full pass is done and it listens).
         let start = Instant::now();
         while !watcher.log().contains("watching") {
-            assert!(start.elapsed() < Duration::from_secs(10), "watcher did not start:\n{}", watcher.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "watcher did not start:\n{}",
+                watcher.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         watcher
@@ -354,7 +411,9 @@ impl Watcher {
     /// SIGTERM, and the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         child.wait().expect("wait for the watcher")
     }
 }
