@@ -284,7 +284,11 @@ fn render(d: &Report) -> String {
         out += &format!(
             "  {status:<6} {}{}  {}\n",
             h.name,
-            if h.running { " (running)" } else { "" },
+            if h.running {
+                " (running)"
+            } else {
+                " (not running)"
+            },
             h.setting
         );
         if let Some(advice) = &h.advice {

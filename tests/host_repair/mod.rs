@@ -410,9 +410,14 @@ impl Watcher {
 
     /// SIGTERM, and the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.stop_with("TERM")
+    }
+
+    /// `kill -<signal>` by PID, and the exit status.
+    pub fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([&format!("-{signal}"), &child.id().to_string()])
             .status();
         child.wait().expect("wait for the watcher")
     }
