@@ -38,141 +38,69 @@ struct Pending {
 }
 
 pub fn run(dirs: &[PathBuf], interval: Duration) -> ExitCode {
-    // Blocked before any thread exists, so every thread inherits the mask and the signals
-    // are only ever read from the signalfd.
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGINT);
-    if let Err(e) = mask.thread_block() {
-        return could_not_run("reconcile --watch", format!("blocking SIGTERM/SIGINT: {e}"));
+    match watch(dirs, interval) {
+        Ok(()) => Exit::Clean.into(),
+        Err(e) => could_not_run("reconcile --watch", e),
     }
-    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-    {
-        Ok(fd) => fd,
-        Err(e) => return could_not_run("reconcile --watch", format!("signalfd: {e}")),
-    };
-    let node = match Node::open() {
-        Ok(node) => node,
-        Err(e) => return could_not_run("reconcile --watch", e.msg),
-    };
-    // Subscribed before the first pass: nothing that happens during it goes unseen.
-    let mut node_events = match EventSocket::open() {
-        Ok(socket) => socket,
-        Err(e) => return could_not_run("reconcile --watch", e),
-    };
-    let mut watcher = Watcher {
-        node,
-        dirs,
-        pods: HashMap::new(),
-        debounce: DEBOUNCE,
-        unreachable: HashSet::new(),
-        last_pass: None,
-    };
-    if let Err(e) = watcher.pass(&Pending {
-        full: true,
-        ..Pending::default()
-    }) {
-        return could_not_run("reconcile --watch", e);
-    }
+}
+
+/// Until SIGTERM or SIGINT: wait for notifications or the next full pass, note what changed,
+/// pass when due.
+fn watch(dirs: &[PathBuf], interval: Duration) -> Result<(), String> {
+    let signals = stop_signals()?;
+    let mut watcher = Watcher::start(dirs, interval)?;
     log::info!(
-        "watching {} for changes (full pass every {:?})",
+        "watching {} for changes (full pass every {interval:?})",
         dirs.iter()
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
-            .join(", "),
-        interval
+            .join(", ")
     );
-
-    let mut pending = Pending::default();
-    let mut next_full = Instant::now() + interval;
     loop {
-        let now = Instant::now();
-        let deadline = match pending.since {
-            Some(since) => watcher.due(since).min(next_full),
-            None => next_full,
+        let Some(ready) = watcher.wait(&signals)? else {
+            continue;
         };
-        let wait = deadline.saturating_duration_since(now);
-        // Rounded up: waking a little early would only spin until the deadline.
-        let timeout = PollTimeout::from(wait.as_micros().div_ceil(1000).min(60_000) as u16);
-
-        let pod_names: Vec<String> = watcher.pods.keys().cloned().collect();
-        let ready = {
-            let mut fds = vec![
-                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-                PollFd::new(node_events.as_fd(), PollFlags::POLLIN),
-            ];
-            fds.extend(
-                pod_names
-                    .iter()
-                    .map(|n| PollFd::new(watcher.pods[n].as_fd(), PollFlags::POLLIN)),
-            );
-            match poll(&mut fds, timeout) {
-                Ok(_) => fds
-                    .iter()
-                    .map(|fd| fd.any().unwrap_or(false))
-                    .collect::<Vec<_>>(),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return could_not_run("reconcile --watch", format!("poll: {e}")),
-            }
-        };
-        if ready[0] {
+        if ready.stop {
             if let Ok(Some(info)) = signals.read_signal() {
                 log::info!("signal {}: stopping", info.ssi_signo);
             }
-            return Exit::Clean.into();
+            return Ok(());
         }
-        if ready[1] {
-            match node_events.drain() {
-                Ok(changes) if !changes.is_empty() => {
-                    pending.since.get_or_insert_with(Instant::now);
-                    pending.full = true;
-                }
-                Ok(_) => {}
-                Err(e) => log::warn!("{e}"),
-            }
-        }
-        for (name, _) in pod_names.iter().zip(&ready[2..]).filter(|(_, r)| **r) {
-            let Some(socket) = watcher.pods.get_mut(name) else {
-                continue;
-            };
-            match socket.drain() {
-                Ok(changes) if !changes.is_empty() => {
-                    pending.since.get_or_insert_with(Instant::now);
-                    if !pending.pods.contains(name) {
-                        pending.pods.push(name.clone());
-                    }
-                }
-                Ok(_) => {}
-                // The pod's namespace is going away: its attachment is DEL's business.
-                Err(_) => {
-                    watcher.pods.remove(name);
-                }
-            }
-        }
-
-        let now = Instant::now();
-        let periodic = now >= next_full;
-        let debounced = pending.since.is_some_and(|s| now >= watcher.due(s));
-        if periodic || debounced {
-            let work = Pending {
-                full: pending.full || periodic,
-                ..std::mem::take(&mut pending)
-            };
-            if let Err(e) = watcher.pass(&work) {
-                log::warn!("pass failed: {e}");
-            }
-            if work.full {
-                next_full = Instant::now() + interval;
-            }
-        }
+        watcher.note(&ready);
+        watcher.pass_when_due();
     }
+}
+
+/// SIGTERM and SIGINT, read from a signalfd. Blocked before any thread exists, so every
+/// thread inherits the mask and the signals are only ever read here.
+fn stop_signals() -> Result<SignalFd, String> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGINT);
+    mask.thread_block()
+        .map_err(|e| format!("blocking SIGTERM/SIGINT: {e}"))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("signalfd: {e}"))
+}
+
+/// Which descriptors `poll` found readable.
+struct Ready {
+    stop: bool,
+    node: bool,
+    /// Pod namespaces whose socket has notifications.
+    pods: Vec<String>,
 }
 
 struct Watcher<'a> {
     node: Node,
     dirs: &'a [PathBuf],
+    /// The node's notifications: a change there may concern any attachment.
+    node_events: EventSocket,
     /// An event socket per pod namespace path of a live attachment.
     pods: HashMap<String, EventSocket>,
+    pending: Pending,
+    interval: Duration,
+    next_full: Instant,
     debounce: Duration,
     /// Attachments already reported as unreachable.
     unreachable: HashSet<String>,
@@ -180,7 +108,120 @@ struct Watcher<'a> {
     last_pass: Option<(Instant, Duration)>,
 }
 
-impl Watcher<'_> {
+impl<'a> Watcher<'a> {
+    /// Subscribes in the node, then runs the first full pass: nothing that happens during it
+    /// goes unseen.
+    fn start(dirs: &'a [PathBuf], interval: Duration) -> Result<Watcher<'a>, String> {
+        let node = Node::open().map_err(|e| e.msg)?;
+        let node_events = EventSocket::open().map_err(|e| e.to_string())?;
+        let mut watcher = Watcher {
+            node,
+            dirs,
+            node_events,
+            pods: HashMap::new(),
+            pending: Pending::default(),
+            interval,
+            next_full: Instant::now() + interval,
+            debounce: DEBOUNCE,
+            unreachable: HashSet::new(),
+            last_pass: None,
+        };
+        watcher.pass(&Pending {
+            full: true,
+            ..Pending::default()
+        })?;
+        Ok(watcher)
+    }
+
+    /// Blocks until a descriptor is readable or the next pass is due; None when interrupted.
+    fn wait(&self, signals: &SignalFd) -> Result<Option<Ready>, String> {
+        let deadline = match self.pending.since {
+            Some(since) => self.due(since).min(self.next_full),
+            None => self.next_full,
+        };
+        let wait = deadline.saturating_duration_since(Instant::now());
+        // Rounded up: waking a little early would only spin until the deadline.
+        let timeout = PollTimeout::from(wait.as_micros().div_ceil(1000).min(60_000) as u16);
+        let pod_names: Vec<&String> = self.pods.keys().collect();
+        let mut fds = vec![
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.node_events.as_fd(), PollFlags::POLLIN),
+        ];
+        fds.extend(
+            pod_names
+                .iter()
+                .map(|n| PollFd::new(self.pods[*n].as_fd(), PollFlags::POLLIN)),
+        );
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return Ok(None),
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let readable = |fd: &PollFd| fd.any().unwrap_or(false);
+        Ok(Some(Ready {
+            stop: readable(&fds[0]),
+            node: readable(&fds[1]),
+            pods: pod_names
+                .iter()
+                .zip(&fds[2..])
+                .filter(|(_, fd)| readable(fd))
+                .map(|(name, _)| (*name).clone())
+                .collect(),
+        }))
+    }
+
+    /// Reads the notifications and records what the next pass must cover.
+    fn note(&mut self, ready: &Ready) {
+        if ready.node {
+            match self.node_events.drain() {
+                Ok(changes) if !changes.is_empty() => {
+                    self.pending.since.get_or_insert_with(Instant::now);
+                    self.pending.full = true;
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("{e}"),
+            }
+        }
+        for name in &ready.pods {
+            let Some(socket) = self.pods.get_mut(name) else {
+                continue;
+            };
+            match socket.drain() {
+                Ok(changes) if !changes.is_empty() => {
+                    self.pending.since.get_or_insert_with(Instant::now);
+                    if !self.pending.pods.contains(name) {
+                        self.pending.pods.push(name.clone());
+                    }
+                }
+                Ok(_) => {}
+                // The pod's namespace is going away: its attachment is DEL's business.
+                Err(_) => {
+                    self.pods.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Runs a pass when the pending one is due or the periodic full pass is.
+    fn pass_when_due(&mut self) {
+        let now = Instant::now();
+        let periodic = now >= self.next_full;
+        let debounced = self.pending.since.is_some_and(|s| now >= self.due(s));
+        if !(periodic || debounced) {
+            return;
+        }
+        let work = Pending {
+            full: self.pending.full || periodic,
+            ..std::mem::take(&mut self.pending)
+        };
+        if let Err(e) = self.pass(&work) {
+            log::warn!("pass failed: {e}");
+        }
+        if work.full {
+            self.next_full = Instant::now() + self.interval;
+        }
+    }
+
     /// When a pass for notifications that began at `since` is due: after the debounce, and
     /// no sooner after the last pass than that pass took. A node busy with ADD and DEL
     /// notifies all the time; this keeps the watcher below half of one CPU then.
