@@ -73,7 +73,7 @@ fn networkd(root: &Path, running: bool) -> Option<HostManager> {
         ),
         leaves_us_alone,
         advice: (!leaves_us_alone).then(|| {
-            "put \"[Network]\\nManageForeignRoutes=no\" in /etc/systemd/networkd.conf.d/macvlan-host.conf"
+            "add /etc/systemd/networkd.conf.d/macvlan-host.conf with: [Network] ManageForeignRoutes=no"
                 .to_owned()
         }),
     })
@@ -111,7 +111,7 @@ fn network_manager(root: &Path, running: bool) -> Option<HostManager> {
         ),
         leaves_us_alone,
         advice: (!leaves_us_alone).then(|| {
-            "put \"[keyfile]\\nunmanaged-devices=interface-name:mvh-*\" in /etc/NetworkManager/conf.d/macvlan-host.conf"
+            "add /etc/NetworkManager/conf.d/macvlan-host.conf with: [keyfile] unmanaged-devices=interface-name:mvh-*"
                 .to_owned()
         }),
     })
