@@ -131,6 +131,14 @@ fn diagnose_names_each_kind_of_drift_and_changes_nothing() {
         );
     }
 
+    // The shim's hardening, under the shim.
+    bed.unharden_shim();
+    let json: Value = serde_json::from_slice(&bed.command("diagnose", &["--json"]).stdout).unwrap();
+    let shim_drift = json["masters"][0]["shims"][0]["drift"].to_string();
+    assert!(shim_drift.contains("arp_ignore"), "{json:#}");
+    assert_eq!(bed.command("reconcile", &[]).status.code(), Some(1));
+    assert_eq!(bed.command("diagnose", &[]).status.code(), Some(0));
+
     // A state directory that cannot be read: exit 2, and why.
     let file = bed.state.join("lock");
     let out = bed

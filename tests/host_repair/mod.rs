@@ -241,6 +241,16 @@ impl Bed {
         self.lan.node1.ip(["link", "del", SHIM]);
     }
 
+    /// The shim's `arp_ignore` back to the kernel default (a sysctl reset: no rtnetlink
+    /// notification tells anyone).
+    pub fn unharden_shim(&self) {
+        self.lan.node1.run([
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.{SHIM}.arp_ignore=0"),
+        ]);
+    }
+
     /// The node end of the veth pod's pair (`mvh` + hash).
     pub fn veth_node_end(&self) -> String {
         let links = self.node().ip_json(["link"]);
