@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use macvlan_host::protocol::error::catch_panics;
 use macvlan_host::protocol::version::declared_version;
 use macvlan_host::protocol::{code, CniError, CniVersion, Environment};
-use macvlan_host::system::logger;
+use macvlan_host::system::{logger, sysctl};
 use macvlan_host::{commands, plugin};
 
 fn usage() -> String {
@@ -17,11 +17,14 @@ fn usage() -> String {
          CNI versions supported: {}\n\n\
          Operator commands (run on the node, without CNI_COMMAND; --help for each):\n\
          \x20 macvlan-host install --bin-dir DIR --conf-dir DIR --conflist FILE [--watch]\n\
-         \x20                                                       install the plugin and a conflist\n\
+         \x20                                                         install the plugin and a conflist\n\
          \x20 macvlan-host reconcile [--state-dir DIR]... [--watch]   repair the host side of every pod\n\
-         \x20 macvlan-host diagnose [--state-dir DIR]... [--json]     tell what is wrong, change nothing\n",
+         \x20 macvlan-host diagnose [--state-dir DIR]... [--json]     tell what is wrong, change nothing\n\n\
+         Environment: {}=DIR, where sysctls are read and written (default /proc/sys;\n\
+         a container whose /proc/sys is read-only mounts the host's /proc/sys/net below DIR)\n",
         env!("CARGO_PKG_VERSION"),
-        CniVersion::ALL.map(CniVersion::as_str).join(", ")
+        CniVersion::ALL.map(CniVersion::as_str).join(", "),
+        sysctl::ROOT_VARIABLE
     )
 }
 
