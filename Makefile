@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench crash-sweep fuzz soak
+.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak
 
 all: build
 
@@ -60,3 +60,7 @@ fuzz:
 # Thousands of concurrent ADD/DEL/CHECK calls with kills, then DEL and GC: nothing left.
 soak:
 	scripts/soak.sh
+
+# The watcher's repair latency (docs/benchmarks.md, "Repair latency"); not part of `test`.
+bench-repair:
+	scripts/bench-repair.sh

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use macvlan_host::protocol::error::catch_panics;
 use macvlan_host::protocol::version::declared_version;
 use macvlan_host::protocol::{code, CniError, CniVersion, Environment};
-use macvlan_host::system::logger;
+use macvlan_host::system::{logger, sysctl};
 use macvlan_host::{commands, plugin};
 
 fn usage() -> String {
@@ -14,10 +14,17 @@ fn usage() -> String {
         "macvlan-host {}: a CNI plugin that attaches pods with macvlan and lets the node reach them.\n\
          It is run by a container runtime, with CNI_COMMAND (ADD, DEL, CHECK, VERSION, GC, STATUS)\n\
          and the other CNI_* variables set and the network configuration on stdin.\n\
-         CNI versions supported: {}\n\
-         Operator commands (each with --help): install\n",
+         CNI versions supported: {}\n\n\
+         Operator commands (run on the node, without CNI_COMMAND; --help for each):\n\
+         \x20 macvlan-host install --bin-dir DIR --conf-dir DIR --conflist FILE [--watch]\n\
+         \x20                                                         install the plugin and a conflist\n\
+         \x20 macvlan-host reconcile [--state-dir DIR]... [--watch]   repair the host side of every pod\n\
+         \x20 macvlan-host diagnose [--state-dir DIR]... [--json]     tell what is wrong, change nothing\n\n\
+         Environment: {}=DIR, where sysctls are read and written (default /proc/sys;\n\
+         a container whose /proc/sys is read-only mounts the host's /proc/sys/net below DIR)\n",
         env!("CARGO_PKG_VERSION"),
-        CniVersion::ALL.map(CniVersion::as_str).join(", ")
+        CniVersion::ALL.map(CniVersion::as_str).join(", "),
+        sysctl::ROOT_VARIABLE
     )
 }
 
@@ -34,14 +41,13 @@ fn call_tag() -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // A runtime always sets CNI_COMMAND; without it, a known first argument is an operator
-    // command (`macvlan-host install ...`).
+    // Without CNI_COMMAND, a known sub-command as first argument is an operator's command.
     if std::env::var_os("CNI_COMMAND").is_none() {
-        if let Some(code) = args
-            .first()
-            .and_then(|name| commands::run(name, &args[1..]))
+        if let Some(exit) = args
+            .split_first()
+            .and_then(|(name, rest)| commands::run(name, rest))
         {
-            return code;
+            return exit;
         }
     }
     let asked_for_help = args

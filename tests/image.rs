@@ -3,7 +3,10 @@
 //! with only NET_ADMIN and SYS_ADMIN, a read-only root, and the host's CNI bin and conf
 //! directories, the state directory and the mounted conflist as volumes. Then a pod on the
 //! installed conflist works: podman's CNI backend runs ADD through the binary the image put
-//! there, and the node reaches the pod.
+//! there, and the node reaches the pod. Then the DaemonSet's `install --watch` runs in the
+//! same kind of container and re-creates the pod's shim after it is deleted, hardened (its
+//! sysctls written through the host's /proc/sys/net, since the container's /proc/sys is
+//! read-only: without that mount a re-created shim stays unhardened, which the test shows).
 //!
 //! The static release build is the slow part; `make static` does nothing when it is current
 //! (`make test` builds it before the tests run).
@@ -16,7 +19,8 @@ use serde_json::json;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 const STATIC_BINARY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -86,6 +90,132 @@ impl HostDirs {
     }
 }
 
+/// Where the DaemonSet mounts the host's /proc/sys/net, and says so to the binary.
+const SYSCTL_ROOT: &str = "/host/proc/sys";
+/// The shim's hardening, as the node must read it (`net/<family>/conf/<shim>/<key>`).
+const HARDENED: [(&str, &str, &str); 6] = [
+    ("ipv4", "arp_ignore", "8"),
+    ("ipv4", "arp_filter", "1"),
+    ("ipv4", "arp_announce", "2"),
+    ("ipv6", "accept_ra", "0"),
+    ("ipv6", "autoconf", "0"),
+    ("ipv6", "addr_gen_mode", "1"),
+];
+
+/// `podman run` options of the DaemonSet's container (deploy/daemonset.yaml): the node's
+/// network, NET_ADMIN and SYS_ADMIN only, a read-only root (and so, as in any non-privileged
+/// container, a read-only /proc/sys), the hostPath volumes; with `sysctl_mount`, also the
+/// host's /proc/sys/net and MACVLAN_HOST_SYSCTL_ROOT.
+fn daemonset_container(host: &HostDirs, sysctl_mount: bool) -> Vec<String> {
+    let volume = |host: &Path, container: &str| format!("{}:{container}", host.display());
+    let mut options: Vec<String> = [
+        "--network",
+        "host",
+        "--cap-drop",
+        "all",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--read-only",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+    ]
+    .map(String::from)
+    .to_vec();
+    for mount in [
+        volume(&host.bin, "/host/opt/cni/bin"),
+        volume(&host.conf, "/host/etc/cni/net.d"),
+        volume(&host.state, "/run/cni/macvlan-host"),
+        format!("{}:ro", volume(&host.config, "/etc/macvlan-host")),
+        // The pods' namespaces (podman's /run/netns/netns-*, in its mount namespace).
+        "/run/netns:/run/netns:ro".to_string(),
+    ] {
+        options.extend(["-v".to_string(), mount]);
+    }
+    if sysctl_mount {
+        options.extend([
+            "-v".to_string(),
+            format!("/proc/sys/net:{SYSCTL_ROOT}/net"),
+            "--env".to_string(),
+            format!("MACVLAN_HOST_SYSCTL_ROOT={SYSCTL_ROOT}"),
+        ]);
+    }
+    options
+}
+
+/// The DaemonSet's arguments: install, then (with `watch`) reconcile --watch.
+fn daemonset_args(watch: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "install",
+        "--bin-dir",
+        "/host/opt/cni/bin",
+        "--conf-dir",
+        "/host/etc/cni/net.d",
+        "--conflist",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(format!("/etc/macvlan-host/{CONFLIST}"));
+    if watch {
+        args.extend(["--watch", "--state-dir", "/run/cni/macvlan-host"].map(String::from));
+    }
+    args
+}
+
+/// The shim's hardening sysctls and its IPv6 addresses, as the node sees them; None while
+/// there is no shim.
+fn shim_state(node: &Netns) -> Option<(Vec<String>, String)> {
+    if !node.has_link(SHIM) {
+        return None;
+    }
+    let values = HARDENED
+        .iter()
+        .map(|(family, key, _)| {
+            let file = format!("/proc/sys/net/{family}/conf/{SHIM}/{key}");
+            let out = node.exec(["cat", &file]);
+            format!("{key}={}", String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .collect();
+    let addresses = node.ip(["-6", "addr", "show", "dev", SHIM]);
+    Some((values, addresses))
+}
+
+fn hardened() -> Vec<String> {
+    HARDENED
+        .iter()
+        .map(|(_, key, value)| format!("{key}={value}"))
+        .collect()
+}
+
+/// Waits (10 s at most) for the shim to exist, hardened and without a link-local address.
+fn wait_for_hardened_shim(node: &Netns, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = shim_state(node);
+        if let Some((values, addresses)) = &state {
+            if *values == hardened() && !addresses.contains("fe80") {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: shim not back hardened: {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The podman command line (`nsenter ... podman --root ...`) as one string, for PODMAN=.
 fn podman_command_line(podman: &Podman) -> (String, Vec<(OsString, OsString)>) {
     let cmd = podman.command(Vec::<&str>::new());
@@ -123,43 +253,12 @@ fn the_image_installs_the_plugin_and_a_pod_then_works() {
         "the image holds the binary and nothing else: {size} bytes for a {binary_size}-byte binary"
     );
 
-    // The DaemonSet's container, minus `--watch` (covered by tests/install.rs): it installs and
-    // exits 0.
-    let volume = |host: &Path, container: &str| format!("{}:{container}", host.display());
-    let conflist_in_container = format!("/etc/macvlan-host/{CONFLIST}");
-    podman.podman([
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "--cap-drop",
-        "all",
-        "--cap-add",
-        "NET_ADMIN",
-        "--cap-add",
-        "SYS_ADMIN",
-        "--read-only",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "-v",
-        &volume(&host.bin, "/host/opt/cni/bin"),
-        "-v",
-        &volume(&host.conf, "/host/etc/cni/net.d"),
-        "-v",
-        &volume(&host.state, "/run/cni/macvlan-host"),
-        "-v",
-        &format!("{}:ro", volume(&host.config, "/etc/macvlan-host")),
-        &image,
-        "install",
-        "--bin-dir",
-        "/host/opt/cni/bin",
-        "--conf-dir",
-        "/host/etc/cni/net.d",
-        "--conflist",
-        &conflist_in_container,
-    ]);
+    // The DaemonSet's container, minus `--watch`: it installs and exits 0.
+    let mut run = vec!["run".to_string(), "--rm".to_string()];
+    run.extend(daemonset_container(&host, true));
+    run.push(image.clone());
+    run.extend(daemonset_args(false));
+    podman.podman(&run);
     assert_eq!(
         fs::read(host.bin.join(OUR_TYPE)).unwrap(),
         fs::read(STATIC_BINARY).unwrap(),
@@ -179,6 +278,66 @@ fn the_image_installs_the_plugin_and_a_pod_then_works() {
         podman.container_pings("pod1", NODE1_IP4),
         "pod ({ip}) -> NODE1"
     );
+    wait_for_hardened_shim(&lan.node1, "after ADD");
+
+    the_watcher_restores_a_deleted_shim(&lan, &host, &podman, &image, &ip);
+
     podman.podman(["rm", "-f", "-t", "0", "pod1"]);
     assert_node_pristine(&lan.node1, "after the pod is removed");
+}
+
+/// The shim of a live pod deleted: without the host's /proc/sys/net, reconcile in the
+/// container cannot harden the shim it re-creates; the DaemonSet's `install --watch`, with
+/// that mount, re-creates it hardened, and node <-> pod works again.
+fn the_watcher_restores_a_deleted_shim(
+    lan: &Lan,
+    host: &HostDirs,
+    podman: &Podman,
+    image: &str,
+    pod_ip: &str,
+) {
+    // Without the mount: the container's /proc/sys is read-only.
+    lan.node1.ip(["link", "del", SHIM]);
+    let mut run = vec!["run".to_string(), "--rm".to_string()];
+    run.extend(daemonset_container(host, false));
+    run.extend([image, "reconcile", "--state-dir", "/run/cni/macvlan-host"].map(String::from));
+    let out = podman.exec_podman(&run);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("Read-only file system"), "{said}");
+    assert!(said.contains("MACVLAN_HOST_SYSCTL_ROOT"), "{said}");
+    let (values, _) = shim_state(&lan.node1).expect("reconcile re-created the shim");
+    assert_ne!(values, hardened(), "hardened without a writable /proc/sys");
+
+    // The DaemonSet's container: it repairs the half-made shim on start, then a shim deleted
+    // while it runs.
+    let mut run = vec!["run".to_string(), "-d".to_string()];
+    run.extend(["--name", "agent"].map(String::from));
+    run.extend(daemonset_container(host, true));
+    run.push(image.to_string());
+    run.extend(daemonset_args(true));
+    podman.podman(&run);
+    wait_for_hardened_shim(&lan.node1, "the watcher's first pass");
+    lan.node1.ip(["link", "del", SHIM]);
+    wait_for_hardened_shim(&lan.node1, "after the shim was deleted");
+    assert!(
+        lan.node1.ping(pod_ip),
+        "NODE1 -> pod ({pod_ip}) after repair"
+    );
+    assert!(
+        podman.container_pings("pod1", NODE1_IP4),
+        "pod ({pod_ip}) -> NODE1 after repair"
+    );
+
+    // As the kubelet stops it: SIGTERM to its PID 1, which ends with 0.
+    podman.podman(["stop", "-t", "5", "agent"]);
+    let status = podman.podman(["inspect", "--format", "{{.State.ExitCode}}", "agent"]);
+    let logs = podman.exec_podman(["logs", "agent"]);
+    assert_eq!(
+        status,
+        "0",
+        "the watcher's exit status; logs:\n{}",
+        text(&logs)
+    );
+    podman.podman(["rm", "agent"]);
 }

@@ -367,7 +367,7 @@ fn watch_becomes_reconcile_in_the_same_process() {
         .spawn()
         .expect("start install --watch");
     let pid = child.id();
-    let _guard = Killed(child);
+    let mut guard = Killed(child);
 
     let expected = [
         "macvlan-host",
@@ -393,4 +393,34 @@ fn watch_becomes_reconcile_in_the_same_process() {
     // It installed first.
     assert!(host.installed_binary().exists());
     assert_eq!(fs::read_to_string(host.installed_conflist()).unwrap(), GOOD);
+
+    // The watcher stays up (the DaemonSet's container lives as long as it does) and ends
+    // cleanly on SIGTERM, which is what the kubelet sends when it stops the pod.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        guard.0.try_wait().unwrap(),
+        None,
+        "reconcile --watch exited"
+    );
+    assert_eq!(cmdline(pid), expected, "still reconcile --watch");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reconcile --watch ignored SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(guard.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}; stderr: {stderr}");
+    assert!(stderr.contains("running reconcile --watch"), "{stderr}");
 }

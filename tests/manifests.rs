@@ -190,6 +190,20 @@ fn the_daemonset_wires_arguments_mounts_and_capabilities_together() {
         host_path(arg_after(args, "--state-dir")),
         "/run/cni/macvlan-host"
     );
+    // Sysctls go through the host's /proc/sys/net, mounted writable where the binary's
+    // MACVLAN_HOST_SYSCTL_ROOT says (the runtime's own /proc/sys is read-only here).
+    let sysctl_root = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MACVLAN_HOST_SYSCTL_ROOT")
+        .expect("MACVLAN_HOST_SYSCTL_ROOT in env")["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sysctl_net = format!("{sysctl_root}/net");
+    assert_eq!(host_path(&sysctl_net), "/proc/sys/net");
+    assert_ne!(mount_of(&sysctl_net).0["readOnly"], true);
     let (netns, _) = mount_of("/run/netns");
     assert_eq!(netns["mountPropagation"], "HostToContainer");
     assert_eq!(host_path("/run/netns"), "/run/netns");

@@ -65,6 +65,15 @@ pub fn reconcile_attachment(
     key: &AttachmentKey,
 ) -> Result<Vec<Repair>, AttachmentError> {
     let _lock = NodeLock::acquire().context("taking the node lock")?;
+    reconcile_locked(node, store, key)
+}
+
+/// `reconcile_attachment` for a caller that holds the node lock (ADD re-creating a shim).
+fn reconcile_locked(
+    node: &Node,
+    store: &StateStore,
+    key: &AttachmentKey,
+) -> Result<Vec<Repair>, AttachmentError> {
     // Read under the lock: a DEL that ran before we got it has removed the record, and then
     // nothing may be re-created.
     let record = load(store, key)?;
@@ -84,6 +93,33 @@ pub fn reconcile_attachment(
         log::info!("reconcile {}: {repair}", key.file_stem());
     }
     Ok(repairs)
+}
+
+/// ADD re-created (or replaced) shim `shim`: its routes and neighbour entries went with the
+/// old one, so every other live attachment on it is made true again, under the lock ADD
+/// holds. Never fails the ADD: what cannot be restored is logged, and `reconcile` reports it.
+pub fn heal_shim_users(
+    node: &Node,
+    store: &StateStore,
+    shim: &str,
+    adding: &AttachmentKey,
+) -> Vec<Repair> {
+    let users = match store.users(shim) {
+        Ok(users) => users,
+        Err(e) => {
+            log::warn!("listing the users of shim {shim}: {e}");
+            return Vec::new();
+        }
+    };
+    let mut repairs = Vec::new();
+    for key in users.iter().filter(|k| *k != adding) {
+        match reconcile_locked(node, store, key) {
+            Ok(mut done) => repairs.append(&mut done),
+            Err(AttachmentError::Gone(_)) => {}
+            Err(e) => log::warn!("restoring {} on shim {shim}: {e}", key.file_stem()),
+        }
+    }
+    repairs
 }
 
 /// What is missing or wrong in one recorded attachment; changes nothing.

@@ -22,7 +22,7 @@ use super::shim::delete_link;
 use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, Netlink, Route};
-use crate::system::state::{AttachmentKey, Record, StateStore};
+use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
 
 /// ADD: makes the plan true under the node lock. On failure everything it made is released
 /// again. Returns what had to be repaired (a reused shim that had lost its hardening...).
@@ -35,7 +35,14 @@ pub fn attach(
 ) -> CniResult<Vec<Repair>> {
     let lock = NodeLock::acquire().context("taking the node lock")?;
     match ensure_locked(node, store, plan, master, pod) {
-        Ok(repairs) => Ok(repairs),
+        Ok(mut repairs) => {
+            if let Some(shim) = remade_shim(&plan.record, &repairs) {
+                let healed =
+                    super::attachment::heal_shim_users(node, store, shim, &plan.record.key);
+                repairs.extend(healed);
+            }
+            Ok(repairs)
+        }
         Err(err) => {
             let released = release_locked(node, store, &plan.record);
             drop(lock);
@@ -48,6 +55,22 @@ pub fn attach(
             Err(err)
         }
     }
+}
+
+/// The shim's name when `ensure` created or replaced it: the other pods on it lost their
+/// routes and neighbour entries with the old one (none when it is new).
+fn remade_shim<'a>(record: &'a Record, repairs: &[Repair]) -> Option<&'a str> {
+    let HostSide::Shim { name } = &record.host_side else {
+        return None;
+    };
+    let label = format!("shim {name}");
+    repairs
+        .iter()
+        .any(|r| {
+            matches!(r, Repair::Created(what) | Repair::Replaced(what)
+                if *what == label || what.starts_with(&format!("{label} ")))
+        })
+        .then_some(name.as_str())
 }
 
 /// Makes every piece of the plan true, from whatever state an earlier run left: idempotent.

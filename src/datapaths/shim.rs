@@ -236,7 +236,24 @@ impl HostPath for ShimPath<'_> {
             .netlink
             .link_by_name(name)
             .context("looking up the shim")?;
-        if let Some(why) = existing.as_ref().and_then(|l| foreign(l, master, self.mac)) {
+        // Our shim except for its MAC (changed by hand or by a network manager): the pods'
+        // neighbour entries name the derived MAC, so it is made again with it. Its routes go
+        // with the old one; ADD and reconcile restore those of its other users. Ours means it
+        // has users here: a macvlan nobody registered is someone else's, whatever it looks like.
+        let mac_changed = match &existing {
+            Some(l) if l.mac != Some(self.mac) => {
+                foreign(l, master, l.mac.unwrap_or(self.mac)).is_none()
+                    && !store
+                        .has_no_users(name)
+                        .context("reading the shim's users")?
+            }
+            _ => false,
+        };
+        let collision = existing
+            .as_ref()
+            .filter(|_| !mac_changed)
+            .and_then(|l| foreign(l, master, self.mac));
+        if let Some(why) = collision {
             return Err(CniError::config(format!(
                 "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
             )));
@@ -247,6 +264,22 @@ impl HostPath for ShimPath<'_> {
             .add_user(name, key)
             .context("registering the shim's user")?;
         let (link, reused) = match existing {
+            Some(old) if mac_changed => {
+                node.netlink
+                    .delete_link(old.index)
+                    .with_context(|| format!("removing shim {name} with a changed MAC"))?;
+                let link = match self.create(node, master)? {
+                    Some(link) => link,
+                    // Another call made it again first (under another lock than ours before
+                    // the node lock was one per namespace): adopt it when it is ours.
+                    None => self.adopt(node, master)?,
+                };
+                repairs.push(Repair::Replaced(format!(
+                    "{} (its MAC had been changed)",
+                    self.label()
+                )));
+                (link, false)
+            }
             Some(link) => (link, true),
             None => match self.create(node, master)? {
                 Some(link) => {

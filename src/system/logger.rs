@@ -9,10 +9,13 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{LevelFilter, Log, Metadata, Record};
 
 struct Logger {
     tag: String,
+    /// Warn for the CNI plugin (stderr is the runtime's error channel); info for the
+    /// operator commands, whose stderr is their log.
+    stderr_level: LevelFilter,
     /// Set once the configuration (which names the file) has been read.
     file: OnceLock<(Mutex<File>, LevelFilter)>,
 }
@@ -21,7 +24,7 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= Level::Warn
+        metadata.level() <= self.stderr_level
             || self
                 .file
                 .get()
@@ -39,7 +42,7 @@ impl Log for Logger {
             record.level(),
             record.args()
         );
-        if record.level() <= Level::Warn {
+        if record.level() <= self.stderr_level {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some((file, level)) = self.file.get() {
@@ -61,12 +64,18 @@ impl Log for Logger {
 /// Installs the stderr logger, first thing in the process. `tag` names the call
 /// ("ADD abc123 eth0").
 pub fn init(tag: String) {
+    init_with_stderr_level(tag, LevelFilter::Warn);
+}
+
+/// Installs the logger with every line down to `level` on stderr (operator commands).
+pub fn init_with_stderr_level(tag: String, level: LevelFilter) {
     let logger = LOGGER.get_or_init(|| Logger {
         tag,
+        stderr_level: level,
         file: OnceLock::new(),
     });
     if log::set_logger(logger).is_ok() {
-        log::set_max_level(LevelFilter::Warn);
+        log::set_max_level(level.max(LevelFilter::Warn));
     }
 }
 
@@ -77,7 +86,7 @@ pub fn log_to_file(path: &Path, level: LevelFilter) {
     match open_log_file(path) {
         Ok(file) => {
             if logger.file.set((Mutex::new(file), level)).is_ok() {
-                log::set_max_level(level.max(LevelFilter::Warn));
+                log::set_max_level(level.max(logger.stderr_level));
             }
         }
         Err(why) => log::warn!("ignoring logFile {}: {why}", path.display()),

@@ -9,6 +9,7 @@ pub mod logger;
 pub mod mac;
 pub mod names;
 pub mod netlink;
+pub mod netlink_events;
 pub mod netns;
 pub mod state;
 pub mod sysctl;

@@ -44,6 +44,25 @@ impl AttachmentKey {
         format!("{}:{}:{}", self.network, self.container_id, self.ifname)
     }
 
+    /// The key a `file_stem` was made from; None for any other name.
+    pub fn from_file_stem(stem: &str) -> Option<AttachmentKey> {
+        let mut parts = stem.splitn(3, ':');
+        let key = AttachmentKey {
+            network: parts.next()?.to_owned(),
+            container_id: parts.next()?.to_owned(),
+            ifname: parts.next()?.to_owned(),
+        };
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        };
+        // `.<name>.tmp`: a marker that a locked write has not renamed yet (see `temp_path`).
+        let ifname_ok = super::names::validate_ifname(&key.ifname).is_ok();
+        (!is_temporary(stem) && plain(&key.network) && plain(&key.container_id) && ifname_ok)
+            .then_some(key)
+    }
+
     /// The link group (IFLA_GROUP) of this attachment's links inside the pod, so that DEL
     /// deletes them in one request. Never 0, the group every link starts in.
     pub fn link_group(&self) -> u32 {
@@ -242,6 +261,15 @@ impl StateStore {
             .create(&dir)
             .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
         self.write_locked(&dir.join(key.file_stem()), b"")
+    }
+
+    /// The attachments that use a shim (ADD that re-creates a shim restores theirs). Temporary
+    /// files of an interrupted write are skipped.
+    pub fn users(&self, shim: &str) -> SysResult<Vec<AttachmentKey>> {
+        Ok(read_dir(&self.users_dir(shim))?
+            .into_iter()
+            .filter_map(|e| AttachmentKey::from_file_stem(&e.file_name().to_string_lossy()))
+            .collect())
     }
 
     /// Removes the marker of `key`. None when `key` was no user of the shim (an ADD that never
@@ -543,6 +571,7 @@ mod tests {
             record_temp,
             dir.join("attachments/.lan:killed:eth0.json.tmp")
         );
+        assert_eq!(store.users("mvh-eth0").unwrap(), vec![record("other").key]);
         store.remove_temporaries_of(&rec).unwrap();
         for temp in [&record_temp, &owner_temp, &user_temp] {
             assert!(!temp.exists(), "{temp:?} left");
@@ -595,12 +624,30 @@ mod tests {
     }
 
     #[test]
+    fn keys_come_back_from_their_file_stems_and_temporary_files_do_not() {
+        let key = record("c1").key;
+        assert_eq!(AttachmentKey::from_file_stem(&key.file_stem()), Some(key));
+        for bad in [
+            "",
+            "lan",
+            "lan:c1",
+            ".lan:c1:eth0.tmp",
+            "l/an:c1:eth0",
+            "lan::eth0",
+        ] {
+            assert_eq!(AttachmentKey::from_file_stem(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_shim_is_unused_after_its_last_user_leaves() {
         let (store, dir) = temp_store();
         let (a, b) = (record("a").key, record("b").key);
         store.add_user("mvh-eth0", &a).unwrap();
         store.add_user("mvh-eth0", &b).unwrap();
+        assert_eq!(store.users("mvh-eth0").unwrap().len(), 2);
         assert_eq!(store.remove_user("mvh-eth0", &a).unwrap(), Some(false));
+        assert_eq!(store.users("mvh-eth0").unwrap(), vec![b.clone()]);
         assert_eq!(store.remove_user("mvh-eth0", &b).unwrap(), Some(true));
         assert_eq!(store.remove_user("mvh-eth0", &b).unwrap(), None);
         assert!(store.has_no_users("never-used").unwrap());

@@ -1,12 +1,24 @@
 //! Sysctls under /proc/sys. The files under /proc/sys/net belong to the network namespace of
 //! the thread that opens them, so a sysctl of another namespace is written from a thread inside
 //! it (`Netns::run`).
+//!
+//! The tree is read at `/proc/sys`, or below `$MACVLAN_HOST_SYSCTL_ROOT`: a non-privileged
+//! container (the DaemonSet's) gets /proc/sys mounted read-only by its runtime, so it mounts
+//! the host's /proc/sys/net writable elsewhere (`/host/proc/sys/net`) and names that root.
+//! Those files still resolve by the opening thread's namespace, whatever the mount point.
 
+use std::ffi::OsString;
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::netns::Netns;
 use super::{SysError, SysResult};
+
+/// The environment variable that moves the sysctl tree (default `/proc/sys`).
+pub const ROOT_VARIABLE: &str = "MACVLAN_HOST_SYSCTL_ROOT";
+const DEFAULT_ROOT: &str = "/proc/sys";
 
 /// Writes each `(key, value)`; a key is a path below /proc/sys, e.g.
 /// `net/ipv4/conf/eth0/arp_notify`. Runs on a thread inside `ns`.
@@ -32,8 +44,23 @@ pub fn swap_in(ns: &Netns, settings: &[(String, String)]) -> SysResult<Vec<(Stri
 pub fn write(settings: &[(String, String)]) -> SysResult<()> {
     for (key, value) in settings {
         let path = path_of(key)?;
-        fs::write(&path, value.as_bytes())
-            .map_err(|e| SysError::io(format!("cannot set sysctl {key}={value}"), e))?;
+        fs::write(&path, value.as_bytes()).map_err(|e| {
+            let hint = if e.kind() == ErrorKind::ReadOnlyFilesystem {
+                format!(
+                    " (read-only, as in a non-privileged container: mount the host's \
+                     /proc/sys/net writable and set {ROOT_VARIABLE}, see deploy/daemonset.yaml)"
+                )
+            } else {
+                String::new()
+            };
+            SysError::io(
+                format!(
+                    "cannot set sysctl {key}={value} at {}{hint}",
+                    path.display()
+                ),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
@@ -43,7 +70,7 @@ pub fn write(settings: &[(String, String)]) -> SysResult<()> {
 pub fn read(key: &str) -> SysResult<String> {
     let path = path_of(key)?;
     let mut value = fs::read_to_string(&path)
-        .map_err(|e| SysError::io(format!("cannot read sysctl {key}"), e))?;
+        .map_err(|e| SysError::io(format!("cannot read sysctl {key} at {}", path.display()), e))?;
     if value.ends_with('\n') {
         value.pop();
     }
@@ -60,7 +87,28 @@ fn path_of(key: &str) -> SysResult<PathBuf> {
     if key.is_empty() || !plain {
         return Err(SysError::other(format!("invalid sysctl key {key:?}")));
     }
-    Ok(Path::new("/proc/sys").join(relative))
+    Ok(root()?.join(relative))
+}
+
+/// The sysctl tree of this process, from the environment once.
+fn root() -> SysResult<&'static Path> {
+    static ROOT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    ROOT.get_or_init(|| root_from(std::env::var_os(ROOT_VARIABLE)))
+        .as_deref()
+        .map_err(|message| SysError::other(message.clone()))
+}
+
+/// Unset or empty: `/proc/sys`; otherwise an absolute path, taken as it is.
+fn root_from(value: Option<OsString>) -> Result<PathBuf, String> {
+    match value {
+        None => Ok(PathBuf::from(DEFAULT_ROOT)),
+        Some(value) if value.is_empty() => Ok(PathBuf::from(DEFAULT_ROOT)),
+        Some(value) if Path::new(&value).is_absolute() => Ok(PathBuf::from(value)),
+        Some(value) => Err(format!(
+            "{ROOT_VARIABLE}={value:?} is not an absolute path (the directory that holds \
+             net/, e.g. /host/proc/sys)"
+        )),
+    }
 }
 
 fn in_namespace(error: SysError, ns: &Netns) -> SysError {
@@ -128,6 +176,19 @@ mod tests {
         );
         assert!(message.contains(&temp.name), "{message}");
         assert_eq!(error.errno(), Some(nix::libc::ENOENT));
+    }
+
+    #[test]
+    fn the_root_is_proc_sys_unless_an_absolute_path_is_given() {
+        let root = |v: Option<&str>| root_from(v.map(OsString::from));
+        assert_eq!(root(None).unwrap(), Path::new("/proc/sys"));
+        assert_eq!(root(Some("")).unwrap(), Path::new("/proc/sys"));
+        assert_eq!(
+            root(Some("/host/proc/sys")).unwrap(),
+            Path::new("/host/proc/sys")
+        );
+        let message = root(Some("host/proc/sys")).unwrap_err();
+        assert!(message.contains(ROOT_VARIABLE), "{message}");
     }
 
     #[test]

@@ -1,0 +1,127 @@
+//! The command line of `reconcile` and `diagnose`: repeated `--state-dir DIR` and a few flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the plugin keeps its records unless a network configures `stateDir`.
+pub const DEFAULT_STATE_DIR: &str = "/run/cni/macvlan-host";
+
+#[derive(Debug, PartialEq)]
+pub struct Options {
+    /// Without any `--state-dir`: the default state directory.
+    pub state_dirs: Vec<PathBuf>,
+    pub help: bool,
+    /// `reconcile --watch`.
+    pub watch: bool,
+    /// `reconcile --watch --interval SECONDS`: the periodic full pass.
+    pub interval: Duration,
+    /// `diagnose --json`.
+    pub json: bool,
+}
+
+/// The flags a command accepts besides `--state-dir` and `--help`.
+#[derive(Clone, Copy)]
+pub struct Accepts {
+    pub watch: bool,
+    pub json: bool,
+}
+
+/// Parses `args` (what follows the sub-command). The error names the offending argument.
+pub fn parse(args: &[String], accepts: Accepts) -> Result<Options, String> {
+    let mut options = Options {
+        state_dirs: Vec::new(),
+        help: false,
+        watch: false,
+        interval: Duration::from_secs(30),
+        json: false,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| iter.next().cloned())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag {
+            "--help" | "-h" => options.help = true,
+            "--state-dir" => options.state_dirs.push(value("--state-dir")?.into()),
+            "--watch" if accepts.watch => options.watch = true,
+            "--interval" if accepts.watch => {
+                let text = value("--interval")?;
+                let seconds: f64 = text
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                    .ok_or_else(|| {
+                        format!("--interval {text:?}: not a positive number of seconds")
+                    })?;
+                options.interval = Duration::from_secs_f64(seconds);
+            }
+            "--json" if accepts.json => options.json = true,
+            _ => return Err(format!("unknown argument {arg:?} (see --help)")),
+        }
+    }
+    if options.state_dirs.is_empty() {
+        options.state_dirs.push(DEFAULT_STATE_DIR.into());
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    const RECONCILE: Accepts = Accepts {
+        watch: true,
+        json: false,
+    };
+
+    #[test]
+    fn state_dirs_repeat_and_default() {
+        let o = parse(&args(&[]), RECONCILE).unwrap();
+        assert_eq!(o.state_dirs, [PathBuf::from(DEFAULT_STATE_DIR)]);
+        let o = parse(
+            &args(&["--state-dir", "/a", "--state-dir=/b", "--watch"]),
+            RECONCILE,
+        )
+        .unwrap();
+        assert_eq!(o.state_dirs, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert!(o.watch);
+        let o = parse(&args(&["--watch", "--interval", "0.5"]), RECONCILE).unwrap();
+        assert_eq!(o.interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn errors_name_the_argument() {
+        let diagnose = Accepts {
+            watch: false,
+            json: true,
+        };
+        for (bad, named) in [
+            (&["--state-dir"][..], "--state-dir"),
+            (&["--state-dir="][..], "--state-dir"),
+            (&["--bogus"][..], "--bogus"),
+            (&["--watch"][..], "--watch"),
+            (&["--interval", "0"][..], "--interval"),
+        ] {
+            let accepts = if bad[0] == "--watch" {
+                diagnose
+            } else {
+                RECONCILE
+            };
+            let err = parse(&args(bad), accepts).unwrap_err();
+            assert!(err.contains(named), "{bad:?}: {err}");
+        }
+        assert!(parse(&args(&["--json"]), diagnose).unwrap().json);
+    }
+}

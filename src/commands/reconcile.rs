@@ -1,0 +1,84 @@
+//! `macvlan-host reconcile [--state-dir DIR]... [--watch]`: make the host side of every
+//! recorded attachment what it must be now; with `--watch`, keep doing it.
+
+use std::process::ExitCode;
+
+use super::args::{self, Accepts};
+use super::pass::{self, Report, Scope};
+use super::{could_not_run, watch, Exit};
+use crate::datapaths::node::Node;
+use crate::system::logger;
+
+const HELP: &str = "\
+Usage: macvlan-host reconcile [--state-dir DIR]... [--watch [--interval SECONDS]]
+
+Repairs the host side of every attachment recorded in the state directories (default
+/run/cni/macvlan-host): the shim (MAC, hardening, up), the node's routes to each pod with the
+node's current address as source, permanent neighbour entries on both sides, the pod's routes
+to the node and hostRoutes, a veth pair re-created when gone. An attachment whose pod network
+namespace cannot be opened is reported and left alone (DEL and GC remove dead ones).
+Run it in the node's network namespace. It holds the node lock per attachment, so it is safe
+beside concurrent ADD, DEL and GC.
+
+  --state-dir DIR   a state directory (repeat for several; the networks' \"stateDir\")
+  --watch           stay running: repair after every change of the node's links, addresses,
+                    routes and neighbours (and of the pods'), logs on stderr, exits 0 on
+                    SIGTERM or SIGINT
+  --interval SECS   with --watch: the periodic full pass (default 30)
+
+Exit status: 0 nothing had drifted, 1 something was repaired (or could not be), 2 could not run.
+";
+
+pub fn main(args: &[String]) -> ExitCode {
+    let accepts = Accepts {
+        watch: true,
+        json: false,
+    };
+    let options = match args::parse(args, accepts) {
+        Ok(options) => options,
+        Err(e) => return could_not_run("reconcile", e),
+    };
+    if options.help {
+        print!("{HELP}");
+        return Exit::Clean.into();
+    }
+    let level = if options.watch {
+        log::LevelFilter::Info
+    } else {
+        log::LevelFilter::Warn
+    };
+    logger::init_with_stderr_level("reconcile".into(), level);
+    if options.watch {
+        return watch::run(&options.state_dirs, options.interval);
+    }
+    let node = match Node::open() {
+        Ok(node) => node,
+        Err(e) => return could_not_run("reconcile", e.msg),
+    };
+    match pass::run(&node, &options.state_dirs, Scope::All) {
+        Ok(report) => {
+            print_report(&report);
+            if report.drifted() {
+                Exit::Drift.into()
+            } else {
+                Exit::Clean.into()
+            }
+        }
+        Err(e) => could_not_run("reconcile", e),
+    }
+}
+
+/// What was repaired on stdout, one line each; what was left alone or failed on stderr.
+fn print_report(report: &Report) {
+    for (attachment, lines) in &report.repaired {
+        for line in lines {
+            println!("{attachment}: repaired: {line}");
+        }
+    }
+    for (attachment, reason) in &report.unreachable {
+        eprintln!("{attachment}: left alone: {reason}");
+    }
+    for (attachment, error) in &report.failed {
+        eprintln!("{attachment}: could not repair: {error}");
+    }
+}
