@@ -22,17 +22,20 @@
 //! NetworkManager is unpacked, not installed, by `scripts/install-deps.sh`.
 
 mod common;
+mod host_managers;
+mod host_repair;
 
 use common::*;
-use serde_json::{json, Value};
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use host_managers::network_manager::{
+    lan_for_network_manager, wait_for_node_addresses, NetworkManager,
+};
+use host_managers::networkd::{admin_states, lan_for_networkd, Networkd};
+use host_managers::tail;
+use host_repair::{network, Watcher};
+use serde_json::Value;
+use std::process::Stdio;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-
-/// Marks the daemons of this test binary, so a later run can stop those a killed run left.
-const OWNER_VAR: &str = "MVH_NETWORK_MANAGER_TEST_OWNER";
 
 // ---------------------------------------------------------------------------------------------
 // The node and its pods
@@ -51,29 +54,8 @@ struct Bed {
     pods: Vec<LivePod>,
     plugin: Plugin,
     state: TempDir,
-    _data: TempDir,
+    data: TempDir,
     lan: Lan,
-}
-
-/// A network of ours in interface mode with host-local, dual stack.
-fn network(name: &str, host_access: &str, first: u8, state: &TempDir, data: &TempDir) -> Value {
-    let last = first + 9;
-    json!({
-        "cniVersion": "1.1.0",
-        "name": name,
-        "type": OUR_TYPE,
-        "master": "eth0",
-        "hostAccess": host_access,
-        "stateDir": state.str(),
-        "ipam": {
-            "type": "host-local",
-            "dataDir": data.str(),
-            "ranges": [
-                [{"subnet": SUBNET4, "rangeStart": format!("10.99.0.{first}"), "rangeEnd": format!("10.99.0.{last}")}],
-                [{"subnet": SUBNET6, "rangeStart": format!("fd99::{first}"), "rangeEnd": format!("fd99::{last}")}],
-            ],
-        },
-    })
 }
 
 /// The address of one family in a CNI result.
@@ -94,7 +76,7 @@ impl Bed {
             pods: Vec::new(),
             plugin: Plugin::ours(),
             state: TempDir::new("state"),
-            _data: TempDir::new("host-local"),
+            data: TempDir::new("host-local"),
             lan,
         }
     }
@@ -109,7 +91,7 @@ impl Bed {
             .into_iter()
             .enumerate()
         {
-            let conf = network(net, access, first, &self.state, &self._data);
+            let conf = network(net, access, first, first + 9, &self.state, &self.data);
             let pod = self.lan.pod(&format!("p{i}"));
             let at = Attachment::new(&pod);
             let result = self.plugin.add(self.node(), &at, &conf).expect_ok().clone();
@@ -253,272 +235,8 @@ fn assert_unchanged_but_link_local(before: &[String], after: &[String], when: &s
     link_local
 }
 
-/// The shipped drop-ins.
-fn deploy_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy/network-managers")
-        .join(name)
-}
-
-// ---------------------------------------------------------------------------------------------
-// A daemon in the node's namespace, with a private mount namespace
-// ---------------------------------------------------------------------------------------------
-
-/// A manager started as `nsenter --net=NODE unshare -m sh -c '<mounts>; exec <daemon>'`: every
-/// step execs, so the child's PID is the daemon's. Stopped by PID (SIGTERM, then SIGKILL) on
-/// `stop` and on `Drop`, with the helper (NetworkManager's bus) whose PID it wrote down.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-    helper_pid_file: Option<PathBuf>,
-    started: Instant,
-}
-
-impl Daemon {
-    fn start(node: &Netns, script: &str, env: &[(&str, &str)], log: PathBuf) -> Daemon {
-        stop_daemons_of_killed_runs();
-        let file = fs::File::create(&log).expect("daemon log");
-        let stderr = file.try_clone().expect("daemon log");
-        let child = node
-            .command("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c", script])
-            .envs(env.iter().copied())
-            .env(OWNER_VAR, std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(stderr)
-            .spawn()
-            .expect("start the daemon");
-        Daemon {
-            child: Some(child),
-            log,
-            helper_pid_file: None,
-            started: Instant::now(),
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the daemon's log contains `needle`; panics with the log if the daemon exits
-    /// or `timeout` passes.
-    fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
-        loop {
-            if self.log().contains(needle) {
-                return;
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none() && self.started.elapsed() < timeout,
-                "waiting for {needle:?} (exited: {exited:?}):\n{}",
-                tail(&self.log())
-            );
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM, up to 5 s for a clean exit, then SIGKILL; then the helper.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            kill(child.id(), "TERM");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Some(pid) = self
-            .helper_pid_file
-            .take()
-            .and_then(|f| fs::read_to_string(f).ok())
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        {
-            kill(pid, "KILL");
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn kill(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status();
-}
-
-/// The last lines of a log, for a failure message.
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
-}
-
-/// Kills the daemons that a killed earlier run of this test binary left running (marked with
-/// `OWNER_VAR` = a PID that no longer runs). Only ours: the mark is in their environment.
-fn stop_daemons_of_killed_runs() {
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return;
-    };
-    let mark = format!("{OWNER_VAR}=");
-    for entry in procs.filter_map(|e| e.ok()) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(environ) = fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let owner = environ
-            .split(|b| *b == 0)
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .find_map(|v| v.strip_prefix(&mark)?.parse::<u32>().ok());
-        if let Some(owner) = owner {
-            if !Path::new(&format!("/proc/{owner}")).exists() {
-                kill(pid, "KILL");
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// systemd-networkd
-// ---------------------------------------------------------------------------------------------
-
-/// networkd's configuration for one test: `etc/` is bind-mounted on /etc/systemd.
-struct Networkd {
-    dir: TempDir,
-    runs: usize,
-}
-
-impl Networkd {
-    /// eth0 with the node's addresses, then a catch-all `.network` for every other link;
-    /// `with_dropins` adds the shipped `.network` and `networkd.conf.d` files.
-    fn configure(with_dropins: bool) -> Networkd {
-        let dir = TempDir::new("networkd");
-        let network = dir.join("etc/network");
-        fs::create_dir_all(&network).unwrap();
-        fs::create_dir_all(dir.join("etc/networkd.conf.d")).unwrap();
-        // Without LinkLocalAddressing=no and IPv6AcceptRA=no links wait for a router
-        // advertisement that never comes.
-        fs::write(
-            network.join("20-eth0.network"),
-            format!(
-                "[Match]\nName=eth0\n\n[Network]\nAddress={NODE1_IP4}/24\nAddress={NODE1_IP6}/64\n\
-                 Gateway={PEER_IP4}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
-            ),
-        )
-        .unwrap();
-        fs::write(
-            network.join("99-all.network"),
-            "[Match]\nName=*\nType=!loopback\n\n[Network]\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
-        )
-        .unwrap();
-        if with_dropins {
-            fs::copy(
-                deploy_file("10-macvlan-host.network"),
-                network.join("10-macvlan-host.network"),
-            )
-            .unwrap();
-            fs::copy(
-                deploy_file("macvlan-host-networkd.conf"),
-                dir.join("etc/networkd.conf.d/macvlan-host.conf"),
-            )
-            .unwrap();
-        }
-        Networkd { dir, runs: 0 }
-    }
-
-    /// Starts networkd in `node`; returns once it has configured or left unmanaged every link.
-    fn start(&mut self, node: &Netns) -> Daemon {
-        self.runs += 1;
-        // A fresh /run/systemd per run: its link state files tell when this run is done.
-        let run = self.dir.join(format!("run{}", self.runs));
-        fs::create_dir_all(&run).unwrap();
-        // /sys remounted: otherwise it shows the machine's links and networkd waits for udev.
-        let script = format!(
-            "set -e; mount -t sysfs -o ro sysfs /sys; mount -t tmpfs tmpfs /run; \
-             mkdir -p /run/systemd /run/dbus; mount --bind {run} /run/systemd; \
-             mount --bind {etc} /etc/systemd; exec /lib/systemd/systemd-networkd",
-            run = run.display(),
-            etc = self.dir.join("etc").display(),
-        );
-        let log = self.dir.join(format!("networkd{}.log", self.runs));
-        let mut daemon = Daemon::start(
-            node,
-            &script,
-            &[
-                ("SYSTEMD_LOG_LEVEL", "debug"),
-                ("SYSTEMD_LOG_TARGET", "console"),
-            ],
-            log,
-        );
-        wait_until_settled(&mut daemon, node, &run.join("netif/links"));
-        daemon
-    }
-}
-
-/// networkd's admin state of each link but `lo` (from its state files), keyed by name.
-fn admin_states(node: &Netns, links_dir: &Path) -> Vec<(String, String)> {
-    as_array(node.ip_json(["link"]))
-        .iter()
-        .filter(|l| l["ifname"] != "lo")
-        .map(|l| {
-            let state = fs::read_to_string(links_dir.join(l["ifindex"].to_string()))
-                .unwrap_or_default()
-                .lines()
-                .find_map(|line| line.strip_prefix("ADMIN_STATE=").map(str::to_owned))
-                .unwrap_or_else(|| "(none)".into());
-            (l["ifname"].as_str().unwrap_or_default().to_owned(), state)
-        })
-        .collect()
-}
-
-/// Waits until networkd has every link configured or unmanaged.
-fn wait_until_settled(daemon: &mut Daemon, node: &Netns, links_dir: &Path) {
-    loop {
-        let states = admin_states(node, links_dir);
-        if states
-            .iter()
-            .all(|(_, s)| s == "configured" || s == "unmanaged")
-        {
-            return;
-        }
-        let exited = daemon
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten());
-        assert!(
-            exited.is_none() && daemon.started.elapsed() < Duration::from_secs(20),
-            "networkd did not settle (exited: {exited:?}): {states:?}\n{}",
-            tail(&daemon.log())
-        );
-        sleep(Duration::from_millis(50));
-    }
-}
-
-/// A LAN whose NODE1 address has a broadcast: without one networkd 252 keeps reconfiguring it
-/// and gives up with "Numerical result out of range".
-fn lan_for_networkd() -> Lan {
-    let lan = Lan::new();
-    let node = &lan.node1;
-    let addr = format!("{NODE1_IP4}/24");
-    // `ip addr replace` keeps the old (missing) broadcast: delete and add. The default route
-    // goes with the address.
-    node.ip(["addr", "del", &addr, "dev", "eth0"]);
-    node.ip(["addr", "add", &addr, "brd", "+", "dev", "eth0"]);
-    node.ip(["route", "add", "default", "via", PEER_IP4, "dev", "eth0"]);
-    lan
-}
-
 /// Pods first, then networkd started, stopped, started again (a restart); after each step the
-/// node and the pods reach each other and nothing of ours changed but (`managed`) IPv6
+/// node and the pods reach each other and nothing of ours changed but (without the drop-ins) IPv6
 /// link-local addresses. Returns the bed and networkd's final link states.
 fn networkd_cycle(with_dropins: bool, name: &str) -> (Bed, Vec<(String, String)>) {
     let started = Instant::now();
@@ -544,7 +262,7 @@ fn networkd_cycle(with_dropins: bool, name: &str) -> (Bed, Vec<(String, String)>
     check("networkd stopped");
     let daemon = networkd.start(bed.node());
     check("networkd restarted");
-    let states = admin_states(bed.node(), &networkd.dir.join("run2/netif/links"));
+    let states = admin_states(bed.node(), &networkd.links_dir());
     drop(daemon);
     eprintln!("{name}: link states {states:?}; {:?}", started.elapsed());
     (bed, states)
@@ -574,211 +292,16 @@ fn networkd_managing_every_link_keeps_our_routes_and_neighbours() {
     bed.delete_pods();
 }
 
-// ---------------------------------------------------------------------------------------------
-// NetworkManager
-// ---------------------------------------------------------------------------------------------
-
-/// Where `scripts/install-deps.sh` unpacks NetworkManager.
-fn network_manager_root() -> PathBuf {
-    std::env::var_os("MVH_NM_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/network-manager/root")
-        })
-}
-
-/// A system bus that lets everyone do everything: it exists only in the test's mount namespace.
-const DBUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=/run/dbus/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_type="*"/>
-  </policy>
-</busconfig>
-"#;
-
-/// NetworkManager's configuration for one test: a keyfile profile for eth0 with the node's
-/// addresses, and (`with_dropin`) the shipped conf.d file.
-struct NetworkManager {
-    dir: TempDir,
-    runs: usize,
-}
-
-impl NetworkManager {
-    fn configure(with_dropin: bool) -> NetworkManager {
-        let root = network_manager_root();
-        assert!(
-            root.join("usr/sbin/NetworkManager").exists(),
-            "NetworkManager is not unpacked in {root:?}: run scripts/install-deps.sh"
-        );
-        let dir = TempDir::new("nm");
-        for sub in ["conf.d", "connections"] {
-            fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        fs::write(dir.join("dbus.conf"), DBUS_CONFIG).unwrap();
-        fs::write(
-            dir.join("NetworkManager.conf"),
-            format!(
-                "[main]\nplugins=keyfile\n\n[keyfile]\npath={}\n\n[logging]\nlevel=DEBUG\n",
-                dir.join("connections").display()
-            ),
-        )
-        .unwrap();
-        let profile = dir.join("connections/lan.nmconnection");
-        fs::write(
-            &profile,
-            format!(
-                "[connection]\nid=lan\ntype=ethernet\ninterface-name=eth0\nautoconnect=true\n\n\
-                 [ipv4]\nmethod=manual\naddress1={NODE1_IP4}/24,{PEER_IP4}\n\n\
-                 [ipv6]\nmethod=manual\naddress1={NODE1_IP6}/64,{PEER_IP6}\n"
-            ),
-        )
-        .unwrap();
-        // NetworkManager ignores a keyfile that others can read.
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&profile, fs::Permissions::from_mode(0o600)).unwrap();
-        if with_dropin {
-            fs::copy(
-                deploy_file("macvlan-host-NetworkManager.conf"),
-                dir.join("conf.d/macvlan-host.conf"),
-            )
-            .unwrap();
-        }
-        NetworkManager { dir, runs: 0 }
-    }
-
-    /// Starts NetworkManager (and its private bus) in `node`; returns at "startup complete".
-    fn start(&mut self, node: &Netns) -> Daemon {
-        self.runs += 1;
-        let d = |p: &str| self.dir.join(p).display().to_string();
-        let bus_pid = self.dir.join(format!("dbus{}.pid", self.runs));
-        let script = format!(
-            "set -e; mount -t sysfs -o ro sysfs /sys; mount -t tmpfs tmpfs /run; \
-             mkdir -p /run/dbus /run/NetworkManager; \
-             mount -t tmpfs tmpfs /var/lib; mkdir -p /var/lib/NetworkManager; \
-             dbus-daemon --config-file={bus} --nofork --nopidfile & echo $! > {bus_pid}; \
-             i=0; while [ ! -S /run/dbus/system_bus_socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
-             exec {root}/usr/sbin/NetworkManager --debug --config={conf} --config-dir={confd} \
-             --state-file={state}",
-            bus = d("dbus.conf"),
-            bus_pid = bus_pid.display(),
-            root = network_manager_root().display(),
-            conf = d("NetworkManager.conf"),
-            confd = d("conf.d"),
-            state = d("NetworkManager.state"),
-        );
-        let libs = network_manager_root().join("usr/lib/x86_64-linux-gnu");
-        let log = self.dir.join(format!("NetworkManager{}.log", self.runs));
-        let mut daemon = Daemon::start(
-            node,
-            &script,
-            &[("LD_LIBRARY_PATH", libs.to_str().unwrap())],
-            log,
-        );
-        daemon.helper_pid_file = Some(bus_pid);
-        daemon.wait_for_log("manager: startup complete", Duration::from_secs(20));
-        daemon
-    }
-}
-
-/// A LAN whose NODE1 eth0 is bare (no address, down), so that NetworkManager activates its own
-/// profile on it instead of adopting it as "external" and leaving it alone.
-fn lan_for_network_manager() -> Lan {
-    let lan = Lan::new();
-    lan.node1.ip(["addr", "flush", "dev", "eth0"]);
-    lan.node1.ip(["link", "set", "eth0", "down"]);
-    lan
-}
-
-/// Waits until NetworkManager has put the node's addresses on eth0, usable (not tentative).
-fn wait_for_node_addresses(bed: &Bed, daemon: &mut Daemon) {
-    daemon.wait_for_log("(eth0): Activation: successful", Duration::from_secs(20));
-    let start = Instant::now();
-    loop {
-        let addrs = bed.node().ip(["addr", "show", "dev", "eth0"]);
-        let ready = addrs.contains(&format!("{NODE1_IP4}/24"))
-            && addrs.contains(&format!("{NODE1_IP6}/64"))
-            && !addrs.contains("tentative");
-        if ready {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "eth0 not ready:\n{addrs}"
-        );
-        sleep(Duration::from_millis(50));
-    }
-}
-
-/// `reconcile --watch` in NODE1, stopped by PID on `Drop`.
-struct Watcher {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Watcher {
-    fn start(bed: &Bed, dir: &TempDir) -> Watcher {
-        let log = dir.join("watch.log");
-        let child = bed
-            .node()
-            .command(OUR_PLUGIN)
-            .args(["reconcile", "--watch", "--state-dir", bed.state.str()])
-            .env_remove("CNI_COMMAND")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("watch log"))
-            .spawn()
-            .expect("start the watcher");
-        let watcher = Watcher { child, log };
-        let start = Instant::now();
-        while !watcher.log().contains("watching") {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the watcher did not start:\n{}",
-                watcher.log()
-            );
-            sleep(Duration::from_millis(20));
-        }
-        watcher
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The repairs it logged.
-    fn repairs(&self) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("repaired:"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        kill(self.child.id(), "TERM");
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn network_manager_with_the_dropin_leaves_our_links_alone() {
     let started = Instant::now();
     let mut bed = Bed::new(lan_for_network_manager());
     let mut nm = NetworkManager::configure(true);
     let mut daemon = nm.start(bed.node());
-    wait_for_node_addresses(&bed, &mut daemon);
+    wait_for_node_addresses(bed.node(), &mut daemon);
     // Even with the drop-in NetworkManager resets the shim's addr_gen_mode to eui64 when it
     // exits (it "disposes" every device it knows): the watcher puts the hardening back.
-    let watcher = Watcher::start(&bed, &nm.dir);
+    let watcher = Watcher::start(bed.node(), &[bed.state.path()], &nm.dir, &[]);
     // Pods while NetworkManager runs: it sees each new link appear.
     bed.add_pods();
     // It acts on a new link within milliseconds (see the catch-all test); give it time.
@@ -793,7 +316,7 @@ fn network_manager_with_the_dropin_leaves_our_links_alone() {
     );
     bed.assert_works("NetworkManager with drop-in: stopped");
     let mut daemon = nm.start(bed.node());
-    wait_for_node_addresses(&bed, &mut daemon);
+    wait_for_node_addresses(bed.node(), &mut daemon);
     sleep(Duration::from_millis(500));
     bed.assert_works("NetworkManager with drop-in: restarted");
     assert_unchanged(
@@ -809,7 +332,7 @@ fn network_manager_with_the_dropin_leaves_our_links_alone() {
         "NetworkManager took over one of our links despite the drop-in:\n{}",
         tail(&log)
     );
-    let repairs = watcher.repairs();
+    let repairs = repairs(&watcher);
     eprintln!(
         "NetworkManager with drop-in: the watcher repaired {repairs:#?}\n{:?}",
         started.elapsed()
@@ -829,28 +352,28 @@ fn network_manager_managing_every_link_is_repaired_by_the_watcher() {
     let mut bed = Bed::new(lan_for_network_manager());
     let mut nm = NetworkManager::configure(false);
     let mut daemon = nm.start(bed.node());
-    wait_for_node_addresses(&bed, &mut daemon);
-    let watcher = Watcher::start(&bed, &nm.dir);
+    wait_for_node_addresses(bed.node(), &mut daemon);
+    let watcher = Watcher::start(bed.node(), &[bed.state.path()], &nm.dir, &[]);
     bed.add_pods();
     bed.wait_until_healthy(
         "NetworkManager catch-all: pods added",
         Duration::from_secs(5),
     );
     bed.assert_works("NetworkManager catch-all: pods added");
-    let after_add = watcher.repairs();
+    let after_add = repairs(&watcher);
 
     daemon.stop();
     // On its way out it resets the shim's addr_gen_mode: the watcher restores it.
     bed.wait_until_healthy("NetworkManager catch-all: stopped", Duration::from_secs(5));
     bed.assert_works("NetworkManager catch-all: stopped");
     let mut daemon = nm.start(bed.node());
-    wait_for_node_addresses(&bed, &mut daemon);
+    wait_for_node_addresses(bed.node(), &mut daemon);
     bed.wait_until_healthy(
         "NetworkManager catch-all: restarted",
         Duration::from_secs(5),
     );
     bed.assert_works("NetworkManager catch-all: restarted");
-    let after_restart = watcher.repairs();
+    let after_restart = repairs(&watcher);
     drop(daemon);
 
     eprintln!(
@@ -872,4 +395,14 @@ fn network_manager_managing_every_link_is_repaired_by_the_watcher() {
         watcher.log()
     );
     bed.delete_pods();
+}
+
+/// The repairs the watcher logged.
+fn repairs(watcher: &Watcher) -> Vec<String> {
+    watcher
+        .log()
+        .lines()
+        .filter(|l| l.contains("repaired:"))
+        .map(str::to_owned)
+        .collect()
 }
