@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all build static test deps fmt fmt-check clippy demo bench
+.PHONY: all build static test deps fmt fmt-check clippy demo bench bench-repair
 
 all: build
 
@@ -35,3 +35,7 @@ demo:
 # Not part of `test`: it measures, it does not check. It installs and builds first itself.
 bench:
 	scripts/bench.sh
+
+# The watcher's repair latency (docs/benchmarks.md, "Repair latency"); not part of `test`.
+bench-repair:
+	scripts/bench-repair.sh

@@ -388,3 +388,36 @@ impl Bed {
         })
     }
 }
+
+#[test]
+fn an_interface_that_only_has_the_shims_name_is_refused_and_left_alone() {
+    let bed = Bed::new("shim");
+    let pod = bed.lan.pod("a");
+    let node1 = &bed.lan.node1;
+    // Someone else's macvlan, with the name the shim would get.
+    node1.ip([
+        "link",
+        "add",
+        "link",
+        "eth0",
+        "name",
+        SHIM,
+        "address",
+        "02:00:00:00:be:ef",
+        "type",
+        "macvlan",
+        "mode",
+        "bridge",
+    ]);
+    let out = bed.plugin.add(node1, &Attachment::new(&pod), &bed.conf);
+    out.expect_error();
+    let msg = out.stdout["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains(SHIM) && msg.contains("MAC"), "{msg}");
+    assert!(
+        node1.has_link(SHIM),
+        "the rollback removed an interface it did not make"
+    );
+    assert_eq!(node1.mac(SHIM), "02:00:00:00:be:ef");
+    node1.ip(["link", "del", SHIM]);
+    assert_node_pristine(node1, "after the failed ADD");
+}

@@ -6,7 +6,7 @@
 //! left untouched, so a pass that finds nothing changes nothing and the watcher goes quiet.
 
 use crate::datapaths::attachment::{diagnose_attachment, reconcile_attachment, AttachmentError};
-use crate::datapaths::host_path::Drift;
+use crate::datapaths::host_path::{Drift, Repair};
 use crate::datapaths::node::Node;
 use crate::protocol::CniError;
 use crate::system::state::{AttachmentKey, StateStore};
@@ -16,8 +16,12 @@ use crate::system::state::{AttachmentKey, StateStore};
 pub enum Outcome {
     /// Nothing had drifted.
     InSync,
-    /// What was repaired, one line each.
-    Repaired(Vec<String>),
+    /// What was repaired, one line each; `remade_device` when a shim or veth was created or
+    /// replaced (the routes of other attachments on a replaced shim went with the old one).
+    Repaired {
+        lines: Vec<String>,
+        remade_device: bool,
+    },
     /// The pod's namespace could not be opened: reported and left alone. From inside a
     /// container, a path that is not visible is no proof that the pod is gone, and removing a
     /// live pod's host side would be the worst outcome; DEL and GC remove dead attachments.
@@ -39,9 +43,12 @@ pub fn reconcile(
     }
     match reconcile_attachment(node, store, key) {
         Ok(repairs) if repairs.is_empty() => Ok(Outcome::InSync),
-        Ok(repairs) => Ok(Outcome::Repaired(
-            repairs.iter().map(ToString::to_string).collect(),
-        )),
+        Ok(repairs) => Ok(Outcome::Repaired {
+            remade_device: repairs
+                .iter()
+                .any(|r| matches!(r, Repair::Created(_) | Repair::Replaced(_))),
+            lines: repairs.iter().map(ToString::to_string).collect(),
+        }),
         Err(e) => outcome_of(e),
     }
 }

@@ -21,6 +21,8 @@ pub struct Report {
     pub failed: Vec<(String, String)>,
     /// The pod namespaces of the attachments that were examined (the watcher listens there).
     pub pod_namespaces: Vec<String>,
+    /// A shim or veth was created or replaced during the pass.
+    pub remade_device: bool,
 }
 
 impl Report {
@@ -41,7 +43,8 @@ pub enum Scope<'a> {
 pub fn run(node: &Node, dirs: &[PathBuf], scope: Scope) -> Result<Report, String> {
     let mut report = Report::default();
     // Replacing a drifted shim removes the routes of attachments examined before it in this
-    // round: go round again until a round repairs nothing (bounded: a fight must not spin).
+    // round: after a round that made a device, go round again (bounded: a fight must not
+    // spin).
     for _round in 0..3 {
         let mut round = Report::default();
         for dir in dirs {
@@ -55,7 +58,8 @@ pub fn run(node: &Node, dirs: &[PathBuf], scope: Scope) -> Result<Report, String
                 reconcile_one(node, &store, &key, &scope, &mut round);
             }
         }
-        let again = !round.repaired.is_empty();
+        let again = round.remade_device;
+        report.remade_device |= round.remade_device;
         report.repaired.extend(round.repaired);
         report.unreachable = round.unreachable;
         report.failed = round.failed;
@@ -83,9 +87,13 @@ fn reconcile_one(
     }
     match attachment::reconcile(node, store, key) {
         Ok(Outcome::InSync) => report.pod_namespaces.extend(netns_of(store, key)),
-        Ok(Outcome::Repaired(lines)) => {
+        Ok(Outcome::Repaired {
+            lines,
+            remade_device,
+        }) => {
             report.pod_namespaces.extend(netns_of(store, key));
             report.repaired.push((name, lines));
+            report.remade_device |= remade_device;
         }
         Ok(Outcome::Unreachable(reason)) => report.unreachable.push((name, reason)),
         Ok(Outcome::Gone) => {}

@@ -245,11 +245,7 @@ impl Watcher<'_> {
 }
 
 fn log_report(report: &Report, first_event: Option<Instant>, started: Instant) {
-    for (attachment, lines) in &report.repaired {
-        for line in lines {
-            log::info!("{attachment}: repaired: {line}");
-        }
-    }
+    // Each repair itself is logged by `reconcile_attachment`; here the summary and its timing.
     if !report.repaired.is_empty() {
         let done = Instant::now();
         match first_event {

@@ -6,8 +6,8 @@
 //! at the host device's MAC, and routes through the node for `hostRoutes`. With permanent
 //! entries on both sides, the node and its pods never ARP for each other.
 //!
-//! Every change to shared host state happens under the node lock. The record, the shim's user
-//! marker and the route ownerships are written before anything is created, so a crash at any
+//! Every change to shared host state happens under the node lock. The record, the route
+//! ownerships and the shim's user marker are written before anything is created, so a crash at any
 //! point leaves something DEL and GC can undo; `ensure` run again converges from there.
 
 use std::net::IpAddr;
@@ -87,14 +87,21 @@ pub fn ensure_locked(
     let path = host_path::of(record);
     // Bookkeeping first: whatever exists after a crash is known to DEL and GC.
     store.save(record).context("saving the attachment record")?;
-    path.register(store, &record.key)?;
     for address in &record.pod_addresses {
         store
             .set_owner(address.ip(), &record.key)
             .context("recording the route's owner")?;
     }
     let mut repairs = Vec::new();
-    let devices = path.ensure(node, master, pod, plan.pod_index, &mut repairs)?;
+    let devices = path.ensure(
+        node,
+        store,
+        &record.key,
+        master,
+        pod,
+        plan.pod_index,
+        &mut repairs,
+    )?;
     ensure_node_side(node, plan, devices.host)?;
     if let Some(pod_device) = &devices.pod {
         let mut stale =

@@ -51,16 +51,17 @@ pub trait HostPath {
     /// The host device's name in the node.
     fn host_name(&self) -> &str;
 
-    /// Bookkeeping that must exist before any device does (a shim's user marker), so a crash
-    /// right after creation leaves something DEL and GC can follow.
-    fn register(&self, store: &StateStore, key: &AttachmentKey) -> CniResult<()>;
-
     /// Makes the devices true: creates what is missing, repairs what drifted, each repair
-    /// noted in `repairs`. Runs under the node lock. `pod_index` is the pod's interface when
-    /// the caller knows it already.
+    /// noted in `repairs`. Runs under the node lock. Bookkeeping that must exist before a
+    /// device does (a shim's user marker) is written here, after the device is known to be
+    /// ours or absent, and before it is created. `pod_index` is the pod's interface when the
+    /// caller knows it already.
+    #[allow(clippy::too_many_arguments)]
     fn ensure(
         &self,
         node: &Node,
+        store: &StateStore,
+        key: &AttachmentKey,
         master: &Link,
         pod: &Pod,
         pod_index: Option<u32>,

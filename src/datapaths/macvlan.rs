@@ -191,8 +191,10 @@ pub fn verify(
     }
     if link.macvlan_mode != Some(mode) {
         return Err(CniError::internal(format!(
-            "{ifname} is in macvlan mode {:?}, the configuration says {:?}",
-            link.macvlan_mode, mode
+            "{ifname} is in macvlan mode {}, the configuration says {mode}",
+            link.macvlan_mode
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "unknown".into())
         )));
     }
     if link.parent_index != Some(master.index) {

@@ -9,12 +9,13 @@ use ipnetwork::IpNetwork;
 
 use super::host_path;
 use super::node::{refuse_node_local, same_family, usable_addresses_of, Node};
-use crate::protocol::{CniError, CniResult, Context, HostAccess, Mode, NetConf};
+use crate::protocol::{CniError, CniResult, Context, HostAccess};
 use crate::system::netlink::{Address, Link, MacvlanMode};
 use crate::system::state::{AttachmentKey, Record};
 use crate::system::Mac;
 
-/// The values of the configuration that host access needs: the datapaths never see `NetConf`.
+/// The values of the configuration that host access needs: the datapaths never see the
+/// whole configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub host_access: HostAccess,
@@ -22,18 +23,6 @@ pub struct Settings {
     pub shim_addresses: Vec<IpNetwork>,
     pub veth_name: Option<String>,
     pub host_routes: Vec<IpNetwork>,
-}
-
-impl Settings {
-    pub fn of(conf: &NetConf) -> Settings {
-        Settings {
-            host_access: conf.host_access,
-            shim_name: conf.shim_name.clone(),
-            shim_addresses: conf.shim_addresses.clone(),
-            veth_name: conf.veth_name.clone(),
-            host_routes: conf.host_routes.clone(),
-        }
-    }
 }
 
 /// The pod's interface as the mode that made it knows it.
@@ -47,12 +36,6 @@ pub struct PodInterface {
     /// The interface's link group when this plugin made it (interface mode): a veth's pod end
     /// joins it, so DEL removes both with one request.
     pub link_group: Option<u32>,
-}
-
-/// The attachment's link group for the pod's interface: only a link this plugin made (interface
-/// mode) joins it.
-pub fn link_group_of(conf: &NetConf, key: &AttachmentKey) -> Option<u32> {
-    matches!(conf.mode, Mode::Interface { .. }).then(|| key.link_group())
 }
 
 pub struct Plan {

@@ -121,14 +121,17 @@ impl<'a> ShimPath<'a> {
         Ok(link)
     }
 
-    /// Reads each hardening sysctl and writes those that differ (a few small /proc reads on
-    /// reuse). Returns the keys written and whether addr_gen_mode was among them (then a
-    /// link-local address may have been generated).
-    fn harden(&self) -> CniResult<Vec<String>> {
+    /// Writes the hardening sysctls: all of them on a new shim; on a reused one, those that a
+    /// read shows to differ (six small /proc reads). Returns the settings written.
+    fn harden(&self, reused: bool) -> CniResult<Vec<String>> {
         let mut written = Vec::new();
         for (family, key, wanted) in HARDENING {
             let path = hardening_key(self.name, family, key);
-            let value = sysctl::read(&path).ok();
+            let value = if reused {
+                sysctl::read(&path).ok()
+            } else {
+                None
+            };
             if value.as_deref() != Some(wanted) {
                 sysctl::write(&[(path, wanted.to_owned())])
                     .with_context(|| format!("hardening shim {}", self.name))?;
@@ -175,15 +178,11 @@ impl HostPath for ShimPath<'_> {
         self.name
     }
 
-    fn register(&self, store: &StateStore, key: &AttachmentKey) -> CniResult<()> {
-        store
-            .add_user(self.name, key)
-            .context("registering the shim's user")
-    }
-
     fn ensure(
         &self,
         node: &Node,
+        store: &StateStore,
+        key: &AttachmentKey,
         master: &Link,
         pod: &Pod,
         pod_index: Option<u32>,
@@ -194,29 +193,39 @@ impl HostPath for ShimPath<'_> {
             .netlink
             .link_by_name(name)
             .context("looking up the shim")?;
+        // Our shim except for its MAC (changed by hand or by a network manager): the pods'
+        // neighbour entries name the derived MAC, so it is made again with it. Its routes go
+        // with the old one; ADD and reconcile restore those of its other users.
+        let mac_changed = existing.as_ref().is_some_and(|l| {
+            l.mac != Some(self.mac) && foreign(l, master, l.mac.unwrap_or(self.mac)).is_none()
+        });
+        let collision = existing
+            .as_ref()
+            .filter(|_| !mac_changed)
+            .and_then(|l| foreign(l, master, self.mac));
+        if let Some(why) = collision {
+            return Err(CniError::config(format!(
+                "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
+            )));
+        }
+        // A user before it is created: a crash right after creation leaves a shim that DEL
+        // and GC know of.
+        store
+            .add_user(name, key)
+            .context("registering the shim's user")?;
         let (link, reused) = match existing {
-            Some(link) => match foreign(&link, master, self.mac) {
-                None => (link, true),
-                // Our shim, but its MAC was changed (by hand, by a network manager): the pods'
-                // neighbour entries name the derived MAC, so the shim is made again with it.
-                // Its routes go with it; the caller restores those of the other users.
-                Some(_) if foreign(&link, master, link.mac.unwrap_or(self.mac)).is_none() => {
-                    node.netlink
-                        .delete_link(link.index)
-                        .with_context(|| format!("removing shim {name} with a changed MAC"))?;
-                    let link = self.create(node, master)?;
-                    repairs.push(Repair::Replaced(format!(
-                        "{} (its MAC had been changed)",
-                        self.label()
-                    )));
-                    (link, false)
-                }
-                Some(why) => {
-                    return Err(CniError::config(format!(
-                        "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
-                    )))
-                }
-            },
+            Some(old) if mac_changed => {
+                node.netlink
+                    .delete_link(old.index)
+                    .with_context(|| format!("removing shim {name} with a changed MAC"))?;
+                let link = self.create(node, master)?;
+                repairs.push(Repair::Replaced(format!(
+                    "{} (its MAC had been changed)",
+                    self.label()
+                )));
+                (link, false)
+            }
+            Some(link) => (link, true),
             None => {
                 let link = self.create(node, master)?;
                 repairs.push(Repair::Created(self.label()));
@@ -224,7 +233,7 @@ impl HostPath for ShimPath<'_> {
             }
         };
         // Hardened before it comes up; on reuse only what differs is written.
-        let written = self.harden()?;
+        let written = self.harden(reused)?;
         let regenerated = written.iter().any(|w| w.starts_with("addr_gen_mode"));
         if !written.is_empty() && reused {
             repairs.push(Repair::Hardened {
@@ -351,12 +360,14 @@ impl HostPath for ShimPath<'_> {
         host_link: Option<Link>,
         errors: &mut ErrorList,
     ) -> Option<Link> {
+        // Only the last user removes the shim. An attachment that never became a user (its
+        // ADD refused an interface that merely has the shim's name) removes nothing.
         let unused = match store.remove_user(self.name, key) {
-            Ok(true) => {
+            Ok(Some(true)) => {
                 errors.note(store.forget_shim(self.name));
                 true
             }
-            Ok(false) => false,
+            Ok(Some(false) | None) => false,
             Err(e) => {
                 errors.push(e);
                 false
@@ -391,7 +402,12 @@ fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
     } else if link.parent_index != Some(master.index) || link.link_netnsid.is_some() {
         Some(format!("is not on master {}", master.name))
     } else if link.macvlan_mode != Some(MacvlanMode::Bridge) {
-        Some(format!("is in {:?} mode, not bridge", link.macvlan_mode))
+        Some(format!(
+            "is in {} mode, not bridge",
+            link.macvlan_mode
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "an unknown".into())
+        ))
     } else if link.mac != Some(mac) {
         Some(format!(
             "has MAC {} instead of {mac} (changed by hand or by a network manager?)",

@@ -97,14 +97,11 @@ impl HostPath for VethPath<'_> {
         self.host_name
     }
 
-    fn register(&self, _store: &StateStore, _key: &AttachmentKey) -> CniResult<()> {
-        // Nothing to share: the node end's name is derived from the attachment.
-        Ok(())
-    }
-
     fn ensure(
         &self,
         node: &Node,
+        _store: &StateStore,
+        _key: &AttachmentKey,
         _master: &Link,
         pod: &Pod,
         _pod_index: Option<u32>,
@@ -202,7 +199,7 @@ impl HostPath for VethPath<'_> {
         if host.kind.as_deref() != Some("veth") {
             drift.push(Drift::DeviceForeign {
                 device: label.clone(),
-                why: "on the node is not a veth".into(),
+                why: "the interface on the node is not a veth".into(),
             });
         } else if host.mac != Some(self.host_mac) {
             drift.push(Drift::DeviceForeign {
@@ -264,7 +261,7 @@ impl VethPath<'_> {
         if link.kind.as_deref() != Some("veth") {
             drift.push(Drift::DeviceForeign {
                 device: label.clone(),
-                why: "in the pod is not a veth".into(),
+                why: "the interface in the pod is not a veth".into(),
             });
         }
         if !link.up {

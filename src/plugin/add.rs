@@ -8,6 +8,7 @@ use super::ipam::Ipam;
 use super::rollback::Rollback;
 use super::{attachment_key, open_pod};
 use crate::datapaths::host_access;
+use crate::datapaths::host_path::Repair;
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
 use crate::datapaths::plan::{self, PodInterface, Settings};
@@ -87,18 +88,27 @@ fn add_interface(
     };
     let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
     rollback.disarm();
+    Ok(interface_result(allocation, &pod_if, pod, record.as_ref()).to_json(conf.cni_version))
+}
 
-    let mut result = allocation;
+/// The IPAM result, with the pod's macvlan as interface 0 of every address, and the veth's
+/// node end when there is one.
+fn interface_result(
+    mut result: CniOutput,
+    pod_if: &PodInterface,
+    pod: &Pod,
+    record: Option<&Record>,
+) -> CniOutput {
     result.interfaces = vec![Interface {
-        name: ifname.to_owned(),
-        mac: Some(mac.to_string()),
+        name: pod_if.ifname.clone(),
+        mac: Some(pod_if.mac.to_string()),
         sandbox: Some(pod.path.clone()),
     }];
-    result.interfaces.extend(host_interfaces(record.as_ref()));
+    result.interfaces.extend(host_interfaces(record));
     for ip in &mut result.ips {
         ip.interface = Some(0);
     }
-    Ok(result.to_json(conf.cni_version))
+    result
 }
 
 fn remove_link(pod: &Pod, index: u32, ifname: &str) {
@@ -180,11 +190,27 @@ fn attach_host(
         return Ok(None);
     }
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
-    let plan = plan::plan(node, &Settings::of(conf), key, master, &pod.path, pod_if)?;
+    let plan = plan::plan(node, &host_settings(conf), key, master, &pod.path, pod_if)?;
     for repair in host_access::attach(node, &store, &plan, master, pod)? {
-        log::info!("{repair}");
+        // Creating is what ADD is for (and logged where it happens); anything else means an
+        // earlier call or someone else left the host side wrong.
+        match repair {
+            Repair::Created(_) => log::debug!("{repair}"),
+            _ => log::warn!("repaired: {repair}"),
+        }
     }
     Ok(Some(plan.record))
+}
+
+/// The values of the configuration that host access needs.
+fn host_settings(conf: &NetConf) -> Settings {
+    Settings {
+        host_access: conf.host_access,
+        shim_name: conf.shim_name.clone(),
+        shim_addresses: conf.shim_addresses.clone(),
+        veth_name: conf.veth_name.clone(),
+        host_routes: conf.host_routes.clone(),
+    }
 }
 
 /// Host-side interfaces to report: the node end of a veth. The shim is shared, not the pod's.

@@ -244,11 +244,15 @@ impl StateStore {
             .collect())
     }
 
-    /// Removes the marker of `key` and tells whether the shim has no user left.
-    pub fn remove_user(&self, shim: &str, key: &AttachmentKey) -> SysResult<bool> {
-        let dir = self.users_dir(shim);
-        remove_file_if_present(&dir.join(key.file_stem()))?;
-        self.has_no_users(shim)
+    /// Removes the marker of `key`. None when `key` was no user of the shim (an ADD that never
+    /// got as far as using it); otherwise whether the shim has no user left.
+    pub fn remove_user(&self, shim: &str, key: &AttachmentKey) -> SysResult<Option<bool>> {
+        let marker = self.users_dir(shim).join(key.file_stem());
+        match fs::remove_file(&marker) {
+            Ok(()) => self.has_no_users(shim).map(Some),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SysError::io(format!("removing {}", marker.display()), e)),
+        }
     }
 
     pub fn has_no_users(&self, shim: &str) -> SysResult<bool> {
@@ -440,9 +444,10 @@ mod tests {
         store.add_user("mvh-eth0", &a).unwrap();
         store.add_user("mvh-eth0", &b).unwrap();
         assert_eq!(store.users("mvh-eth0").unwrap().len(), 2);
-        assert!(!store.remove_user("mvh-eth0", &a).unwrap());
+        assert_eq!(store.remove_user("mvh-eth0", &a).unwrap(), Some(false));
         assert_eq!(store.users("mvh-eth0").unwrap(), vec![b.clone()]);
-        assert!(store.remove_user("mvh-eth0", &b).unwrap());
+        assert_eq!(store.remove_user("mvh-eth0", &b).unwrap(), Some(true));
+        assert_eq!(store.remove_user("mvh-eth0", &b).unwrap(), None);
         assert!(store.has_no_users("never-used").unwrap());
         fs::remove_dir_all(dir).unwrap();
     }
