@@ -397,12 +397,13 @@ fn network_manager_managing_every_link_is_repaired_by_the_watcher() {
     bed.delete_pods();
 }
 
-/// The repairs the watcher logged.
+/// What the watcher logged since it started listening: its repairs, one line each.
 fn repairs(watcher: &Watcher) -> Vec<String> {
     watcher
         .log()
         .lines()
-        .filter(|l| l.contains("repaired:"))
+        .skip_while(|l| !l.contains("watching"))
+        .skip(1)
         .map(str::to_owned)
         .collect()
 }
