@@ -195,10 +195,17 @@ impl HostPath for ShimPath<'_> {
             .context("looking up the shim")?;
         // Our shim except for its MAC (changed by hand or by a network manager): the pods'
         // neighbour entries name the derived MAC, so it is made again with it. Its routes go
-        // with the old one; ADD and reconcile restore those of its other users.
-        let mac_changed = existing.as_ref().is_some_and(|l| {
-            l.mac != Some(self.mac) && foreign(l, master, l.mac.unwrap_or(self.mac)).is_none()
-        });
+        // with the old one; ADD and reconcile restore those of its other users. Ours means it
+        // has users here: a macvlan nobody registered is someone else's, whatever it looks like.
+        let mac_changed = match &existing {
+            Some(l) if l.mac != Some(self.mac) => {
+                foreign(l, master, l.mac.unwrap_or(self.mac)).is_none()
+                    && !store
+                        .has_no_users(name)
+                        .context("reading the shim's users")?
+            }
+            _ => false,
+        };
         let collision = existing
             .as_ref()
             .filter(|_| !mac_changed)
