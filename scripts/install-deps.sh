@@ -65,3 +65,51 @@ if [[ $("$VENV/bin/kubernetes-validate" --version 2>/dev/null) != *"$KUBERNETES_
     /usr/bin/python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE"
 fi
+
+# --- Host network managers for tests/network_managers.rs -------------------------------------
+# The test runs the real systemd-networkd (in the systemd package, already installed) and
+# NetworkManager inside a node's network namespace. NetworkManager is unpacked, not installed:
+# `apt-get install network-manager` would upgrade systemd and pull in udev and systemd-sysv on
+# this machine. The daemon and its libraries not already on the machine go into a cache
+# directory (MVH_NM_ROOT, default target/network-manager/root) that the test reads; the test
+# also needs a system bus daemon of its own.
+NM_PACKAGES=(network-manager libndp0 libnm0)
+
+# Unpacks NetworkManager into $1 unless it is there already.
+unpack_network_manager() {
+    local root=$1 work
+    if [[ -x "$root/usr/sbin/NetworkManager" ]]; then
+        return
+    fi
+    echo "install-deps: unpacking ${NM_PACKAGES[*]} into $root"
+    work=$(mktemp -d)
+    # The package lists may be missing on a fresh machine.
+    if ! (cd "$work" && apt-get download -o APT::Sandbox::User=root "${NM_PACKAGES[@]}"); then
+        apt-get update
+        (cd "$work" && apt-get download -o APT::Sandbox::User=root "${NM_PACKAGES[@]}")
+    fi
+    local deb
+    for deb in "$work"/*.deb; do
+        dpkg-deb -x "$deb" "$work/root"
+    done
+    # Whole or not at all: a run killed half-way leaves no root that looks complete.
+    mkdir -p "$(dirname "$root")"
+    rm -rf "$root"
+    mv "$work/root" "$root"
+    rm -rf "$work"
+}
+
+# dbus-daemon for NetworkManager's private system bus (the test starts its own, never the
+# machine's).
+install_dbus_daemon() {
+    if ! command -v dbus-daemon >/dev/null; then
+        echo "install-deps: installing dbus-daemon"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update
+        apt-get install -y --no-install-recommends dbus-daemon
+    fi
+}
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+unpack_network_manager "${MVH_NM_ROOT:-$repo/target/network-manager/root}"
+install_dbus_daemon

@@ -23,7 +23,7 @@ Tells what is wrong with host access on this node, changing nothing: the masters
 shims (MAC, hardening sysctls), every attachment recorded in the state directories (default
 /run/cni/macvlan-host) with \"ok\" or exactly what drifted, the node's sysctls that matter
 (effective rp_filter, arp_ignore, arp_announce per interface) and the host network managers
-found, with the setting that keeps them away from mvh-* links. Run it in the node's network
+found, with the setting that keeps them away from mvh* links. Run it in the node's network
 namespace; `macvlan-host reconcile` repairs what it reports.
 
   --state-dir DIR   a state directory (repeat for several; the networks' \"stateDir\")

@@ -18,7 +18,8 @@ pub struct HostManager {
     pub config_files: Vec<PathBuf>,
     /// The setting that matters, as configured ("default" when nothing sets it).
     pub setting: String,
-    /// True when the setting leaves `mvh-*` links and their routes alone.
+    /// True when the setting leaves `mvh*` links (shims and veth node ends) and their routes
+    /// alone.
     pub leaves_us_alone: bool,
     /// What to configure when it does not.
     pub advice: Option<String>,
@@ -80,7 +81,8 @@ fn networkd(root: &Path, running: bool) -> Option<HostManager> {
 }
 
 /// NetworkManager takes over links it is not told to leave alone:
-/// `[keyfile] unmanaged-devices=interface-name:mvh-*`.
+/// `[keyfile] unmanaged-devices=interface-name:mvh*` (`mvh-*` misses the veth node ends
+/// `mvh<hash>`, which NetworkManager 1.42 takes over: tests/network_managers.rs).
 fn network_manager(root: &Path, running: bool) -> Option<HostManager> {
     let files = config_files(
         root,
@@ -97,9 +99,9 @@ fn network_manager(root: &Path, running: bool) -> Option<HostManager> {
     }
     let value = last_setting(&files, "keyfile", "unmanaged-devices");
     let leaves_us_alone = value.as_deref().is_some_and(|v| {
-        v.split([';', ',']).map(str::trim).any(|spec| {
-            spec == "interface-name:mvh-*" || spec == "interface-name:mvh*" || spec == "*"
-        })
+        v.split([';', ','])
+            .map(str::trim)
+            .any(|spec| spec == "interface-name:mvh*" || spec == "*")
     });
     Some(HostManager {
         name: "NetworkManager",
@@ -111,7 +113,7 @@ fn network_manager(root: &Path, running: bool) -> Option<HostManager> {
         ),
         leaves_us_alone,
         advice: (!leaves_us_alone).then(|| {
-            "add /etc/NetworkManager/conf.d/macvlan-host.conf with: [keyfile] unmanaged-devices=interface-name:mvh-*"
+            "put \"[keyfile]\\nunmanaged-devices=interface-name:mvh*\" in /etc/NetworkManager/conf.d/macvlan-host.conf (deploy/network-managers/)"
                 .to_owned()
         }),
     })
@@ -255,6 +257,13 @@ mod tests {
             &root,
             "etc/NetworkManager/conf.d/mvh.conf",
             "[keyfile]\nunmanaged-devices=interface-name:docker0;interface-name:mvh-*\n",
+        );
+        // Misses the veth node ends `mvh<hash>`.
+        assert!(!detect(&root)[0].leaves_us_alone);
+        write(
+            &root,
+            "etc/NetworkManager/conf.d/mvh.conf",
+            "[keyfile]\nunmanaged-devices=interface-name:docker0;interface-name:mvh*\n",
         );
         assert!(detect(&root)[0].leaves_us_alone);
         fs::remove_dir_all(root).unwrap();
