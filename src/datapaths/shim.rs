@@ -14,6 +14,7 @@ use super::link_ready::wait_until_passing;
 use super::node::Node;
 use super::plan::{PodInterface, Settings};
 use super::pod::Pod;
+use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
 use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
@@ -219,6 +220,10 @@ fn is_link_local(network: IpNetwork) -> bool {
 impl HostPath for ShimPath<'_> {
     fn host_name(&self) -> &str {
         self.name
+    }
+
+    fn result_interface(&self) -> Option<Interface> {
+        None
     }
 
     fn ensure(

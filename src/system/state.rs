@@ -18,6 +18,7 @@
 //! `owners` lets a late DEL of an old pod leave alone a route that a newer pod with the same
 //! address owns now; `users` tells in O(1) whether a shim is still in use.
 
+use std::fmt;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::IpAddr;
@@ -76,6 +77,27 @@ impl AttachmentKey {
 pub enum HostSide {
     Shim { name: String },
     Veth { name: String, pod_end: String },
+}
+
+impl HostSide {
+    /// The shared shim this side uses, if any: it has one user marker per attachment, and
+    /// what happens to it concerns every pod on it.
+    pub fn shared_shim(&self) -> Option<&str> {
+        match self {
+            HostSide::Shim { name } => Some(name),
+            HostSide::Veth { .. } => None,
+        }
+    }
+}
+
+/// "shim mvh-eth0" / "veth mvh0123... / host-eth0": the host side in operator output.
+impl fmt::Display for HostSide {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostSide::Shim { name } => write!(f, "shim {name}"),
+            HostSide::Veth { name, pod_end } => write!(f, "veth {name} / {pod_end}"),
+        }
+    }
 }
 
 /// Everything host access needs to make an attachment true again without its configuration
@@ -321,7 +343,7 @@ impl StateStore {
     /// (its record, its shim marker, its route owners), removed by name.
     pub fn remove_temporaries_of(&self, record: &Record) -> SysResult<()> {
         let mut targets = vec![self.record_path(&record.key)];
-        if let HostSide::Shim { name } = &record.host_side {
+        if let Some(name) = record.host_side.shared_shim() {
             targets.push(self.users_dir(name).join(record.key.file_stem()));
         }
         targets.extend(record.pod_addresses.iter().map(|a| self.owner_path(a.ip())));
