@@ -84,14 +84,10 @@ pub fn main(args: &[String]) -> ExitCode {
         watch: false,
         json: true,
     };
-    let options = match args::parse(args, accepts) {
+    let options = match args::parse_or_exit("diagnose", args, accepts, HELP) {
         Ok(options) => options,
-        Err(e) => return could_not_run("diagnose", e),
+        Err(exit) => return exit,
     };
-    if options.help {
-        print!("{HELP}");
-        return Exit::Clean.into();
-    }
     logger::init("diagnose".into());
     let diagnosis = match collect(&options.state_dirs) {
         Ok(d) => d,
