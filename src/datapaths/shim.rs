@@ -275,8 +275,8 @@ impl HostPath for ShimPath<'_> {
                     .with_context(|| format!("removing shim {name} with a changed MAC"))?;
                 let link = match self.create(node, master)? {
                     Some(link) => link,
-                    // Another call made it again first (under another lock than ours before
-                    // the node lock was one per namespace): adopt it when it is ours.
+                    // Someone outside the node lock made it again first: adopt it when it is
+                    // ours.
                     None => self.adopt(node, master)?,
                 };
                 repairs.push(Repair::Replaced(format!(
