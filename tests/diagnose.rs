@@ -139,9 +139,9 @@ fn diagnose_names_each_kind_of_drift_and_changes_nothing() {
     assert_eq!(bed.command("reconcile", &[]).status.code(), Some(1));
     assert_eq!(bed.command("diagnose", &[]).status.code(), Some(0));
 
-    // A state directory that cannot be read (a plain file): exit 2, and why.
+    // A state directory that cannot be read (a file stands at its path): exit 2, and why.
     let file = bed.state.join("not-a-directory");
-    std::fs::write(&file, b"").unwrap();
+    std::fs::write(&file, "").unwrap();
     let out = bed
         .node()
         .command(OUR_PLUGIN)
