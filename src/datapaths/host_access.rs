@@ -15,10 +15,9 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use super::host_path::{self, Devices, Drift, PodDevice, Repair};
-use super::node::{same_family, Node};
+use super::node::{delete_link, same_family, Node};
 use super::plan::{replan, Plan};
 use super::pod::Pod;
-use super::shim::delete_link;
 use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, Netlink, Route};

@@ -11,7 +11,7 @@ use ipnetwork::IpNetwork;
 
 use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
 use super::link_ready::wait_until_passing;
-use super::node::Node;
+use super::node::{delete_link, Node};
 use super::plan::{PodInterface, Settings};
 use super::pod::Pod;
 use crate::protocol::result::Interface;
@@ -488,19 +488,6 @@ pub(super) fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
         ))
     } else {
         None
-    }
-}
-
-/// Deletes a link of the node; one that is gone already is no error.
-pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
-    let link = link?;
-    match node.netlink.delete_link(link.index) {
-        Ok(true) => {
-            log::info!("removed {}", link.name);
-            None
-        }
-        Ok(false) => None,
-        Err(e) => Some(CniError::from(e).context(format!("removing {}", link.name))),
     }
 }
 

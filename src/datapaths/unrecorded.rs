@@ -22,8 +22,8 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::host_access::Released;
-use super::node::Node;
-use super::shim::{delete_link, foreign, mac_for, still_routed};
+use super::node::{delete_link, Node};
+use super::shim::{foreign, mac_for, still_routed};
 use crate::protocol::result::CniOutput;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::lock::NodeLock;
