@@ -1,7 +1,10 @@
 //! The command line of `reconcile` and `diagnose`: repeated `--state-dir DIR` and a few flags.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
+
+use super::{could_not_run, Exit};
 
 /// Where the plugin keeps its records unless a network configures `stateDir`.
 pub const DEFAULT_STATE_DIR: &str = "/run/cni/macvlan-host";
@@ -24,6 +27,22 @@ pub struct Options {
 pub struct Accepts {
     pub watch: bool,
     pub json: bool,
+}
+
+/// The options of `command`, or the exit of a call that ends here: `--help` printed `help`,
+/// or the arguments were refused (the message names the argument).
+pub fn parse_or_exit(
+    command: &str,
+    args: &[String],
+    accepts: Accepts,
+    help: &str,
+) -> Result<Options, ExitCode> {
+    let options = parse(args, accepts).map_err(|e| could_not_run(command, e))?;
+    if options.help {
+        print!("{help}");
+        return Err(Exit::Clean.into());
+    }
+    Ok(options)
 }
 
 /// Parses `args` (what follows the sub-command). The error names the offending argument.

@@ -14,7 +14,7 @@ use super::sysctls::{self, InterfaceSysctls};
 use super::{could_not_run, Exit};
 use crate::datapaths::node::Node;
 use crate::system::logger;
-use crate::system::state::{HostSide, StateStore};
+use crate::system::state::StateStore;
 
 const HELP: &str = "\
 Usage: macvlan-host diagnose [--state-dir DIR]... [--json]
@@ -84,14 +84,10 @@ pub fn main(args: &[String]) -> ExitCode {
         watch: false,
         json: true,
     };
-    let options = match args::parse(args, accepts) {
+    let options = match args::parse_or_exit("diagnose", args, accepts, HELP) {
         Ok(options) => options,
-        Err(e) => return could_not_run("diagnose", e),
+        Err(exit) => return exit,
     };
-    if options.help {
-        print!("{HELP}");
-        return Exit::Clean.into();
-    }
     logger::init("diagnose".into());
     let diagnosis = match collect(&options.state_dirs) {
         Ok(d) => d,
@@ -129,10 +125,7 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
                 continue;
             };
             let shims = masters.entry(record.master.clone()).or_default();
-            let datapath = match &record.host_side {
-                HostSide::Shim { name } => format!("shim {name}"),
-                HostSide::Veth { name, pod_end } => format!("veth {name} / {pod_end}"),
-            };
+            let datapath = record.host_side.to_string();
             let (status, drift, unreachable) = match attachment::diagnose(&node, &store, &key) {
                 Diagnosis::Gone => continue,
                 Diagnosis::Drift(drift) if drift.is_empty() => ("ok", Vec::new(), None),
@@ -140,14 +133,14 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
                 Diagnosis::Unreachable(reason) => ("unreachable", Vec::new(), Some(reason)),
                 Diagnosis::Failed(reason) => ("drift", Vec::new(), Some(reason)),
             };
-            if let HostSide::Shim { name } = &record.host_side {
+            if let Some(name) = record.host_side.shared_shim() {
                 let shim = shims
-                    .entry(name.clone())
+                    .entry(name.to_owned())
                     .or_insert_with(|| (record.host_mac.to_string(), Vec::new()));
                 // What is wrong with the shim itself shows once, under the shim.
                 for d in drift
                     .iter()
-                    .filter(|d| d.is_device_level() && d.to_string().contains(name.as_str()))
+                    .filter(|d| d.is_device_level() && d.to_string().contains(name))
                 {
                     let line = d.to_string();
                     if !shim.1.contains(&line) {

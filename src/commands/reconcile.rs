@@ -34,14 +34,10 @@ pub fn main(args: &[String]) -> ExitCode {
         watch: true,
         json: false,
     };
-    let options = match args::parse(args, accepts) {
+    let options = match args::parse_or_exit("reconcile", args, accepts, HELP) {
         Ok(options) => options,
-        Err(e) => return could_not_run("reconcile", e),
+        Err(exit) => return exit,
     };
-    if options.help {
-        print!("{HELP}");
-        return Exit::Clean.into();
-    }
     let level = if options.watch {
         log::LevelFilter::Info
     } else {

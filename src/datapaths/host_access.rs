@@ -15,14 +15,13 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use super::host_path::{self, Devices, Drift, PodDevice, Repair};
-use super::node::{same_family, Node};
+use super::node::{delete_link, same_family, Node};
 use super::plan::{replan, Plan};
 use super::pod::Pod;
-use super::shim::delete_link;
 use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, Netlink, Route};
-use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
+use crate::system::state::{AttachmentKey, Record, StateStore};
 
 /// ADD: makes the plan true under the node lock. On failure everything it made is released
 /// again. Returns what had to be repaired (a reused shim that had lost its hardening...).
@@ -60,9 +59,7 @@ pub fn attach(
 /// The shim's name when `ensure` created or replaced it: the other pods on it lost their
 /// routes and neighbour entries with the old one (none when it is new).
 fn remade_shim<'a>(record: &'a Record, repairs: &[Repair]) -> Option<&'a str> {
-    let HostSide::Shim { name } = &record.host_side else {
-        return None;
-    };
+    let name = record.host_side.shared_shim()?;
     let label = format!("shim {name}");
     repairs
         .iter()
@@ -70,7 +67,7 @@ fn remade_shim<'a>(record: &'a Record, repairs: &[Repair]) -> Option<&'a str> {
             matches!(r, Repair::Created(what) | Repair::Replaced(what)
                 if *what == label || what.starts_with(&format!("{label} ")))
         })
-        .then_some(name.as_str())
+        .then_some(name)
 }
 
 /// Makes every piece of the plan true, from whatever state an earlier run left: idempotent.

@@ -18,7 +18,9 @@ use ipnetwork::IpNetwork;
 use super::node::Node;
 use super::plan::{PodInterface, Settings};
 use super::pod::Pod;
+use super::unrecorded::{self, Clues, Learned};
 use super::{shim, veth};
+use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, ErrorList, HostAccess};
 use crate::system::netlink::Link;
 use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
@@ -50,6 +52,10 @@ pub struct PodDevice {
 pub trait HostPath {
     /// The host device's name in the node.
     fn host_name(&self) -> &str;
+
+    /// The host device as the CNI result reports it: only a device that is the pod's own (a
+    /// veth's node end); a shared shim is not the pod's.
+    fn result_interface(&self) -> Option<Interface>;
 
     /// Makes the devices true: creates what is missing, repairs what drifted, each repair
     /// noted in `repairs`. Runs under the node lock. Bookkeeping that must exist before a
@@ -287,5 +293,18 @@ pub fn orphan_host_end(
     match host_access {
         HostAccess::Veth => veth::find_host_end(node, key),
         HostAccess::Shim | HostAccess::None => Ok(None),
+    }
+}
+
+/// DEL without a record: what a shim attachment's pod and shim were, learned from prevResult
+/// or the pod (`unrecorded`). A veth needs nothing learned: its node end has a derived name.
+pub fn learn_unrecorded(
+    node: &Node,
+    host_access: HostAccess,
+    clues: &Clues,
+) -> Option<Box<(Learned, (String, Link))>> {
+    match host_access {
+        HostAccess::Shim => unrecorded::learn(node, clues).map(Box::new),
+        HostAccess::Veth | HostAccess::None => None,
     }
 }

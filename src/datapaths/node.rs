@@ -127,3 +127,16 @@ pub fn usable_addresses_of(addresses: &[Address], master: &Link) -> Vec<IpNetwor
 pub fn same_family(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() == b.is_ipv4()
 }
+
+/// Deletes a link of the node; one that is gone already is no error.
+pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
+    let link = link?;
+    match node.netlink.delete_link(link.index) {
+        Ok(true) => {
+            log::info!("removed {}", link.name);
+            None
+        }
+        Ok(false) => None,
+        Err(e) => Some(CniError::from(e).context(format!("removing {}", link.name))),
+    }
+}

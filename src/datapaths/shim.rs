@@ -11,9 +11,10 @@ use ipnetwork::IpNetwork;
 
 use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
 use super::link_ready::wait_until_passing;
-use super::node::Node;
+use super::node::{delete_link, Node};
 use super::plan::{PodInterface, Settings};
 use super::pod::Pod;
+use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
 use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
@@ -221,6 +222,10 @@ impl HostPath for ShimPath<'_> {
         self.name
     }
 
+    fn result_interface(&self) -> Option<Interface> {
+        None
+    }
+
     fn ensure(
         &self,
         node: &Node,
@@ -270,8 +275,8 @@ impl HostPath for ShimPath<'_> {
                     .with_context(|| format!("removing shim {name} with a changed MAC"))?;
                 let link = match self.create(node, master)? {
                     Some(link) => link,
-                    // Another call made it again first (under another lock than ours before
-                    // the node lock was one per namespace): adopt it when it is ours.
+                    // Someone outside the node lock made it again first: adopt it when it is
+                    // ours.
                     None => self.adopt(node, master)?,
                 };
                 repairs.push(Repair::Replaced(format!(
@@ -483,19 +488,6 @@ pub(super) fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
         ))
     } else {
         None
-    }
-}
-
-/// Deletes a link of the node; one that is gone already is no error.
-pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
-    let link = link?;
-    match node.netlink.delete_link(link.index) {
-        Ok(true) => {
-            log::info!("removed {}", link.name);
-            None
-        }
-        Ok(false) => None,
-        Err(e) => Some(CniError::from(e).context(format!("removing {}", link.name))),
     }
 }
 

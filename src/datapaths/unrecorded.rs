@@ -22,8 +22,8 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::host_access::Released;
-use super::node::Node;
-use super::shim::{delete_link, foreign, mac_for, still_routed};
+use super::node::{delete_link, Node};
+use super::shim::{foreign, mac_for, still_routed};
 use crate::protocol::result::CniOutput;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::lock::NodeLock;
@@ -39,6 +39,40 @@ pub struct Learned {
     pub mac: Mac,
     /// The pod link's parent in the node (a macvlan's master), when the pod told it.
     pub parent_index: Option<u32>,
+}
+
+/// What DEL still has of an attachment without a record: the configuration's shim and
+/// master, prevResult, and the pod's namespace while it exists.
+pub struct Clues<'a> {
+    pub shim_name: Option<&'a str>,
+    pub master: Option<&'a str>,
+    pub prev_result: Option<&'a Value>,
+    pub ifname: &'a str,
+    pub pod_ns: Option<&'a Netns>,
+}
+
+/// The pod's addresses and MAC and the shim's name without a record: prevResult first, else
+/// the pod's interface. Best effort: what cannot be learned is left (and logged).
+pub fn learn(node: &Node, clues: &Clues) -> Option<(Learned, (String, Link))> {
+    let from_pod = || match clues.pod_ns.map(|ns| from_pod(ns, clues.ifname)) {
+        Some(Ok(learned)) => learned,
+        Some(Err(e)) => {
+            log::warn!("no record, and reading the pod's interface failed: {e}");
+            None
+        }
+        None => None,
+    };
+    let learned = clues
+        .prev_result
+        .and_then(|prev| from_prev_result(prev, clues.ifname))
+        .or_else(from_pod)?;
+    match shim_of(node, clues.shim_name, clues.master, &learned) {
+        Ok(shim) => shim.map(|shim| (learned, shim)),
+        Err(e) => {
+            log::warn!("no record, and finding the shim failed: {e}");
+            None
+        }
+    }
 }
 
 /// The pod's interface as prevResult describes it; None when prevResult does not say.

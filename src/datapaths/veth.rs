@@ -10,6 +10,7 @@ use super::link_ready::wait_until_passing;
 use super::node::Node;
 use super::plan::Settings;
 use super::pod::Pod;
+use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::netlink::{Link, Netlink, VethSpec};
 use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
@@ -96,6 +97,14 @@ impl<'a> VethPath<'a> {
 impl HostPath for VethPath<'_> {
     fn host_name(&self) -> &str {
         self.host_name
+    }
+
+    fn result_interface(&self) -> Option<Interface> {
+        Some(Interface {
+            name: self.host_name.to_owned(),
+            mac: Some(self.host_mac.to_string()),
+            sandbox: None,
+        })
     }
 
     fn ensure(

@@ -8,7 +8,7 @@ use super::ipam::Ipam;
 use super::rollback::Rollback;
 use super::{attachment_key, open_pod};
 use crate::datapaths::host_access;
-use crate::datapaths::host_path::Repair;
+use crate::datapaths::host_path::{self, Repair};
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
 use crate::datapaths::plan::{self, PodInterface, Settings};
@@ -19,7 +19,7 @@ use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
 };
 use crate::system::netlink::Link;
-use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
+use crate::system::state::{AttachmentKey, Record, StateStore};
 
 pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
     let node = Node::open()?;
@@ -224,14 +224,10 @@ fn host_settings(conf: &NetConf) -> Settings {
     }
 }
 
-/// Host-side interfaces to report: the node end of a veth. The shim is shared, not the pod's.
+/// Host-side interfaces to report: those that are the pod's own (`HostPath::result_interface`).
 fn host_interfaces(record: Option<&Record>) -> Vec<Interface> {
-    match record.map(|r| (&r.host_side, r.host_mac)) {
-        Some((HostSide::Veth { name, .. }, mac)) => vec![Interface {
-            name: name.clone(),
-            mac: Some(mac.to_string()),
-            sandbox: None,
-        }],
-        _ => Vec::new(),
-    }
+    record
+        .and_then(|record| host_path::of(record).result_interface())
+        .into_iter()
+        .collect()
 }

@@ -5,9 +5,10 @@
 use super::ipam::Ipam;
 use super::{attachment_key, pod_namespace_if_present};
 use crate::datapaths::host_access::{self, Released};
+use crate::datapaths::host_path;
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
-use crate::datapaths::unrecorded::{self, Learned};
+use crate::datapaths::unrecorded::{self, Clues, Learned};
 use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, ErrorList, HostAccess, Mode, NetConf,
 };
@@ -80,10 +81,14 @@ impl HostTeardown {
             Ok(Some(record)) => HostTeardown::Recorded(store, Box::new(record)),
             Ok(None) if conf.host_access == HostAccess::None => HostTeardown::Nothing,
             Ok(None) => {
-                let learned = match conf.host_access {
-                    HostAccess::Shim => learn(conf, node, ifname, pod_ns).map(Box::new),
-                    HostAccess::Veth | HostAccess::None => None,
+                let clues = Clues {
+                    shim_name: conf.shim_name.as_deref(),
+                    master: conf.master.as_deref(),
+                    prev_result: conf.prev_result(),
+                    ifname,
+                    pod_ns,
                 };
+                let learned = host_path::learn_unrecorded(node, conf.host_access, &clues);
                 HostTeardown::Unrecorded {
                     store,
                     host_access: conf.host_access,
@@ -116,41 +121,6 @@ impl HostTeardown {
                 released
             }
             HostTeardown::Failed(e) => Released::failed(e),
-        }
-    }
-}
-
-/// The pod's addresses and MAC and the shim's name without a record: prevResult first, else
-/// the pod's interface. Best effort: what cannot be learned is left (and logged).
-fn learn(
-    conf: &NetConf,
-    node: &Node,
-    ifname: &str,
-    pod_ns: Option<&Netns>,
-) -> Option<(Learned, (String, Link))> {
-    let from_pod = || match pod_ns.map(|ns| unrecorded::from_pod(ns, ifname)) {
-        Some(Ok(learned)) => learned,
-        Some(Err(e)) => {
-            log::warn!("no record, and reading the pod's interface failed: {e}");
-            None
-        }
-        None => None,
-    };
-    let learned = conf
-        .prev_result()
-        .and_then(|prev| unrecorded::from_prev_result(prev, ifname))
-        .or_else(from_pod)?;
-    let shim = unrecorded::shim_of(
-        node,
-        conf.shim_name.as_deref(),
-        conf.master.as_deref(),
-        &learned,
-    );
-    match shim {
-        Ok(shim) => shim.map(|shim| (learned, shim)),
-        Err(e) => {
-            log::warn!("no record, and finding the shim failed: {e}");
-            None
         }
     }
 }

@@ -3,7 +3,7 @@
 //! the conflist at any moment, so the new content goes to a temporary file in the same
 //! directory, is flushed to disk, and replaces the old file by `rename`, which is atomic within
 //! one file system: a reader sees the old file or the new one, never half of one.
-//! (Attachment records in `state.rs` skip the fsync: they describe things that do not survive a
+//! (Attachment records in `state/` skip the fsync: they describe things that do not survive a
 //! reboot either. These files must.)
 
 use std::fs::{self, File, OpenOptions, Permissions};

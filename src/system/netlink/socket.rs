@@ -128,7 +128,7 @@ impl RouteSocket {
                 let message = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) {
                     Ok(message) => message,
                     // A message netlink-packet-route cannot parse (an attribute from a newer
-                    // kernel) is not one the plugin needs: skip it, as netlink-proto did.
+                    // kernel) is not one the plugin needs: skip it.
                     Err(error) => {
                         log::warn!("skipping a netlink reply that cannot be parsed: {error}");
                         if last {
