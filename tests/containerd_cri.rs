@@ -16,8 +16,6 @@ mod containerd;
 use common::*;
 use containerd::{eventually, Containerd, IMAGE};
 use serde_json::{json, Value};
-use std::fs;
-use std::path::Path;
 use std::time::Duration;
 
 /// Where a pod's container listens; NODE1's listener for the pods.
@@ -252,25 +250,4 @@ fn containerd_cri_pods_on_chained_and_interface_conflists() {
             two_pods(&cd, &lan, shape, host_access);
         }
     }
-}
-
-/// Every file below `dir`, as paths relative to it (none when it does not exist).
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let Ok(read) = fs::read_dir(&current) else {
-            continue;
-        };
-        for entry in read.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                found.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::podman::{files_under, Podman};
+use common::podman::Podman;
 use common::*;
 use serde_json::{json, Value};
 use std::fs;

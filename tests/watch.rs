@@ -98,20 +98,7 @@ fn the_watcher_does_not_fight_concurrent_add_and_del() {
         .add(&lan.node1, &keeper_at, &conf)
         .expect_ok()
         .clone();
-    let keeper_ips: Vec<String> = result["ips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|ip| {
-            ip["address"]
-                .as_str()
-                .unwrap()
-                .split('/')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let keeper_ips = pod_ips(&result);
     let mut watcher = Watcher::start(&lan.node1, &[state.path()], &logs, &[]);
 
     let soak_started = std::time::Instant::now();

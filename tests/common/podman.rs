@@ -7,7 +7,7 @@
 //! mounts stay. Every podman command runs in that mount namespace and in the node's network
 //! namespace (`nsenter`), so the CNI plugins it runs configure the node, never the machine.
 
-use super::{Netns, TempDir};
+use super::{files_under, Netns, TempDir};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -261,25 +261,4 @@ fn private_mount_namespace(cni_cache: &Path) -> (Child, ChildStdin) {
     assert_eq!(ready.trim(), "ready", "private mount namespace not set up");
     let stdin = holder.stdin.take().expect("piped stdin");
     (holder, stdin)
-}
-
-/// Every file below `dir`, as paths relative to it.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let Ok(read) = fs::read_dir(&current) else {
-            continue;
-        };
-        for entry in read.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                found.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
 }

@@ -116,27 +116,10 @@ impl Bed {
             let pod = lan.pod(&format!("p{i}"));
             let at = Attachment::new(&pod);
             let result = plugin.add(&lan.node1, &at, conf).expect_ok().clone();
-            let ip = |v4: bool| {
-                result["ips"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|ip| {
-                        ip["address"]
-                            .as_str()
-                            .unwrap()
-                            .split('/')
-                            .next()
-                            .unwrap()
-                            .to_string()
-                    })
-                    .find(|a| a.contains('.') == v4)
-                    .unwrap()
-            };
             let server = pod.tcp_server(TCP_PORT);
             pods.push(PodAt {
-                ip4: ip(true),
-                ip6: ip(false),
+                ip4: result_ip(&result, false),
+                ip6: result_ip(&result, true),
                 veth: conf["hostAccess"] == "veth",
                 conf: conf.clone(),
                 at,
