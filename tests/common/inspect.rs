@@ -25,14 +25,8 @@ pub fn host_local_allocations(data_dir: &Path) -> Vec<String> {
 /// A node as `Lan::new` made it, with nothing of any attachment left: no link but `lo` and
 /// `eth0`, no IPv4 route but the LAN's and the default, no permanent neighbour entry.
 pub fn assert_node_pristine(node: &Netns, when: &str) {
-    let links: Vec<String> = node
-        .ip_json(["link"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(links, ["lo", "eth0"], "{when}: links on the node");
+    let only_lan = BTreeSet::from(["eth0".to_string(), "lo".to_string()]);
+    assert_eq!(link_names(node), only_lan, "{when}: links on the node");
     let routes: Vec<String> = node
         .routes("-4")
         .iter()

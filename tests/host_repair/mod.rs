@@ -8,6 +8,7 @@
 
 use crate::common::*;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -316,14 +317,8 @@ impl Bed {
 /// no permanent neighbour entry. (Not `assert_node_pristine`: a renumbered or bounced master
 /// has lost the LAN's default route, which is no business of ours.)
 pub fn assert_nothing_left(node: &Netns, when: &str) {
-    let links: Vec<String> = node
-        .ip_json(["link"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(links, ["lo", "eth0"], "{when}: links on the node");
+    let only_lan = BTreeSet::from(["eth0".to_string(), "lo".to_string()]);
+    assert_eq!(link_names(node), only_lan, "{when}: links on the node");
     for family in ["-4", "-6"] {
         for route in node.routes(family) {
             assert_eq!(route["dev"], "eth0", "{when}: a route left: {route}");
