@@ -24,7 +24,7 @@ beside concurrent ADD, DEL and GC.
   --watch           stay running: repair after every change of the node's links, addresses,
                     routes and neighbours (and of the pods'), logs on stderr, exits 0 on
                     SIGTERM or SIGINT
-  --interval SECS   with --watch: the periodic full pass (default 30)
+  --interval SECS   with --watch: the periodic full pass (default 30; 0.01 to 604800)
 
 Exit status: 0 nothing had drifted, 1 something was repaired (or could not be), 2 could not run.
 ";
