@@ -48,14 +48,17 @@ fn temporary_name() -> String {
 }
 
 /// Creates the macvlan inside the pod, under a temporary name and down, in the attachment's
-/// link `group`, and returns its index and MAC. It needs no address yet, so it is made while
-/// the IPAM plugin runs; `configure` finishes it. On failure nothing is left.
+/// link `group`, with `mac` when the runtime asked for one (else the kernel picks a random
+/// one), and returns its index and MAC. It needs no address yet, so it is made while the IPAM
+/// plugin runs; `configure` finishes it. On failure nothing is left.
+#[allow(clippy::too_many_arguments)]
 pub fn create(
     node: &Netlink,
     pod: &Pod,
     master: &Link,
     mode: MacvlanMode,
     mtu: Option<u32>,
+    mac: Option<Mac>,
     group: u32,
 ) -> CniResult<(u32, Mac)> {
     let (pod_ns, pod) = (&pod.ns, &pod.netlink);
@@ -65,7 +68,7 @@ pub fn create(
         master_index: master.index,
         mode,
         mtu,
-        mac: None,
+        mac,
         netns_fd: Some(pod_ns.as_fd()),
         group: Some(group),
     })
@@ -132,8 +135,18 @@ pub fn configure(
         pod.add_address(index, ip.address, false)
             .with_context(|| format!("adding address {} to {ifname}", ip.address))?;
     }
-    pod.set_link_up(index)
-        .with_context(|| format!("bringing {ifname} up"))?;
+    pod.set_link_up(index).map_err(|e| {
+        // The kernel checks a macvlan's MAC against its master and siblings only when it
+        // comes up; only a requested MAC can collide.
+        if e.errno() == Some(nix::libc::EADDRINUSE) {
+            CniError::internal(format!(
+                "{ifname}'s MAC address is already in use on its master (the master's own or \
+                 another macvlan's): ask for another MAC"
+            ))
+        } else {
+            CniError::from(e).context(format!("bringing {ifname} up"))
+        }
+    })?;
     if let Some(previous) = dad_timing {
         wait_for_dad(pod, index, ifname)?;
         // Neighbour discovery of the running pod keeps the namespace's own timing.

@@ -1,0 +1,1 @@
+//! A Linux bridge as the master.

@@ -1,0 +1,1 @@
+//! DHCP with a real DHCP server.
