@@ -7,7 +7,7 @@ use super::args::{self, Accepts};
 use super::pass::{self, Report, Scope};
 use super::{could_not_run, watch, Exit};
 use crate::datapaths::node::Node;
-use crate::system::logger;
+use crate::system::{legacy_lock, logger};
 
 const HELP: &str = "\
 Usage: macvlan-host reconcile [--state-dir DIR]... [--watch [--interval SECONDS]]
@@ -44,6 +44,7 @@ pub fn main(args: &[String]) -> ExitCode {
         log::LevelFilter::Warn
     };
     logger::init_with_stderr_level("reconcile".into(), level);
+    legacy_lock::register_state_dirs(&options.state_dirs);
     if options.watch {
         return watch::run(&options.state_dirs, options.interval);
     }

@@ -8,3 +8,4 @@ mod common;
 mod bridge_master;
 mod dhcp;
 mod requested_mac;
+mod upgrade;
