@@ -142,21 +142,46 @@ fn del_releases_every_dhcp_lease_in_interface_mode() {
     let mut conf = net.ours.clone();
     conf["ipam"] = json!({"type": "dhcp", "daemonSocketPath": socket});
 
-    let mut pods = Vec::new();
-    for n in 0..PODS {
-        let pod = lan.pod(&format!("dhcp{n}"));
-        let at = Attachment::new(&pod);
-        let result = net.plugin.add(&lan.node1, &at, &conf).expect_ok().clone();
-        let ip = pod_ips(&result)[0].clone();
-        let mac = pod.mac("eth0");
-        assert!(read(&leases).contains(&ip), "dnsmasq leased {ip}");
-        pods.push((pod, at, ip, mac));
-    }
+    // Added at once, as a node starts pods (each DHCP exchange takes a second or two: the
+    // first DISCOVER leaves while the new link is still coming up).
+    let pods: Vec<Pod> = (0..PODS).map(|n| lan.pod(&format!("dhcp{n}"))).collect();
+    let started = Instant::now();
+    let results: Vec<serde_json::Value> = thread::scope(|scope| {
+        let adds: Vec<_> = pods
+            .iter()
+            .map(|pod| {
+                let (net, lan, conf) = (&net, &lan, &conf);
+                scope.spawn(move || {
+                    net.plugin
+                        .add(&lan.node1, &Attachment::new(pod), conf)
+                        .expect_ok()
+                        .clone()
+                })
+            })
+            .collect();
+        adds.into_iter()
+            .map(|add| add.join().expect("ADD"))
+            .collect()
+    });
+    eprintln!("dhcp: {PODS} ADDs at once took {:?}", started.elapsed());
+    let pods: Vec<(Pod, Attachment, String, String)> = pods
+        .into_iter()
+        .zip(&results)
+        .map(|(pod, result)| {
+            let ip = pod_ips(result)[0].clone();
+            let mac = pod.mac("eth0");
+            assert!(read(&leases).contains(&ip), "dnsmasq leased {ip}");
+            let at = Attachment::new(&pod);
+            (pod, at, ip, mac)
+        })
+        .collect();
     // A leased pod is a pod like any other: the node reaches it through the shim.
     assert!(lan.node1.ping(&pods[0].2), "node -> pod with a DHCP lease");
 
     for (_pod, at, ip, mac) in &pods {
+        let started = Instant::now();
         net.plugin.del(&lan.node1, at, &conf).expect_ok();
+        eprintln!("dhcp: DEL of {ip} took {:?}", started.elapsed());
         let released = format!("DHCPRELEASE(eth0) {ip} {mac}");
         assert!(
             eventually(Duration::from_secs(3), || read(&log).contains(&released)),
