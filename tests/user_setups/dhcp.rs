@@ -5,10 +5,11 @@
 //! interface while IPAM DEL runs (issue 18, finding 4).
 
 use super::common::*;
+use super::{eventually, Process};
 use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,11 +18,10 @@ const POOL_START: &str = "10.99.0.210";
 const POOL_END: &str = "10.99.0.219";
 const PODS: usize = 3;
 
-/// A daemon started inside a test namespace, stopped by its PID on `Drop` (`nsenter` execs
-/// it, so the child's PID is the daemon's).
+/// A daemon of the test, stopped by PID when dropped.
 struct Daemon {
     what: &'static str,
-    child: Child,
+    process: Process,
 }
 
 impl Daemon {
@@ -35,34 +35,16 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {what}: {e}"));
-        Daemon { what, child }
+        Daemon {
+            what,
+            process: Process(child),
+        }
     }
 
     fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
+        if let Ok(Some(status)) = self.process.0.try_wait() {
             panic!("{} exited: {status}", self.what);
         }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `done` for up to `limit`; true once it holds.
-fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
     }
 }
 

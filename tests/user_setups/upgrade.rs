@@ -4,7 +4,8 @@
 //! can use it any more, it is removed (issue 18, finding 6).
 
 use super::common::*;
-use std::process::Child;
+use super::{eventually, Process};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,45 +20,29 @@ fn old_lock(net: &Net) -> std::path::PathBuf {
 }
 
 /// An old call in the middle of its work: `flock -o` (the lock held by the flock process
-/// itself) in the node's namespace, holding the old lock for `HOLD`. Killed by PID.
-struct OldCall(Child);
-
-impl OldCall {
-    fn start(node: &Netns, lock: &std::path::Path) -> OldCall {
-        let child = node
-            .command("flock")
+/// itself) in the node's namespace, holding the old lock for `HOLD`; returns once it holds it.
+fn old_call(node: &Netns, lock: &Path) -> Process {
+    let call = Process(
+        node.command("flock")
             .arg("-o")
             .arg(lock)
             .args(["sleep", &format!("{}", HOLD.as_secs_f64())])
             .spawn()
-            .expect("flock(1)");
-        let call = OldCall(child);
-        // Held once a non-blocking attempt fails.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while node
+            .expect("flock(1)"),
+    );
+    // Held once a non-blocking attempt fails.
+    let held = eventually(Duration::from_secs(5), || {
+        !node
             .command("flock")
-            .args(["-n"])
+            .arg("-n")
             .arg(lock)
             .arg("true")
             .status()
             .expect("flock -n")
             .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the old call never took its lock"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-        call
-    }
-}
-
-impl Drop for OldCall {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    });
+    assert!(held, "the old call never took its lock");
+    call
 }
 
 #[test]
@@ -81,7 +66,7 @@ fn a_new_call_waits_for_an_old_call_that_holds_the_old_lock() {
     let lan = Lan::new();
     let mut net = Spec::new(Chaining::Interface, Family::V4).build();
     let lock = old_lock(&net);
-    let old = OldCall::start(&lan.node1, &lock);
+    let old = old_call(&lan.node1, &lock);
     let started = Instant::now();
     let pod = lan.pod("during");
     let ips = thread::scope(|scope| {
@@ -125,7 +110,7 @@ fn the_old_lock_stays_while_another_version_runs_in_the_node() {
         .status()
         .expect("cp");
     assert!(copied.success());
-    let old_watcher = OldCall(
+    let old_watcher = Process(
         lan.node1
             .command(&old_binary)
             .arg("60")
@@ -134,11 +119,10 @@ fn the_old_lock_stays_while_another_version_runs_in_the_node() {
     );
     // Running once nsenter has exec'd it.
     let comm = format!("/proc/{}/comm", old_watcher.0.id());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(&comm).unwrap_or_default() != "macvlan-host\n" {
-        assert!(Instant::now() < deadline, "the stand-in never started");
-        thread::sleep(Duration::from_millis(10));
-    }
+    let started = eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&comm).unwrap_or_default() == "macvlan-host\n"
+    });
+    assert!(started, "the stand-in never started");
     let pod = lan.pod("beside");
     net.add(&lan.node1, &pod);
     assert!(
