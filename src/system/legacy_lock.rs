@@ -82,7 +82,11 @@ fn lock_if_present(path: &Path) -> SysResult<Option<Flock<File>>> {
         .open(path)
     {
         Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        // No file, or no state directory (nothing there, or a file where it should be: the
+        // verb says so on its own).
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(None)
+        }
         Err(e) => {
             return Err(SysError::io(
                 format!("opening the previous release's lock {}", path.display()),
