@@ -16,7 +16,7 @@ use super::sandbox::{self, Patience};
 use super::store::{check_id, Endpoint, Network, Store};
 use super::wire::{self, EndpointInterface};
 use crate::protocol::{CniError, CniResult};
-use crate::system::Mac;
+use crate::system::{names, Mac};
 
 /// The prefix Docker gives the interface inside the container: `eth0`, `eth1`...
 const DST_PREFIX: &str = "eth";
@@ -285,9 +285,10 @@ fn derived_mac(endpoint_id: &str) -> Mac {
 }
 
 /// The macvlan's name on the node: `mvhx` (never a shim's `mvh-` nor a veth's `mvh<hex>`)
-/// and the start of the endpoint's ID; `mvh*` keeps network managers away from it.
+/// and a hash of the endpoint's ID; `mvh*` keeps network managers away from it.
 fn link_name(endpoint_id: &str) -> String {
-    format!("mvhx{}", &endpoint_id[..endpoint_id.len().min(11)])
+    let hash = format!("{:016x}", names::fnv1a(endpoint_id.as_bytes()));
+    format!("mvhx{}", &hash[..11])
 }
 
 fn join(shared: &Shared, request: wire::Join) -> CniResult<Reply> {
