@@ -357,13 +357,30 @@ fn leave(shared: &Shared, request: wire::EndpointRef) -> CniResult<Reply> {
         return Ok(Reply::ok(json!({})));
     };
     // First: a waiter that is still waiting for the link gives up.
-    endpoint.sandbox = None;
+    let sandbox = endpoint.sandbox.take();
     driver.completed.remove(&endpoint.id);
     driver.store.save_endpoint(&endpoint)?;
     driver
         .endpoints
         .insert(endpoint.id.clone(), endpoint.clone());
     driver.host.detach(&network, &endpoint)?;
+    // The container's other endpoints: a route this one wrote in the container (to a node
+    // address outside its subnet) may have replaced theirs, and went with its link.
+    let siblings: Vec<String> = driver
+        .endpoints
+        .values()
+        .filter(|e| e.sandbox.is_some() && e.sandbox == sandbox)
+        .map(|e| e.id.clone())
+        .collect();
+    for id in &siblings {
+        driver.completed.remove(id);
+    }
+    drop(driver);
+    if let Some(sandbox) = sandbox {
+        for id in siblings {
+            sandbox::spawn_waiter(shared.clone(), id, sandbox.clone());
+        }
+    }
     Ok(Reply::ok(json!({})))
 }
 
