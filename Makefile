@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak
+.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak test-docker-sid bench-docker
 
 all: build
 
@@ -64,3 +64,11 @@ soak:
 # The watcher's repair latency (docs/benchmarks.md, "Repair latency"); not part of `test`.
 bench-repair:
 	scripts/bench-repair.sh
+
+# The Docker driver against sid's dockerd 28 (tests/docker.rs; trixie's 26 runs in `test`).
+test-docker-sid: deps
+	SUITE=sid $(CARGO) test --test docker
+
+# `docker run --rm` on -d macvlan-host against Docker's own -d macvlan; not part of `test`.
+bench-docker:
+	scripts/bench-docker.sh
