@@ -31,12 +31,17 @@ struct Bed {
 
 impl Bed {
     fn start() -> Option<Bed> {
+        Bed::start_with(&[])
+    }
+
+    /// With extra arguments for dockerd.
+    fn start_with(dockerd: &[&str]) -> Option<Bed> {
         runtime_root_or_skip(suite())?;
         let lan = Lan::new();
         let node = RuntimeNode::start(suite(), lan.node1.name());
         let mut bed = Bed { node, lan };
         bed.start_driver();
-        bed.node.start_dockerd(&[]);
+        bed.node.start_dockerd(dockerd);
         let tar = bed.node.busybox_image_tar();
         bed.docker([
             "import",
@@ -404,11 +409,14 @@ fn shim_dual_stack_through_a_containers_life() {
     bed.docker(["network", "rm", "own"]);
 }
 
-/// A veth per container (IPv4): reachability, a new container's first packet, connect and
-/// disconnect of a running container to a second network, rm: nothing left.
+/// A veth per container (IPv4): reachability, a new container's first packet, dockerd
+/// restarted with `live-restore` under a running container, connect and disconnect of it to a
+/// second network, rm: nothing left.
 #[test]
-fn veth_first_packet_and_connect_disconnect() {
-    let Some(bed) = Bed::start() else { return };
+fn veth_first_packet_live_restore_and_connect_disconnect() {
+    let Some(mut bed) = Bed::start_with(&["--live-restore"]) else {
+        return;
+    };
     bed.docker([
         "network",
         "create",
@@ -440,6 +448,14 @@ fn veth_first_packet_and_connect_disconnect() {
         );
     }
     bed.docker(run_args("v1", "lanv", &["--ip", "10.99.0.150"]));
+    bed.assert_reachable("v1", &["10.99.0.150"]);
+    // live-restore: the container runs on while dockerd restarts, and stays reachable.
+    bed.node.stop_dockerd();
+    assert!(
+        bed.lan.node1.ping("10.99.0.150"),
+        "v1 while dockerd is down"
+    );
+    bed.node.start_dockerd(&["--live-restore"]);
     bed.assert_reachable("v1", &["10.99.0.150"]);
     bed.docker([
         "network",
