@@ -167,6 +167,27 @@ impl Bed {
         );
     }
 
+    /// A new container on `network` pings the node right after its start: its first packet
+    /// is answered.
+    fn assert_first_packet(&self, network: &str) {
+        let first = self.node.docker([
+            "run",
+            "--rm",
+            "--network",
+            network,
+            IMAGE,
+            "ping",
+            "-c1",
+            "-W2",
+            NODE1_IP4,
+        ]);
+        assert!(
+            first.status.success(),
+            "a new container's first packet to the node on {network}: {}",
+            String::from_utf8_lossy(&first.stdout)
+        );
+    }
+
     /// What the node, the container and the driver say, for a failure's message.
     fn dump(&self, container: &str) -> String {
         let node = self.node.exec([
@@ -311,23 +332,7 @@ fn shim_dual_stack_through_a_containers_life() {
         "02:42:0a:63:00:82"
     );
     bed.assert_reachable("c1", &["10.99.0.130", "fd99::130"]);
-    // The container's first packet to the node, right after its start.
-    let first = bed.node.docker([
-        "run",
-        "--rm",
-        "--network",
-        "lan",
-        IMAGE,
-        "ping",
-        "-c1",
-        "-W2",
-        NODE1_IP4,
-    ]);
-    assert!(
-        first.status.success(),
-        "a new container's first packet to the node: {}",
-        String::from_utf8_lossy(&first.stdout)
-    );
+    bed.assert_first_packet("lan");
 
     bed.docker(["stop", "-t", "0", "c1"]);
     assert_no_trace_on_node(
@@ -431,21 +436,7 @@ fn veth_first_packet_live_restore_and_connect_disconnect() {
         "lanv",
     ]);
     for _ in 0..3 {
-        let first = bed.node.docker([
-            "run",
-            "--rm",
-            "--network",
-            "lanv",
-            IMAGE,
-            "ping",
-            "-c1",
-            "-W2",
-            NODE1_IP4,
-        ]);
-        assert!(
-            first.status.success(),
-            "a new container's first packet to the node (veth)"
-        );
+        bed.assert_first_packet("lanv");
     }
     bed.docker(run_args("v1", "lanv", &["--ip", "10.99.0.150"]));
     bed.assert_reachable("v1", &["10.99.0.150"]);

@@ -104,6 +104,13 @@ impl Driver {
         reply
     }
 
+    /// CreateNetwork, which must succeed (`create_network`'s body); the network's ID.
+    pub fn network(&self, v4: bool, v6: bool, options: Value) -> String {
+        let (id, body) = create_network(v4, v6, options);
+        self.call("NetworkDriver.CreateNetwork", &body);
+        id
+    }
+
     /// A call that must be refused: its `Err`.
     pub fn refused(&self, method: &str, body: &Value) -> String {
         let (status, reply) = self.post(method, body);

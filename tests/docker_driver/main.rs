@@ -268,8 +268,7 @@ fn bad_networks_are_refused_naming_the_option_before_anything_exists() {
 fn docker26_order_shim_dual_stack_first_packet_kept() {
     let lan = Lan::new();
     let driver = Driver::start(&lan);
-    let (network, body) = create_network(true, true, json!({"parent": "eth0"}));
-    driver.call("NetworkDriver.CreateNetwork", &body);
+    let network = driver.network(true, true, json!({"parent": "eth0"}));
     let (endpoint, ip4, ip6, mac) = create_endpoint(&driver, &network, 42, true, true, None);
     let name = sandbox_name();
     let src = join(
@@ -344,12 +343,11 @@ fn docker26_order_shim_dual_stack_first_packet_kept() {
 fn docker28_order_veth_with_ip_and_mac_address() {
     let lan = Lan::new();
     let driver = Driver::start(&lan);
-    let (network, body) = create_network(
+    let network = driver.network(
         true,
         false,
         json!({"host_access": "veth", "macvlan_mode": "private"}),
     );
-    driver.call("NetworkDriver.CreateNetwork", &body);
     let c = run(
         &driver,
         &lan,
@@ -367,8 +365,7 @@ fn docker28_order_veth_with_ip_and_mac_address() {
     assert_reachable(&lan, &c);
     // `docker network connect` of the running container to a second network (IPv6 only):
     // no ProgramExternalConnectivity; the waiter makes its side. Then `disconnect`.
-    let (second, body) = create_network(false, true, json!({}));
-    driver.call("NetworkDriver.CreateNetwork", &body);
+    let second = driver.network(false, true, json!({}));
     let (endpoint, _, ip6, mac) = create_endpoint(&driver, &second, 7, false, true, None);
     let src = join(&driver, &lan, &second, &endpoint, &c.sandbox.path(), &mac);
     let connected = Container {
@@ -409,8 +406,7 @@ fn docker28_order_veth_with_ip_and_mac_address() {
 fn driver_killed_and_restarted_under_live_containers() {
     let lan = Lan::new();
     let mut driver = Driver::start(&lan);
-    let (network, body) = create_network(true, false, json!({}));
-    driver.call("NetworkDriver.CreateNetwork", &body);
+    let network = driver.network(true, false, json!({}));
     let running = run(
         &driver,
         &lan,
@@ -514,8 +510,7 @@ fn driver_killed_and_restarted_under_live_containers() {
 fn a_failed_join_leaves_nothing() {
     let lan = Lan::new();
     let driver = Driver::start(&lan);
-    let (network, body) = create_network(true, false, json!({"shim_name": "taken0"}));
-    driver.call("NetworkDriver.CreateNetwork", &body);
+    let network = driver.network(true, false, json!({"shim_name": "taken0"}));
     lan.node1.ip(["link", "add", "taken0", "type", "bridge"]);
     let (endpoint, _, _, _) = create_endpoint(&driver, &network, 60, true, false, None);
     let refs = json!({"NetworkID": network, "EndpointID": endpoint, "SandboxKey": format!("/run/netns/{}", sandbox_name())});
