@@ -27,7 +27,7 @@ fn link_names_of(node: &Netns) -> Vec<String> {
 
 #[test]
 fn trixie_docker_and_podman_run_inside_a_test_node() {
-    let Some(_) = runtime_root_or_skip(Suite::Trixie) else {
+    let Some(root) = runtime_root_or_skip(Suite::Trixie) else {
         return;
     };
     let lan = Lan::new();
@@ -60,6 +60,13 @@ fn trixie_docker_and_podman_run_inside_a_test_node() {
     assert!(
         !write.status.success(),
         "the build output is writable inside the node"
+    );
+    // What the node writes into its root is its own: the cached root stays as built.
+    node.run(["touch", "/etc/mvh-rig-write-test"]);
+    assert!(node.host_view("/etc/mvh-rig-write-test").exists());
+    assert!(
+        !root.join("etc/mvh-rig-write-test").exists(),
+        "the node wrote into the cached root {root:?}"
     );
 
     // Docker 26: its API answers, an image imported from a tar runs a container.

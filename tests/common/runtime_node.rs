@@ -4,7 +4,8 @@
 //!
 //! One holder process per node:
 //! `setsid nsenter --net=NODE unshare -m -p --fork --kill-child --propagation private -- sh -c SETUP`,
-//! where SETUP, in the new mount namespace, binds the root on itself, mounts proc, a fresh sysfs
+//! where SETUP, in the new mount namespace, mounts an overlay of the cached root (so what the
+//! node writes — /var/lib/cni, /etc — is its own and the cache stays pristine), proc, a fresh sysfs
 //! (so `/sys/class/net` shows the node's links), the cgroups (on a hybrid v1 host a tmpfs with a
 //! bind of each v1 hierarchy and without `unified`, which crun refuses; a v2 host's as it is), an
 //! rbind of /dev, a private /run and /tmp, the project's build output read-only at
@@ -161,6 +162,8 @@ pub struct RuntimeNode {
     /// PID 1 of the node (tini), as the machine sees it.
     init_pid: u32,
     work: TempDir,
+    /// The overlay's upper and work directories: what the node wrote into its root.
+    layer: TempDir,
     cgroup_parent: String,
     daemons: Vec<Daemon>,
 }
@@ -174,7 +177,8 @@ impl RuntimeNode {
         remove_stale_cgroups();
         let work = TempDir::new(&format!("node-{}", suite.name()));
         let cgroup_parent = format!("/{}-node", unique_name());
-        let setup = setup_script(&root, &host_target_dir(), work.path());
+        let layer = TempDir::new(&format!("node-{}-layer", suite.name()));
+        let setup = setup_script(&root, layer.path(), &host_target_dir(), work.path());
         let mut holder = Command::new("nsenter");
         // Its own session (no terminal signal reaches the node), and it dies with the test
         // process even when that is killed; PID 1 dies with it (`--kill-child`).
@@ -229,6 +233,7 @@ impl RuntimeNode {
             holder,
             init_pid,
             work,
+            layer,
             cgroup_parent,
             daemons: Vec::new(),
         };
@@ -278,6 +283,25 @@ impl RuntimeNode {
             .strip_prefix(host_target_dir())
             .unwrap_or_else(|_| panic!("{host_path:?} is not under cargo's target directory"));
         Path::new(NODE_TARGET).join(rel)
+    }
+
+    /// Path `in_node` (absolute, inside the node) as the machine can read it, through PID 1's
+    /// root (`/proc/<pid>/root/...`).
+    pub fn host_view(&self, in_node: impl AsRef<Path>) -> PathBuf {
+        let rel = in_node
+            .as_ref()
+            .strip_prefix("/")
+            .unwrap_or(in_node.as_ref());
+        Path::new(&format!("/proc/{}/root", self.init_pid)).join(rel)
+    }
+
+    /// Creates network namespace `name` inside the node (`ip netns add`, under the node's own
+    /// /run/netns, gone with the node) with `lo` up; returns its path inside the node, what a
+    /// runtime there passes as CNI_NETNS.
+    pub fn add_netns(&self, name: &str) -> String {
+        self.run(["ip", "netns", "add", name]);
+        self.run(["ip", "-n", name, "link", "set", "lo", "up"]);
+        format!("/run/netns/{name}")
     }
 
     /// The plugin under test, as seen inside the node.
@@ -448,13 +472,22 @@ impl Drop for RuntimeNode {
 /// The shell run as the first process of the node's new mount and PID namespaces: it builds
 /// the node's file system and execs tini (see the module docs). "$@" is empty; paths are
 /// passed through the environment-free script text, quoted.
-fn setup_script(root: &Path, target: &Path, work: &Path) -> String {
+fn setup_script(root: &Path, layer: &Path, target: &Path, work: &Path) -> String {
     let q = |p: &Path| shell_quote(p.to_str().expect("UTF-8 paths"));
-    let (root, target, work) = (q(root), q(target), q(work));
+    // overlayfs options cannot quote: a root path with `,` or `:` is refused here.
+    let root_raw = root.to_str().expect("UTF-8 paths");
+    assert!(
+        !root_raw.contains([',', ':', '\'', ' ']),
+        "the runtime root's path {root_raw:?} cannot be an overlay lower directory"
+    );
+    let (layer, target, work) = (q(layer), q(target), q(work));
     format!(
         r#"
-R={root}
-mount --bind "$R" "$R"
+# The cached root stays pristine: the node writes into an overlay of its own.
+L={layer}
+mkdir -p "$L/upper" "$L/work" "$L/root"
+mount -t overlay overlay -o "lowerdir={root_raw},upperdir=$L/upper,workdir=$L/work" "$L/root"
+R="$L/root"
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys"
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
