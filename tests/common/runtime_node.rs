@@ -270,6 +270,14 @@ impl RuntimeNode {
         &self.work
     }
 
+    /// A fresh directory under `work()`: the same path on the machine and inside the node.
+    /// Anything a test hands to a program in the node (a `stateDir`, a `dataDir`, a conflist)
+    /// must live there: the node's /tmp is its own, so a `TempDir::new` path means another,
+    /// empty directory inside the node.
+    pub fn temp_dir(&self, label: &str) -> TempDir {
+        TempDir::new_in(self.work.path(), label)
+    }
+
     /// A cgroup parent unique to this node (`/mvh-<pid>-<n>-node`), for dockerd's
     /// `--cgroup-parent`, podman's `cgroup_parent` and CRI sandboxes: removed on `Drop`.
     pub fn cgroup_parent(&self) -> &str {

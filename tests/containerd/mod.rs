@@ -160,6 +160,15 @@ impl Containerd {
         containerd
     }
 
+    /// A fresh directory that containerd and the plugins it runs see at the same path as the
+    /// test (in a runtime node, /tmp is the node's own).
+    pub fn temp_dir(&self, label: &str) -> TempDir {
+        match &self.place {
+            Place::Machine { .. } => TempDir::new(label),
+            Place::Node(node) => node.temp_dir(label),
+        }
+    }
+
     /// `containerd --version` of this containerd.
     pub fn version(&self) -> String {
         let out = match &self.place {
