@@ -19,7 +19,8 @@
 //! inside is the cgroup tree (the v1 hierarchies are the machine's): runtimes get
 //! `cgroup_parent()`, a name unique to this node, whose directories are removed on `Drop`.
 
-use super::netns::{entries, is_stale, os_args, output, unique_name, NETNS_DIR};
+use super::cgroups::{first_child, remove_cgroups, remove_stale_cgroups};
+use super::netns::{os_args, output, unique_name, NETNS_DIR};
 use super::temp_dir::TempDir;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -534,79 +535,6 @@ exec /usr/bin/tini -s -- /bin/sleep infinity
 /// `s` in single quotes for sh.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r#"'\''"#))
-}
-
-/// The first child of process `pid` (unshare's child, PID 1 of the node).
-fn first_child(pid: u32) -> Option<u32> {
-    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
-}
-
-/// The machine's v1 hierarchies (or the v2 root), where runtimes create cgroups.
-fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    let mut dirs: Vec<PathBuf> = entries(base)
-        .into_iter()
-        .filter(|n| n != "unified")
-        .map(|n| base.join(n))
-        .filter(|p| p.is_dir() && !p.is_symlink())
-        .collect();
-    if dirs.is_empty() || base.join("cgroup.controllers").exists() {
-        dirs = vec![base.to_path_buf()];
-    }
-    dirs
-}
-
-/// Removes the cgroup directories named `parent` (and everything under them) in every
-/// hierarchy, deepest first; retries for a few seconds while the killed processes exit.
-fn remove_cgroups(parent: &str) {
-    let name = parent.trim_start_matches('/');
-    for hierarchy in cgroup_hierarchies() {
-        let top = hierarchy.join(name);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while top.exists() {
-            let mut dirs = Vec::new();
-            collect_dirs(&top, &mut dirs);
-            // Deepest first: a cgroup can be removed only when empty of children.
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-            for dir in &dirs {
-                let _ = fs::remove_dir(dir);
-            }
-            if Instant::now() >= deadline {
-                eprintln!("warning: cgroup {top:?} still busy, left behind");
-                break;
-            }
-            if top.exists() {
-                thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-/// `dir` and every directory below it.
-fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    out.push(dir.to_path_buf());
-    if let Ok(read) = fs::read_dir(dir) {
-        for entry in read.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                collect_dirs(&entry.path(), out);
-            }
-        }
-    }
-}
-
-/// Cgroups of nodes whose test process no longer runs (a killed earlier run).
-fn remove_stale_cgroups() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for hierarchy in cgroup_hierarchies() {
-            for name in entries(&hierarchy) {
-                if name.ends_with("-node") && is_stale(&name) {
-                    remove_cgroups(&name);
-                }
-            }
-        }
-    });
 }
 
 // ---------------------------------------------------------------------------------------------
