@@ -172,7 +172,9 @@ pub struct RuntimeNode {
 impl RuntimeNode {
     /// Starts a node on network namespace `netns` (a name under /run/netns, e.g.
     /// `lan.node1.name()`) from `suite`'s root. Panics if the root is missing: call
-    /// `runtime_root_or_skip` first to skip when it cannot be built.
+    /// `runtime_root_or_skip` first to skip when it cannot be built. The node also ends when
+    /// the thread that started it ends (PR_SET_PDEATHSIG): keep it on the test's own thread,
+    /// not in a static shared by tests.
     pub fn start(suite: Suite, netns: &str) -> RuntimeNode {
         let root = runtime_root(suite).unwrap_or_else(|e| panic!("{e}"));
         remove_stale_cgroups();
