@@ -4,7 +4,8 @@
 //!
 //! One holder process per node:
 //! `setsid nsenter --net=NODE unshare -m -p --fork --kill-child --propagation private -- sh -c SETUP`,
-//! where SETUP, in the new mount namespace, binds the root on itself, mounts proc, a fresh sysfs
+//! where SETUP, in the new mount namespace, mounts an overlay of the cached root (so what the
+//! node writes — /var/lib/cni, /etc — is its own and the cache stays pristine), proc, a fresh sysfs
 //! (so `/sys/class/net` shows the node's links), the cgroups (on a hybrid v1 host a tmpfs with a
 //! bind of each v1 hierarchy and without `unified`, which crun refuses; a v2 host's as it is), an
 //! rbind of /dev, a private /run and /tmp, the project's build output read-only at
@@ -18,7 +19,8 @@
 //! inside is the cgroup tree (the v1 hierarchies are the machine's): runtimes get
 //! `cgroup_parent()`, a name unique to this node, whose directories are removed on `Drop`.
 
-use super::netns::{entries, is_stale, os_args, output, unique_name, NETNS_DIR};
+use super::cgroups::{first_child, remove_cgroups, remove_stale_cgroups};
+use super::netns::{os_args, output, unique_name, NETNS_DIR};
 use super::temp_dir::TempDir;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -161,6 +163,8 @@ pub struct RuntimeNode {
     /// PID 1 of the node (tini), as the machine sees it.
     init_pid: u32,
     work: TempDir,
+    /// The overlay's upper and work directories: what the node wrote into its root.
+    layer: TempDir,
     cgroup_parent: String,
     daemons: Vec<Daemon>,
 }
@@ -168,13 +172,16 @@ pub struct RuntimeNode {
 impl RuntimeNode {
     /// Starts a node on network namespace `netns` (a name under /run/netns, e.g.
     /// `lan.node1.name()`) from `suite`'s root. Panics if the root is missing: call
-    /// `runtime_root_or_skip` first to skip when it cannot be built.
+    /// `runtime_root_or_skip` first to skip when it cannot be built. The node also ends when
+    /// the thread that started it ends (PR_SET_PDEATHSIG): keep it on the test's own thread,
+    /// not in a static shared by tests.
     pub fn start(suite: Suite, netns: &str) -> RuntimeNode {
         let root = runtime_root(suite).unwrap_or_else(|e| panic!("{e}"));
         remove_stale_cgroups();
         let work = TempDir::new(&format!("node-{}", suite.name()));
         let cgroup_parent = format!("/{}-node", unique_name());
-        let setup = setup_script(&root, &host_target_dir(), work.path());
+        let layer = TempDir::new(&format!("node-{}-layer", suite.name()));
+        let setup = setup_script(&root, layer.path(), &host_target_dir(), work.path());
         let mut holder = Command::new("nsenter");
         // Its own session (no terminal signal reaches the node), and it dies with the test
         // process even when that is killed; PID 1 dies with it (`--kill-child`).
@@ -229,6 +236,7 @@ impl RuntimeNode {
             holder,
             init_pid,
             work,
+            layer,
             cgroup_parent,
             daemons: Vec::new(),
         };
@@ -265,6 +273,14 @@ impl RuntimeNode {
         &self.work
     }
 
+    /// A fresh directory under `work()`: the same path on the machine and inside the node.
+    /// Anything a test hands to a program in the node (a `stateDir`, a `dataDir`, a conflist)
+    /// must live there: the node's /tmp is its own, so a `TempDir::new` path means another,
+    /// empty directory inside the node.
+    pub fn temp_dir(&self, label: &str) -> TempDir {
+        TempDir::new_in(self.work.path(), label)
+    }
+
     /// A cgroup parent unique to this node (`/mvh-<pid>-<n>-node`), for dockerd's
     /// `--cgroup-parent`, podman's `cgroup_parent` and CRI sandboxes: removed on `Drop`.
     pub fn cgroup_parent(&self) -> &str {
@@ -278,6 +294,25 @@ impl RuntimeNode {
             .strip_prefix(host_target_dir())
             .unwrap_or_else(|_| panic!("{host_path:?} is not under cargo's target directory"));
         Path::new(NODE_TARGET).join(rel)
+    }
+
+    /// Path `in_node` (absolute, inside the node) as the machine can read it, through PID 1's
+    /// root (`/proc/<pid>/root/...`).
+    pub fn host_view(&self, in_node: impl AsRef<Path>) -> PathBuf {
+        let rel = in_node
+            .as_ref()
+            .strip_prefix("/")
+            .unwrap_or(in_node.as_ref());
+        Path::new(&format!("/proc/{}/root", self.init_pid)).join(rel)
+    }
+
+    /// Creates network namespace `name` inside the node (`ip netns add`, under the node's own
+    /// /run/netns, gone with the node) with `lo` up; returns its path inside the node, what a
+    /// runtime there passes as CNI_NETNS.
+    pub fn add_netns(&self, name: &str) -> String {
+        self.run(["ip", "netns", "add", name]);
+        self.run(["ip", "-n", name, "link", "set", "lo", "up"]);
+        format!("/run/netns/{name}")
     }
 
     /// The plugin under test, as seen inside the node.
@@ -448,13 +483,22 @@ impl Drop for RuntimeNode {
 /// The shell run as the first process of the node's new mount and PID namespaces: it builds
 /// the node's file system and execs tini (see the module docs). "$@" is empty; paths are
 /// passed through the environment-free script text, quoted.
-fn setup_script(root: &Path, target: &Path, work: &Path) -> String {
+fn setup_script(root: &Path, layer: &Path, target: &Path, work: &Path) -> String {
     let q = |p: &Path| shell_quote(p.to_str().expect("UTF-8 paths"));
-    let (root, target, work) = (q(root), q(target), q(work));
+    // overlayfs options cannot quote: a root path with `,` or `:` is refused here.
+    let root_raw = root.to_str().expect("UTF-8 paths");
+    assert!(
+        !root_raw.contains([',', ':', '\'', ' ']),
+        "the runtime root's path {root_raw:?} cannot be an overlay lower directory"
+    );
+    let (layer, target, work) = (q(layer), q(target), q(work));
     format!(
         r#"
-R={root}
-mount --bind "$R" "$R"
+# The cached root stays pristine: the node writes into an overlay of its own.
+L={layer}
+mkdir -p "$L/upper" "$L/work" "$L/root"
+mount -t overlay overlay -o "lowerdir={root_raw},upperdir=$L/upper,workdir=$L/work" "$L/root"
+R="$L/root"
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys"
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
@@ -493,79 +537,6 @@ exec /usr/bin/tini -s -- /bin/sleep infinity
 /// `s` in single quotes for sh.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r#"'\''"#))
-}
-
-/// The first child of process `pid` (unshare's child, PID 1 of the node).
-fn first_child(pid: u32) -> Option<u32> {
-    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
-}
-
-/// The machine's v1 hierarchies (or the v2 root), where runtimes create cgroups.
-fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    let mut dirs: Vec<PathBuf> = entries(base)
-        .into_iter()
-        .filter(|n| n != "unified")
-        .map(|n| base.join(n))
-        .filter(|p| p.is_dir() && !p.is_symlink())
-        .collect();
-    if dirs.is_empty() || base.join("cgroup.controllers").exists() {
-        dirs = vec![base.to_path_buf()];
-    }
-    dirs
-}
-
-/// Removes the cgroup directories named `parent` (and everything under them) in every
-/// hierarchy, deepest first; retries for a few seconds while the killed processes exit.
-fn remove_cgroups(parent: &str) {
-    let name = parent.trim_start_matches('/');
-    for hierarchy in cgroup_hierarchies() {
-        let top = hierarchy.join(name);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while top.exists() {
-            let mut dirs = Vec::new();
-            collect_dirs(&top, &mut dirs);
-            // Deepest first: a cgroup can be removed only when empty of children.
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-            for dir in &dirs {
-                let _ = fs::remove_dir(dir);
-            }
-            if Instant::now() >= deadline {
-                eprintln!("warning: cgroup {top:?} still busy, left behind");
-                break;
-            }
-            if top.exists() {
-                thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-/// `dir` and every directory below it.
-fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    out.push(dir.to_path_buf());
-    if let Ok(read) = fs::read_dir(dir) {
-        for entry in read.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                collect_dirs(&entry.path(), out);
-            }
-        }
-    }
-}
-
-/// Cgroups of nodes whose test process no longer runs (a killed earlier run).
-fn remove_stale_cgroups() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for hierarchy in cgroup_hierarchies() {
-            for name in entries(&hierarchy) {
-                if name.ends_with("-node") && is_stale(&name) {
-                    remove_cgroups(&name);
-                }
-            }
-        }
-    });
 }
 
 // ---------------------------------------------------------------------------------------------
