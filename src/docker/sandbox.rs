@@ -79,6 +79,7 @@ pub fn complete_when_ready(
             let Some(link) = opened.configured_link(&endpoint)? else {
                 return Ok(false);
             };
+            let seen = Instant::now();
             let mut driver = lock(shared);
             // Checked again under the lock: a Leave may have come meanwhile.
             let Some((endpoint, network)) = driver.awaiting(endpoint_id, sandbox_key) else {
@@ -87,8 +88,9 @@ pub fn complete_when_ready(
             driver.host.complete(&network, &endpoint, opened, &link)?;
             driver.mark_completed(endpoint_id);
             log::info!(
-                "endpoint {endpoint_id}: container side made on {} after {:?}",
+                "endpoint {endpoint_id}: container side made on {} in {:?}, {:?} after the wait began",
                 link.name,
+                seen.elapsed(),
                 start.elapsed()
             );
             Ok(true)
