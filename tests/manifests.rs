@@ -229,18 +229,31 @@ fn the_daemonset_wires_arguments_mounts_and_capabilities_together() {
 
 #[test]
 fn the_systemd_unit_verifies_and_runs_reconcile_watch() {
-    let unit =
-        std::fs::read_to_string(path("deploy/systemd/macvlan-host-reconcile.service")).unwrap();
+    let unit = verified_unit("macvlan-host-reconcile.service");
+    assert!(unit.contains("\nExecStart=/opt/cni/bin/macvlan-host reconcile --watch\n"));
+}
+
+#[test]
+fn the_docker_driver_unit_verifies_and_starts_before_dockerd() {
+    let unit = verified_unit("macvlan-host-docker.service");
+    assert!(unit.contains("\nExecStart=/usr/local/bin/macvlan-host docker-driver\n"));
+    assert!(unit.contains("\nBefore=docker.service\n"));
+    // Containers with a restart policy come back at boot only if the driver is there.
+    assert!(unit.contains("\nWantedBy=multi-user.target docker.service\n"));
+}
+
+/// A unit of deploy/systemd/ that passes `systemd-analyze verify`; its text.
+fn verified_unit(name: &str) -> String {
+    let unit = std::fs::read_to_string(path(&format!("deploy/systemd/{name}"))).unwrap();
     let exec_start = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
         .expect("ExecStart");
     let words: Vec<&str> = exec_start.split_whitespace().collect();
-    assert_eq!(words[1..], ["reconcile", "--watch"]);
     // systemd-analyze verify checks that the program exists: point it at the built binary.
-    let dir = std::env::temp_dir().join(format!("mvh-{}-unit", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("mvh-{}-unit-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let copy = dir.join("macvlan-host-reconcile.service");
+    let copy = dir.join(name);
     std::fs::write(
         &copy,
         unit.replace(words[0], env!("CARGO_BIN_EXE_macvlan-host")),
@@ -254,7 +267,8 @@ fn the_systemd_unit_verifies_and_runs_reconcile_watch() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify: {}",
+        "systemd-analyze verify {name}: {}",
         text(&out)
     );
+    unit
 }

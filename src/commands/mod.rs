@@ -24,6 +24,7 @@ pub fn run(name: &str, args: &[String]) -> Option<ExitCode> {
         "install" => Some(install::main(args)),
         "reconcile" => Some(reconcile::main(args)),
         "diagnose" => Some(diagnose::main(args)),
+        "docker-driver" => Some(crate::docker::main(args)),
         _ => None,
     }
 }

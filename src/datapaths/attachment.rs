@@ -80,7 +80,7 @@ fn reconcile_locked(
     let pod = open_pod(node, &record)?;
     let (plan, master) = replan(node, &record)?;
     let drift = host_access::verify_planned(node, &plan, &master, Some(&pod))?;
-    let mut repairs = host_access::ensure_locked(node, store, &plan, &master, &pod)?;
+    let mut repairs = host_access::ensure_locked(node, store, &plan, &master, Some(&pod))?;
     // Routes and neighbour entries are rewritten without being read first; verify said which
     // of them were wrong. Device drift is reported by ensure itself.
     repairs.extend(

@@ -25,12 +25,14 @@ use crate::system::state::{AttachmentKey, Record, StateStore};
 
 /// ADD: makes the plan true under the node lock. On failure everything it made is released
 /// again. Returns what had to be repaired (a reused shim that had lost its hardening...).
+/// Without `pod` only the node's side is made (Docker's Join, before the container's
+/// namespace exists); a later call with the pod completes it.
 pub fn attach(
     node: &Node,
     store: &StateStore,
     plan: &Plan,
     master: &Link,
-    pod: &Pod,
+    pod: Option<&Pod>,
 ) -> CniResult<Vec<Repair>> {
     let lock = NodeLock::acquire().context("taking the node lock")?;
     match ensure_locked(node, store, plan, master, pod) {
@@ -78,7 +80,7 @@ pub fn ensure_locked(
     store: &StateStore,
     plan: &Plan,
     master: &Link,
-    pod: &Pod,
+    pod: Option<&Pod>,
 ) -> CniResult<Vec<Repair>> {
     let record = &plan.record;
     let path = host_path::of(record);
@@ -100,7 +102,7 @@ pub fn ensure_locked(
         &mut repairs,
     )?;
     ensure_node_side(node, plan, devices.host)?;
-    if let Some(pod_device) = &devices.pod {
+    if let (Some(pod), Some(pod_device)) = (pod, &devices.pod) {
         let mut stale =
             forget_node_addresses(&pod.netlink, pod_device, &plan.stale_node_addresses)?;
         repairs.append(&mut stale);

@@ -61,7 +61,8 @@ pub trait HostPath {
     /// noted in `repairs`. Runs under the node lock. Bookkeeping that must exist before a
     /// device does (a shim's user marker) is written here, after the device is known to be
     /// ours or absent, and before it is created. `pod_index` is the pod's interface when the
-    /// caller knows it already.
+    /// caller knows it already. Without `pod`, only the node's side is made (the shim's; a
+    /// veth pair needs both ends).
     #[allow(clippy::too_many_arguments)]
     fn ensure(
         &self,
@@ -69,7 +70,7 @@ pub trait HostPath {
         store: &StateStore,
         key: &AttachmentKey,
         master: &Link,
-        pod: &Pod,
+        pod: Option<&Pod>,
         pod_index: Option<u32>,
         repairs: &mut Vec<Repair>,
     ) -> CniResult<Devices>;

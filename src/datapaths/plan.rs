@@ -82,6 +82,7 @@ pub fn plan(
         host_routes: settings.host_routes.clone(),
         shim_addresses: side.own_addresses,
         link_group: pod_if.link_group,
+        pod_ifname: None,
     };
     Ok(Plan {
         record,

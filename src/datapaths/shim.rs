@@ -102,7 +102,7 @@ impl<'a> ShimPath<'a> {
             name,
             mac: record.host_mac,
             addresses: &record.shim_addresses,
-            pod_ifname: &record.key.ifname,
+            pod_ifname: record.pod_interface_name(),
         }
     }
 
@@ -232,7 +232,7 @@ impl HostPath for ShimPath<'_> {
         store: &StateStore,
         key: &AttachmentKey,
         master: &Link,
-        pod: &Pod,
+        pod: Option<&Pod>,
         pod_index: Option<u32>,
         repairs: &mut Vec<Repair>,
     ) -> CniResult<Devices> {
@@ -330,14 +330,17 @@ impl HostPath for ShimPath<'_> {
             // A shim that just came up drops packets until the kernel activates its queue.
             wait_until_passing(&[(&node.netlink, link.index, &self.label())])?;
         }
-        let pod_index = match pod_index {
-            Some(index) => index,
-            None => pod_interface(pod, self.pod_ifname)?,
+        // Without the pod (Docker's Join, before the container's namespace exists) the node's
+        // side is all there is to make.
+        let pod_index = match (pod_index, pod) {
+            (Some(index), Some(_)) => Some(index),
+            (None, Some(pod)) => Some(pod_interface(pod, self.pod_ifname)?),
+            (_, None) => None,
         };
         Ok(Devices {
             host: link.index,
-            pod: Some(PodDevice {
-                index: pod_index,
+            pod: pod_index.map(|index| PodDevice {
+                index,
                 name: self.pod_ifname.to_owned(),
             }),
         })

@@ -113,11 +113,16 @@ impl HostPath for VethPath<'_> {
         _store: &StateStore,
         _key: &AttachmentKey,
         _master: &Link,
-        pod: &Pod,
+        pod: Option<&Pod>,
         _pod_index: Option<u32>,
         repairs: &mut Vec<Repair>,
     ) -> CniResult<Devices> {
         let (host_name, pod_name) = (self.host_name, self.pod_end);
+        let pod = pod.ok_or_else(|| {
+            CniError::internal(format!(
+                "veth {host_name}: the pair is made with both ends, and the pod's namespace is not there yet"
+            ))
+        })?;
         let pod_end = pod
             .netlink
             .link_by_name(pod_name)

@@ -224,7 +224,7 @@ fn attach_host(
     }
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
     let plan = plan::plan(node, &host_settings(conf), key, master, &pod.path, pod_if)?;
-    for repair in host_access::attach(node, &store, &plan, master, pod)? {
+    for repair in host_access::attach(node, &store, &plan, master, Some(pod))? {
         // Creating is what ADD is for (and logged where it happens); anything else means an
         // earlier call or someone else left the host side wrong.
         match repair {

@@ -136,6 +136,18 @@ pub struct Record {
     /// veth's pod end joins it, so DEL removes both with one request.
     #[serde(default)]
     pub link_group: Option<u32>,
+    /// The pod's interface name when it differs from `key.ifname`: Docker names the link
+    /// inside the container only after the driver has joined it (`eth0`, `eth1`...), while
+    /// the key, known at Join, carries the name the driver gave it on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ifname: Option<String>,
+}
+
+impl Record {
+    /// The name of the pod's interface that host access reaches.
+    pub fn pod_interface_name(&self) -> &str {
+        self.pod_ifname.as_deref().unwrap_or(&self.key.ifname)
+    }
 }
 
 pub struct StateStore {
