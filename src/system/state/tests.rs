@@ -33,6 +33,7 @@ fn record(id: &str) -> Record {
         host_routes: vec![],
         shim_addresses: vec![],
         link_group: None,
+        netns_identity: None,
     }
 }
 
