@@ -10,59 +10,17 @@ mod host_repair;
 
 use common::*;
 use host_repair::*;
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const LISTEN: &str = "127.0.0.1:9402";
 /// Generous: a repair takes milliseconds; this bounds a test that would otherwise hang.
 const REPAIRED_WITHIN: Duration = Duration::from_secs(10);
 
-/// The response to `GET path` from inside `node`: (status, body); None when no response came
-/// within `timeout`.
-fn get(node: &Netns, path: &str, timeout: Duration) -> Option<(u16, String)> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: node\r\n\r\n");
-    node.in_netns(move || {
-        let address: SocketAddr = LISTEN.parse().unwrap();
-        let mut stream = TcpStream::connect_timeout(&address, timeout).ok()?;
-        stream.set_read_timeout(Some(timeout)).unwrap();
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1.to_string();
-        Some((status, body))
-    })
-}
-
-fn get_ok(node: &Netns, path: &str) -> (u16, String) {
-    get(node, path, Duration::from_secs(5)).unwrap_or_else(|| panic!("no answer to GET {path}"))
-}
-
-/// Every sample of a scrape: `name{labels}` -> value.
-fn scrape(node: &Netns) -> HashMap<String, f64> {
-    let (status, body) = get_ok(node, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (name, value) = l.rsplit_once(' ').unwrap();
-            (name.to_string(), value.parse().unwrap())
-        })
-        .collect()
-}
-
-fn value(samples: &HashMap<String, f64>, name: &str) -> f64 {
-    *samples
-        .get(name)
-        .unwrap_or_else(|| panic!("no sample {name} in {samples:#?}"))
-}
-
 fn start_watcher(bed: &Bed, logs: &TempDir, extra: &[&str]) -> Watcher {
-    let mut args = vec!["--metrics-address", LISTEN];
+    let mut args = vec!["--metrics-address", METRICS_ADDRESS];
     args.extend_from_slice(extra);
     Watcher::start(bed.node(), &[bed.state.path()], logs, &args)
 }
@@ -80,16 +38,16 @@ fn a_deleted_route_moves_the_node_route_counters() {
 
     let before = scrape(node);
     assert_eq!(
-        value(&before, "macvlan_host_passes_total{cause=\"startup\"}"),
+        sample(&before, "macvlan_host_passes_total{cause=\"startup\"}"),
         1.0
     );
-    assert_eq!(value(&before, "macvlan_host_attachments"), 4.0);
-    assert_eq!(value(&before, "macvlan_host_shims"), 1.0);
-    assert_eq!(value(&before, "macvlan_host_attachments_unrepaired"), 0.0);
-    assert!(value(&before, "macvlan_host_last_full_pass_timestamp_seconds") > 1.7e9);
-    assert_eq!(get_ok(node, "/readyz").0, 200);
-    assert_eq!(get_ok(node, "/healthz").0, 200);
-    assert_eq!(get_ok(node, "/nothing").0, 404);
+    assert_eq!(sample(&before, "macvlan_host_attachments"), 4.0);
+    assert_eq!(sample(&before, "macvlan_host_shims"), 1.0);
+    assert_eq!(sample(&before, "macvlan_host_attachments_unrepaired"), 0.0);
+    assert!(sample(&before, "macvlan_host_last_full_pass_timestamp_seconds") > 1.7e9);
+    assert_eq!(http_get_ok(node, "/readyz").0, 200);
+    assert_eq!(http_get_ok(node, "/healthz").0, 200);
+    assert_eq!(http_get_ok(node, "/nothing").0, 404);
 
     // One pod's /32 route, deleted in the node's namespace.
     let ip = shim_pod_ip4(&bed);
@@ -97,7 +55,7 @@ fn a_deleted_route_moves_the_node_route_counters() {
     bed.wait_until_healthy("route deleted", REPAIRED_WITHIN);
 
     let after = scrape(node);
-    let moved = |name: &str| value(&after, name) - value(&before, name);
+    let moved = |name: &str| sample(&after, name) - sample(&before, name);
     let route_event = "{object=\"node_route\",cause=\"event\"}";
     assert_eq!(
         moved(&format!("macvlan_host_drift_total{route_event}")),
@@ -129,7 +87,7 @@ fn a_deleted_route_moves_the_node_route_counters() {
     assert!(moved("macvlan_host_passes_total{cause=\"event\"}") >= 1.0);
     assert!(moved("macvlan_host_pass_duration_seconds_count") >= 1.0);
     assert_eq!(moved("macvlan_host_errors_total{kind=\"repair\"}"), 0.0);
-    assert_eq!(get_ok(node, "/readyz").0, 200);
+    assert_eq!(http_get_ok(node, "/readyz").0, 200);
 }
 
 /// Holds the node lock of `node` (as a concurrent ADD would) until told to let go.
@@ -155,14 +113,14 @@ fn liveness_turns_bad_when_a_pass_is_wedged_and_when_the_process_is_stopped() {
     let logs = TempDir::new("watch-log");
     let watcher = start_watcher(&bed, &logs, &[]);
     let node = bed.node();
-    assert_eq!(get_ok(node, "/healthz").0, 200);
+    assert_eq!(http_get_ok(node, "/healthz").0, 200);
 
     // A wedged pass: the node lock is held, and a disturbance makes the loop pass.
     let (release, holder) = hold_node_lock(node);
     let wedged_at = Instant::now();
     node.ip(["route", "del", &shim_pod_ip4(&bed), "dev", SHIM]);
     let (status, body) = loop {
-        let (status, body) = get_ok(node, "/healthz");
+        let (status, body) = http_get_ok(node, "/healthz");
         if status != 200 || wedged_at.elapsed() > Duration::from_secs(15) {
             break (status, body);
         }
@@ -175,19 +133,19 @@ fn liveness_turns_bad_when_a_pass_is_wedged_and_when_the_process_is_stopped() {
     release.send(()).unwrap();
     holder.join().unwrap();
     bed.wait_until_healthy("lock released", REPAIRED_WITHIN);
-    assert_eq!(get_ok(node, "/healthz").0, 200);
+    assert_eq!(http_get_ok(node, "/healthz").0, 200);
 
     // A stopped process answers nothing, listener included: the kubelet's probe times out.
     let stopped = Stopped::new(watcher.pid());
     let asked = Instant::now();
     assert_eq!(
-        get(node, "/healthz", Duration::from_secs(2)),
+        http_get(node, "/healthz", Duration::from_secs(2)),
         None,
         "a stopped watcher must not answer"
     );
     assert!(asked.elapsed() >= Duration::from_secs(2));
     drop(stopped);
-    assert_eq!(get_ok(node, "/healthz").0, 200);
+    assert_eq!(http_get_ok(node, "/healthz").0, 200);
 }
 
 /// SIGSTOP now, SIGCONT when dropped (also when the test fails).
@@ -231,7 +189,7 @@ fn hostile_clients_never_delay_a_repair() {
     let logs = TempDir::new("watch-log");
     let watcher = start_watcher(&bed, &logs, &[]);
     let node = bed.node();
-    let address: SocketAddr = LISTEN.parse().unwrap();
+    let address: SocketAddr = METRICS_ADDRESS.parse().unwrap();
 
     // A thousand connections that send nothing, held open by the client.
     let silent: Vec<TcpStream> = node.in_netns(move || {
@@ -305,7 +263,7 @@ fn hostile_clients_never_delay_a_repair() {
     slow.join().unwrap();
 
     // And the listener serves again.
-    assert_eq!(get_ok(node, "/healthz").0, 200);
+    assert_eq!(http_get_ok(node, "/healthz").0, 200);
     assert!(scrape(node).len() > 50);
 }
 

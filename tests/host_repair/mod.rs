@@ -343,9 +343,18 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn start(node: &Netns, state_dirs: &[&Path], log_dir: &TempDir, extra: &[&str]) -> Watcher {
+        Watcher::spawn(node.command(OUR_PLUGIN), state_dirs, log_dir, extra)
+    }
+
+    /// `cmd` (the binary, run however the test needs) with `reconcile --watch` and the rest.
+    pub fn spawn(
+        mut cmd: Command,
+        state_dirs: &[&Path],
+        log_dir: &TempDir,
+        extra: &[&str],
+    ) -> Watcher {
         let log = log_dir.join("watch.log");
         let file = fs::File::create(&log).expect("watch log");
-        let mut cmd = node.command(OUR_PLUGIN);
         cmd.args(["reconcile", "--watch"]);
         for dir in state_dirs {
             cmd.arg("--state-dir").arg(dir);
@@ -417,4 +426,55 @@ impl Drop for Watcher {
             let _ = child.wait();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The watcher's HTTP endpoints (`--metrics-address`)
+// ---------------------------------------------------------------------------------------------
+
+/// Where the tests' watchers listen: NODE1's own loopback.
+pub const METRICS_ADDRESS: &str = "127.0.0.1:9402";
+
+/// The response to `GET path` from inside `node`: (status, body); None when no response came
+/// within `timeout`.
+pub fn http_get(node: &Netns, path: &str, timeout: Duration) -> Option<(u16, String)> {
+    use std::io::Write;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: node\r\n\r\n");
+    node.in_netns(move || {
+        let address: std::net::SocketAddr = METRICS_ADDRESS.parse().unwrap();
+        let mut stream = std::net::TcpStream::connect_timeout(&address, timeout).ok()?;
+        stream.set_read_timeout(Some(timeout)).unwrap();
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        Some((status, body))
+    })
+}
+
+/// `http_get`, which must answer within 5 s.
+pub fn http_get_ok(node: &Netns, path: &str) -> (u16, String) {
+    http_get(node, path, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no answer to GET {path}"))
+}
+
+/// Every sample of a scrape of /metrics: `name{labels}` -> value.
+pub fn scrape(node: &Netns) -> std::collections::HashMap<String, f64> {
+    let (status, body) = http_get_ok(node, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// One sample of a scrape; panics naming it when it is missing.
+pub fn sample(samples: &std::collections::HashMap<String, f64>, name: &str) -> f64 {
+    *samples
+        .get(name)
+        .unwrap_or_else(|| panic!("no sample {name} in {samples:#?}"))
 }
