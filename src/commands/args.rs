@@ -93,7 +93,7 @@ pub fn parse(args: &[String], accepts: Accepts) -> Result<Options, String> {
             "--metrics-address" if accepts.watch => {
                 let text = value("--metrics-address")?;
                 let address = text.parse().map_err(|_| {
-                    format!("--metrics-address {text:?}: not HOST:PORT (an IP address and a port, e.g. 0.0.0.0:9402)")
+                    format!("--metrics-address {text:?}: not HOST:PORT (an IP address and a port, e.g. 0.0.0.0:9447)")
                 })?;
                 options.metrics_address = Some(address);
             }
@@ -166,18 +166,18 @@ mod tests {
                 &["--watch", "--metrics-address", "localhost"][..],
                 "--metrics-address",
             ),
-            (&["--metrics-address", "127.0.0.1:9402"][..], "--watch"),
+            (&["--metrics-address", "127.0.0.1:9447"][..], "--watch"),
             (&["--keep-stale"][..], "--watch"),
         ] {
             let err = parse(&args(bad), RECONCILE).unwrap_err();
             assert!(err.contains(named), "{bad:?}: {err}");
         }
         let o = parse(
-            &args(&["--watch", "--metrics-address=[::1]:9402", "--keep-stale"]),
+            &args(&["--watch", "--metrics-address=[::1]:9447", "--keep-stale"]),
             RECONCILE,
         )
         .unwrap();
-        assert_eq!(o.metrics_address, Some("[::1]:9402".parse().unwrap()));
+        assert_eq!(o.metrics_address, Some("[::1]:9447".parse().unwrap()));
         assert!(!o.release_stale);
     }
 }

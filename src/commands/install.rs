@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn parses_the_daemonset_command_line() {
         let options = parse(&args(
-            "--bin-dir /b --conf-dir /c --conflist /m/10.conflist --watch --state-dir /s1 --state-dir /s2 --metrics-address 0.0.0.0:9402 --keep-stale",
+            "--bin-dir /b --conf-dir /c --conflist /m/10.conflist --watch --state-dir /s1 --state-dir /s2 --metrics-address 0.0.0.0:9447 --keep-stale",
         ))
         .unwrap();
         assert_eq!(
@@ -294,7 +294,7 @@ mod tests {
                 conflist: "/m/10.conflist".into(),
                 watch: true,
                 watch_args: args(
-                    "--state-dir /s1 --state-dir /s2 --metrics-address 0.0.0.0:9402 --keep-stale"
+                    "--state-dir /s1 --state-dir /s2 --metrics-address 0.0.0.0:9447 --keep-stale"
                 ),
                 uninstall: false,
             }

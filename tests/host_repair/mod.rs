@@ -433,7 +433,7 @@ impl Drop for Watcher {
 // ---------------------------------------------------------------------------------------------
 
 /// Where the tests' watchers listen: NODE1's own loopback.
-pub const METRICS_ADDRESS: &str = "127.0.0.1:9402";
+pub const METRICS_ADDRESS: &str = "127.0.0.1:9447";
 
 /// The response to `GET path` from inside `node`: (status, body); None when no response came
 /// within `timeout`.
