@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak
+.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair bench-watcher crash-sweep fuzz soak
 
 all: build
 
@@ -64,3 +64,8 @@ soak:
 # The watcher's repair latency (docs/benchmarks.md, "Repair latency"); not part of `test`.
 bench-repair:
 	scripts/bench-repair.sh
+
+# The watcher's RSS and CPU at 1, 110 and 1,000 pods, and what its metrics listener adds
+# (docs/benchmarks.md, "The watcher's footprint"); not part of `test`.
+bench-watcher:
+	scripts/bench-watcher.sh

@@ -59,9 +59,14 @@ add_pods_up_to() {
 # The watcher, with any extra arguments; waits for its first full pass.
 start_watcher() {
     : >"$T/watch.log"
-    innode "$BIN" reconcile --watch --state-dir "$T/state" "$@" >/dev/null 2>"$T/watch.log" &
+    # nsenter execs the binary: $! is the watcher itself (a shell function would fork).
+    nsenter --net="/run/netns/$P-node" "$BIN" reconcile --watch --state-dir "$T/state" "$@" \
+        >/dev/null 2>"$T/watch.log" &
     WATCHER=$!
-    until grep -q watching "$T/watch.log"; do sleep 0.05; done
+    until grep -q watching "$T/watch.log"; do
+        kill -0 "$WATCHER" 2>/dev/null || { cat "$T/watch.log" >&2; exit 1; }
+        sleep 0.05
+    done
 }
 stop_watcher() {
     if [[ -n $WATCHER ]]; then kill "$WATCHER" 2>/dev/null || true; wait "$WATCHER" 2>/dev/null || true; fi
