@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -102,7 +103,7 @@ struct Ready {
 
 struct Watcher<'a> {
     node: Node,
-    dirs: &'a [std::path::PathBuf],
+    dirs: &'a [PathBuf],
     /// The node's notifications: a change there may concern any attachment.
     node_events: EventSocket,
     /// An event socket per pod namespace path of a live attachment.
