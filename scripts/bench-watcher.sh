@@ -32,28 +32,16 @@ cleanup() {
 trap cleanup EXIT
 
 # The LAN: a bridge, the node on it (10.99.0.10/16), pods with macvlans on the node's eth0.
-for ns in lan node; do ip netns add "$P-$ns"; ip -n "$P-$ns" link set lo up; done
-ip -n "$P-lan" link add br0 type bridge
-ip -n "$P-lan" link set br0 up
-ip -n "$P-lan" link add node type veth peer name eth0 netns "$P-node"
-ip -n "$P-lan" link set node master br0 up
-ip -n "$P-node" addr add 10.99.0.10/16 dev eth0
-ip -n "$P-node" link set eth0 up
-
-mkdir -p "$T/cni"
-for f in /usr/lib/cni/*; do ln -s "$f" "$T/cni/"; done
-ln -s "$BIN" "$T/cni/macvlan-host"
-CONF='{"cniVersion":"1.1.0","name":"lan","type":"macvlan-host","master":"eth0","stateDir":"'$T'/state",
-"ipam":{"type":"host-local","dataDir":"'$T'/data","ranges":[[{"subnet":"10.99.0.0/16","rangeStart":"10.99.1.1","rangeEnd":"10.99.8.254"}]]}}'
-innode() { nsenter --net="/run/netns/$P-node" "$@"; }
+source scripts/bench-node.sh
+bench_node "$P" "$T" "$BIN" 10.99.0.10/16 10.99.0.0/16 10.99.1.1 10.99.8.254
 PODS=0
 add_pods_up_to() {
     while (( PODS < $1 )); do
         PODS=$(( PODS + 1 ))
-        ip netns add "$P-pod$PODS"
-        echo "$CONF" | CNI_COMMAND=ADD CNI_CONTAINERID="bench$PODS" CNI_NETNS="/run/netns/$P-pod$PODS" \
-            CNI_IFNAME=eth0 CNI_PATH="$T/cni" innode "$T/cni/macvlan-host" >/dev/null
+        add_pod "$PODS" >/dev/null
     done
+    # New pods notify for a while (IPv6 link-local addresses leaving DAD): let them settle.
+    sleep 3
 }
 
 # The watcher, with any extra arguments; waits for its first full pass.
@@ -83,8 +71,33 @@ scrape() {
 metric() { scrape /metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f", s * 1000 }'; }
 
-echo "| pods | RSS idle | RSS peak | idle CPU, 10 s | full pass, wall | full pass, CPU | all repaired after shim deleted | repair CPU |"
-echo "|---|---|---|---|---|---|---|---|"
+# What the listener adds: the watcher without and with it, at the first level's pods.
+listener_overhead() {
+    echo "| listener | RSS after start | RSS after 100 scrapes | idle CPU, 10 s |"
+    echo "|---|---|---|---|"
+    for with in off on; do
+        if [[ $with == on ]]; then start_watcher --metrics-address 127.0.0.1:9447; else start_watcher; fi
+        sleep 1
+        rss0=$(rss_kib)
+        if [[ $with == on ]]; then
+            for _ in $(seq 1 100); do scrape /metrics >/dev/null; scrape /healthz >/dev/null; done
+        fi
+        sleep 1
+        rss1=$(rss_kib)
+        quiet=$(idle_ticks 10)
+        printf '| %s | %s KiB | %s KiB | %s ticks |\n' "$with" "$rss0" "$rss1" "$quiet"
+        stop_watcher
+    done
+    echo
+}
+first=${LEVELS%% *}
+add_pods_up_to "$first"
+echo "At $first pod(s):"
+echo
+listener_overhead
+
+echo "| pods | RSS idle | RSS peak | idle CPU, 10 s | full pass, wall | full pass, CPU | all repaired after shim deleted | repair CPU | passes |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for level in $LEVELS; do
     add_pods_up_to "$level"
     start_watcher --metrics-address 127.0.0.1:9447 --interval 3600
@@ -99,6 +112,7 @@ for level in $LEVELS; do
     )
     # Every pod's route and neighbour entry at once: the shim deleted.
     before=$(ticks)
+    passes0=$(metric 'macvlan_host_passes_total{cause="event"}')
     from=$(date +%s.%N)
     ip -n "$P-node" link del mvh-eth0
     until [[ $(ip -n "$P-node" route show dev mvh-eth0 2>/dev/null | grep -c 'src 10.99.0.10') -ge $level ]]; do
@@ -107,11 +121,12 @@ for level in $LEVELS; do
     repaired_s=$(awk -v a="$from" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
     sleep 1
     repair_ticks=$(( $(ticks) - before ))
-    printf '| %s | %s MiB | %s MiB | %s ticks | %s ms (watcher: %s ms) | %s ms | %s ms | %s ticks |\n' \
+    passes=$(( $(metric 'macvlan_host_passes_total{cause="event"}') - passes0 ))
+    printf '| %s | %s MiB | %s MiB | %s ticks | %s ms (watcher: %s ms) | %s ms | %s ms | %s ticks | %s |\n' \
         "$level" "$(awk -v k="$(rss_kib)" 'BEGIN { printf "%.1f", k / 1024 }')" \
         "$(awk -v k="$(hwm_kib)" 'BEGIN { printf "%.1f", k / 1024 }')" "$quiet" \
         "$(ms "$pass_s")" "$(ms "$startup_pass")" "$(ms "$(awk -v u="$pass_user" -v s="$pass_sys" 'BEGIN { print u + s }')")" \
-        "$(ms "$repaired_s")" "$repair_ticks"
+        "$(ms "$repaired_s")" "$repair_ticks" "$passes"
     stop_watcher
 done
 echo
@@ -119,20 +134,3 @@ echo "(1 tick = $(( 1000 / TICK )) ms of CPU. \"full pass\": a one-shot reconcil
 echo " periodic pass walks), wall and CPU time, process start included; \"watcher\": the watcher's own first"
 echo " full pass, from macvlan_host_pass_duration_seconds.)"
 
-# What the listener adds (measured beside the last level's pods; the listener does not care).
-echo
-echo "| listener | RSS after start | RSS after 100 scrapes | idle CPU, 10 s |"
-echo "|---|---|---|---|"
-for with in off on; do
-    if [[ $with == on ]]; then start_watcher --metrics-address 127.0.0.1:9447; else start_watcher; fi
-    sleep 1
-    rss0=$(rss_kib)
-    if [[ $with == on ]]; then
-        for _ in $(seq 1 100); do scrape /metrics >/dev/null; scrape /healthz >/dev/null; done
-    fi
-    sleep 1
-    rss1=$(rss_kib)
-    quiet=$(idle_ticks 10)
-    printf '| %s | %s KiB | %s KiB | %s ticks |\n' "$with" "$rss0" "$rss1" "$quiet"
-    stop_watcher
-done
