@@ -139,7 +139,7 @@ fn liveness_turns_bad_when_a_pass_is_wedged_and_when_the_process_is_stopped() {
     let stopped = Stopped::new(watcher.pid());
     let asked = Instant::now();
     assert_eq!(
-        http_get(node, "/healthz", Duration::from_secs(2)),
+        http_get(node, METRICS_ADDRESS, "/healthz", Duration::from_secs(2)),
         None,
         "a stopped watcher must not answer"
     );

@@ -435,27 +435,9 @@ impl Drop for Watcher {
 /// Where the tests' watchers listen: NODE1's own loopback.
 pub const METRICS_ADDRESS: &str = "127.0.0.1:9447";
 
-/// The response to `GET path` from inside `node`: (status, body); None when no response came
-/// within `timeout`.
-pub fn http_get(node: &Netns, path: &str, timeout: Duration) -> Option<(u16, String)> {
-    use std::io::Write;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: node\r\n\r\n");
-    node.in_netns(move || {
-        let address: std::net::SocketAddr = METRICS_ADDRESS.parse().unwrap();
-        let mut stream = std::net::TcpStream::connect_timeout(&address, timeout).ok()?;
-        stream.set_read_timeout(Some(timeout)).unwrap();
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1.to_string();
-        Some((status, body))
-    })
-}
-
 /// `http_get`, which must answer within 5 s.
 pub fn http_get_ok(node: &Netns, path: &str) -> (u16, String) {
-    http_get(node, path, Duration::from_secs(5))
+    http_get(node, METRICS_ADDRESS, path, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("no answer to GET {path}"))
 }
 
