@@ -16,10 +16,12 @@ use crate::system::state::{AttachmentKey, StateStore};
 pub enum Outcome {
     /// Nothing had drifted.
     InSync,
-    /// What was repaired, one line each; `remade_device` when a shim or veth was created or
-    /// replaced (the routes of other attachments on a replaced shim went with the old one).
+    /// What had drifted and what was repaired; `remade_device` when a shim or veth was
+    /// created or replaced (the routes of other attachments on a replaced shim went with the
+    /// old one).
     Repaired {
-        lines: Vec<String>,
+        drift: Vec<Drift>,
+        repairs: Vec<Repair>,
         remade_device: bool,
     },
     /// The pod's namespace could not be opened: reported and left alone. From inside a
@@ -36,18 +38,19 @@ pub fn reconcile(
     store: &StateStore,
     key: &AttachmentKey,
 ) -> Result<Outcome, CniError> {
-    match diagnose_attachment(node, store, key) {
+    let drift = match diagnose_attachment(node, store, key) {
         Ok(drift) if drift.is_empty() => return Ok(Outcome::InSync),
-        Ok(_) => {}
+        Ok(drift) => drift,
         Err(e) => return outcome_of(e),
-    }
+    };
     match reconcile_attachment(node, store, key) {
         Ok(repairs) if repairs.is_empty() => Ok(Outcome::InSync),
         Ok(repairs) => Ok(Outcome::Repaired {
             remade_device: repairs
                 .iter()
                 .any(|r| matches!(r, Repair::Created(_) | Repair::Replaced(_))),
-            lines: repairs.iter().map(ToString::to_string).collect(),
+            drift,
+            repairs,
         }),
         Err(e) => outcome_of(e),
     }

@@ -13,7 +13,9 @@ mod host_managers;
 pub mod install;
 mod pass;
 mod reconcile;
+mod stale;
 mod sysctls;
+mod telemetry;
 mod watch;
 
 use std::process::ExitCode;

@@ -11,7 +11,7 @@ use super::host_path;
 use super::node::{same_family, usable_addresses_of, Node};
 use crate::protocol::{CniError, CniResult, Context, HostAccess};
 use crate::system::netlink::{Address, Link, MacvlanMode};
-use crate::system::state::{AttachmentKey, Record};
+use crate::system::state::{AttachmentKey, NetnsIdentity, Record};
 use crate::system::Mac;
 
 /// The values of the configuration that host access needs: the datapaths never see the
@@ -83,6 +83,7 @@ pub fn plan(
         shim_addresses: side.own_addresses,
         link_group: pod_if.link_group,
         pod_ifname: None,
+        netns_identity: NetnsIdentity::observe(std::path::Path::new(netns_path)),
     };
     Ok(Plan {
         record,

@@ -34,6 +34,7 @@ fn record(id: &str) -> Record {
         shim_addresses: vec![],
         link_group: None,
         pod_ifname: None,
+        netns_identity: None,
     }
 }
 
