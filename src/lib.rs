@@ -7,10 +7,13 @@
 //! -> [`datapaths`] (the pod's macvlan; the host path, shim or veth, planned once and made
 //! true idempotently; the reconcile/diagnose entry points)
 //! -> [`system`] (netlink, namespaces, sysctls, the node lock, attachment records).
-//! Operator commands (`macvlan-host install | reconcile | diagnose`) are in [`commands`].
+//! Operator commands (`macvlan-host install | reconcile | diagnose`) are in [`commands`]; the
+//! netavark plugin front end (`macvlan-host create | setup | teardown | info`, podman 5 and
+//! later) is in [`netavark`].
 
 pub mod commands;
 pub mod datapaths;
+pub mod netavark;
 pub mod plugin;
 pub mod protocol;
 pub mod system;

@@ -58,6 +58,19 @@ pub fn create(
     mtu: Option<u32>,
     group: u32,
 ) -> CniResult<(u32, Mac)> {
+    create_with_mac(node, pod, master, mode, mtu, None, group)
+}
+
+/// `create` with the MAC the runtime asks for (podman's `--mac-address`); None: the kernel's.
+pub fn create_with_mac(
+    node: &Netlink,
+    pod: &Pod,
+    master: &Link,
+    mode: MacvlanMode,
+    mtu: Option<u32>,
+    mac: Option<Mac>,
+    group: u32,
+) -> CniResult<(u32, Mac)> {
     let (pod_ns, pod) = (&pod.ns, &pod.netlink);
     let temporary = temporary_name();
     node.create_macvlan(&MacvlanSpec {
@@ -65,7 +78,7 @@ pub fn create(
         master_index: master.index,
         mode,
         mtu,
-        mac: None,
+        mac,
         netns_fd: Some(pod_ns.as_fd()),
         group: Some(group),
     })

@@ -37,6 +37,33 @@ impl HostAccess {
     }
 }
 
+/// The one spelling of each host access, shared by the CNI configuration (`hostAccess`) and
+/// the network options of the other front ends (`host_access`); the error says why, the
+/// caller names the key.
+impl FromStr for HostAccess {
+    type Err = String;
+    fn from_str(text: &str) -> Result<HostAccess, String> {
+        [HostAccess::Shim, HostAccess::Veth, HostAccess::None]
+            .into_iter()
+            .find(|h| h.as_str() == text)
+            .ok_or_else(|| {
+                format!("{text:?} is invalid: use \"shim\" (default), \"veth\" or \"none\"")
+            })
+    }
+}
+
+/// The MTU rule every front end applies (the master's own MTU bounds it further, checked
+/// where the master is known); the error says why, the caller names the key.
+pub fn check_mtu(mtu: u64) -> Result<u32, String> {
+    if (68..=65535).contains(&mtu) {
+        Ok(mtu as u32)
+    } else {
+        Err(format!(
+            "{mtu} is out of range: it must be between 68 and 65535"
+        ))
+    }
+}
+
 /// Who creates the pod's macvlan.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
@@ -148,23 +175,15 @@ impl NetConf {
             None => MacvlanMode::Bridge,
             Some(text) => text.parse().map_err(CniError::config)?,
         };
-        let mtu = reader.optional_u64("mtu")?;
-        if let Some(mtu) = mtu {
-            if !(68..=65535).contains(&mtu) {
-                return Err(CniError::config(format!(
-                    "mtu {mtu} is out of range: it must be between 68 and 65535"
-                )));
-            }
-        }
-        let host_access = match reader.optional_str("hostAccess")?.as_deref() {
-            None | Some("shim") => HostAccess::Shim,
-            Some("veth") => HostAccess::Veth,
-            Some("none") => HostAccess::None,
-            Some(other) => {
-                return Err(CniError::config(format!(
-                    "hostAccess {other:?} is invalid: use \"shim\" (default), \"veth\" or \"none\""
-                )))
-            }
+        let mtu = reader
+            .optional_u64("mtu")?
+            .map(|mtu| check_mtu(mtu).map_err(|why| CniError::config(format!("mtu {why}"))))
+            .transpose()?;
+        let host_access = match reader.optional_str("hostAccess")? {
+            None => HostAccess::Shim,
+            Some(text) => text
+                .parse()
+                .map_err(|why| CniError::config(format!("hostAccess {why}")))?,
         };
         let shim_name = reader.optional_str("shimName")?;
         if let Some(n) = &shim_name {
@@ -190,7 +209,7 @@ impl NetConf {
             mode,
             master,
             macvlan_mode,
-            mtu: mtu.map(|m| m as u32),
+            mtu,
             host_access,
             shim_name,
             shim_addresses: reader.cidr_list("shimAddresses")?,
