@@ -69,7 +69,7 @@ pub fn connect(netns: &Path, settings: &Settings, attachment: &Attachment) -> Cn
     let pod = Pod::open(netns, &node.ns, "the container's network namespace")?;
     let master = node.resolve_master(options.parent.as_deref())?;
     macvlan::ensure_name_free(&pod.netlink, ifname)?;
-    let allocation = allocation(attachment);
+    let allocation = keep_existing_defaults(allocation(attachment), &pod)?;
     let addresses: Vec<IpNetwork> = attachment.addresses.iter().map(|(a, _)| *a).collect();
     let as_result = allocation.to_json(crate::protocol::CniVersion::LATEST);
     pod_addresses::refuse_unfit(&node, &as_result, &addresses, Origin::IpamResult)?;
@@ -254,6 +254,29 @@ fn allocation(attachment: &Attachment) -> CniOutput {
             .collect(),
         ..CniOutput::default()
     }
+}
+
+/// A container that has a default route of a family already (`podman network connect` of a
+/// second network) keeps it: the kernel refuses a second one of the same metric, and the way
+/// out stays the first network's, as with netavark's own drivers.
+fn keep_existing_defaults(mut allocation: CniOutput, pod: &Pod) -> CniResult<CniOutput> {
+    if !allocation.routes.iter().any(|r| r.dst.prefix() == 0) {
+        return Ok(allocation);
+    }
+    let present = pod
+        .netlink
+        .routes()
+        .context("reading the container's routes")?;
+    let has_default = |v4: bool| {
+        present
+            .iter()
+            .filter_map(|r| r.destination)
+            .any(|d| d.prefix() == 0 && d.is_ipv4() == v4)
+    };
+    allocation
+        .routes
+        .retain(|r| r.dst.prefix() != 0 || !has_default(r.dst.is_ipv4()));
+    Ok(allocation)
 }
 
 fn host_settings(options: &NetworkOptions) -> plan::Settings {
