@@ -5,5 +5,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod deploy;
 mod direct;
 mod plugin;
