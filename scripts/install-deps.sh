@@ -25,6 +25,10 @@ PACKAGES=(
     # kubelet's runtime path: containerd's CRI, driven by tests/cri-driver (whose CRI bindings
     # are generated from the protobufs at build time, hence protoc)
     containerd protobuf-compiler
+    # the Debian trixie and sid root file systems of the newer runtimes (podman 5, Docker 26/28,
+    # containerd 2.1, CNI 1.1 plugins), built by scripts/runtime-root.sh when a test first
+    # needs one (tests/common/runtime_node.rs)
+    debootstrap
 )
 
 # Prints the packages that are not installed yet, one per line.

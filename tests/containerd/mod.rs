@@ -1,15 +1,26 @@
-//! An isolated containerd (Debian's 1.6, with its CRI plugin) on a node of the test LAN, and
+//! An isolated containerd with its CRI plugin on a node of the test LAN, and
 //! `tests/cri-driver`, the CRI client the tests drive it with. See
 //! `../shared/notes/containerd-cri.md` for why each piece is there.
 //!
-//! containerd runs in the node's network namespace, in a private mount namespace (a tmpfs on
-//! `/run`, where 1.6 hard-codes its shim sockets; the run's directory bound on `/var/lib`, where
-//! libcni keeps its result cache) and in a private PID namespace whose first process is a shell
-//! that waits on a pipe from the test. Killing that process by its PID ends containerd, its
-//! shims and every container at once; so does the test process dying, which closes the pipe.
+//! Two places it runs:
+//! - the machine's own (Debian bookworm's 1.6), in the node's network namespace, in a private
+//!   mount namespace (a tmpfs on `/run`, where 1.6 hard-codes its shim sockets; the run's
+//!   directory bound on `/var/lib`, where libcni keeps its result cache) and in a private PID
+//!   namespace whose first process is a shell that waits on a pipe from the test. Killing that
+//!   process by its PID ends containerd, its shims and every container at once; so does the test
+//!   process dying, which closes the pipe.
+//! - a newer one (Debian sid's 2.1) from a Debian root in a runtime node
+//!   (`common::runtime_node`), with a version 3 configuration, the root's CNI 1.1 reference
+//!   plugins and ctr. The node's private /run and root overlay play the part of the tmpfs and
+//!   the bind above; dropping the node ends it all.
+//!
+//! Either way containerd's directory (configuration, socket, state, images) has the same path
+//! on the machine and in the node, so the CRI driver runs on the machine.
 
+use crate::common::runtime_node::{RuntimeNode, Suite};
 use crate::common::*;
 use serde_json::{json, Value};
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -57,24 +68,39 @@ pub fn driver() -> &'static Path {
     })
 }
 
+/// Where a containerd runs, and what ends it.
+enum Place {
+    /// The machine's containerd in private mount and PID namespaces.
+    Machine {
+        /// `unshare`, which waits for the PID namespace's first process.
+        holder: Child,
+        /// The pipe that first process waits on.
+        holder_stdin: Option<ChildStdin>,
+        /// The PID namespace's first process, as the machine sees it.
+        first_pid: i32,
+        /// The CNI plugins' directory (reference plugins, `loopback` included, and ours).
+        _plugins: Plugin,
+        /// containerd's directory.
+        _dir: TempDir,
+    },
+    /// A Debian root's containerd in a runtime node; its directory is in the node's work
+    /// directory.
+    Node(RuntimeNode),
+}
+
 /// A running containerd whose CRI attaches pods through the conflist in its `conf_dir`.
 /// `Drop` kills it (by PID), removes its cgroups and deletes its directory.
 pub struct Containerd {
-    /// `unshare`, which waits for the PID namespace's first process.
-    holder: Child,
-    /// The pipe that first process waits on.
-    holder_stdin: Option<ChildStdin>,
-    /// The PID namespace's first process, as the machine sees it.
-    first_pid: i32,
-    /// Per-run cgroup parent of every pod: `/mvh-<pid>-<n>-containerd`.
+    place: Place,
+    /// containerd's directory, the same path on the machine and in a runtime node.
+    dir: PathBuf,
+    /// Per-run cgroup parent of every pod.
     cgroup_parent: String,
-    /// The CNI plugins' directory (reference plugins, `loopback` included, and ours).
-    _plugins: Plugin,
-    dir: TempDir,
 }
 
 impl Containerd {
-    /// Starts containerd in `node`'s network namespace with the busybox image imported.
+    /// Starts the machine's containerd in `node`'s network namespace with the busybox image
+    /// imported.
     pub fn start(node: &Netns) -> Containerd {
         remove_stale_cgroups();
         let dir = TempDir::new("containerd");
@@ -86,16 +112,64 @@ impl Containerd {
         let cgroup_parent = format!("/{}", dir.path().file_name().unwrap().to_string_lossy());
         let (holder, holder_stdin) = spawn_holder(node, &dir);
         let containerd = Containerd {
-            first_pid: first_child(holder.id()),
-            holder,
-            holder_stdin: Some(holder_stdin),
+            dir: dir.path().to_path_buf(),
+            place: Place::Machine {
+                first_pid: first_child(holder.id()),
+                holder,
+                holder_stdin: Some(holder_stdin),
+                _plugins: plugins,
+                _dir: dir,
+            },
             cgroup_parent,
-            _plugins: plugins,
-            dir,
         };
         containerd.wait_until_ready();
         containerd.import_image();
         containerd
+    }
+
+    /// Starts the containerd of `suite`'s Debian root in a runtime node on `node`'s network
+    /// namespace, with the busybox image imported. Its CNI plugins are the root's reference
+    /// plugins (`/usr/lib/cni`) and ours.
+    pub fn start_in_node(suite: Suite, node: &Netns) -> Containerd {
+        let mut runtime = RuntimeNode::start(suite, node.name());
+        let dir = runtime.work().join("containerd");
+        for sub in ["net.d", "root", "state", "opt", "logs", "cni-bin"] {
+            fs::create_dir_all(dir.join(sub)).expect("create containerd directories");
+        }
+        std::os::unix::fs::symlink(runtime.our_plugin(), dir.join("cni-bin").join(OUR_TYPE))
+            .expect("link our plugin into the CNI directory");
+        fs::write(dir.join("config.toml"), config_v3(&dir)).expect("config");
+        let cgroup_parent = format!("{}/containerd", runtime.cgroup_parent());
+        let config = dir.join("config.toml");
+        runtime.spawn_daemon(
+            "containerd",
+            &[],
+            [
+                OsStr::new("containerd"),
+                "--config".as_ref(),
+                config.as_os_str(),
+            ],
+        );
+        let containerd = Containerd {
+            dir,
+            place: Place::Node(runtime),
+            cgroup_parent,
+        };
+        containerd.wait_until_ready();
+        containerd.import_image();
+        containerd
+    }
+
+    /// `containerd --version` of this containerd.
+    pub fn version(&self) -> String {
+        let out = match &self.place {
+            Place::Node(node) => node.exec(["containerd", "--version"]),
+            Place::Machine { .. } => Command::new("containerd")
+                .arg("--version")
+                .output()
+                .expect("run containerd --version"),
+        };
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -114,7 +188,10 @@ impl Containerd {
 
     /// Files in libcni's result cache (`/var/lib/cni` inside containerd's mount namespace).
     pub fn cni_cache_dir(&self) -> PathBuf {
-        self.dir.join("var-lib/cni")
+        match &self.place {
+            Place::Machine { .. } => self.dir.join("var-lib/cni"),
+            Place::Node(node) => node.host_view("/var/lib/cni"),
+        }
     }
 
     /// One CRI call through the driver; the output whether it succeeded or not.
@@ -191,16 +268,24 @@ impl Containerd {
         );
     }
 
-    /// `ctr images import` of the hand-written OCI layout, in the CRI's `k8s.io` namespace.
+    /// `ctr images import` of the hand-written OCI layout, in the CRI's `k8s.io` namespace,
+    /// with the ctr of containerd's own version.
     fn import_image(&self) {
         let tar = write_image(&self.dir.join("image"));
-        let out = Command::new("ctr")
-            .arg("-a")
-            .arg(self.socket())
-            .args(["-n", "k8s.io", "images", "import"])
-            .arg(&tar)
-            .output()
-            .expect("run ctr");
+        let socket = self.socket();
+        let args: [&OsStr; 7] = [
+            "-a".as_ref(),
+            socket.as_os_str(),
+            "-n".as_ref(),
+            "k8s.io".as_ref(),
+            "images".as_ref(),
+            "import".as_ref(),
+            tar.as_os_str(),
+        ];
+        let out = match &self.place {
+            Place::Node(node) => node.exec(std::iter::once(OsStr::new("ctr")).chain(args)),
+            Place::Machine { .. } => Command::new("ctr").args(args).output().expect("run ctr"),
+        };
         assert!(
             out.status.success(),
             "ctr images import: {}",
@@ -210,7 +295,11 @@ impl Containerd {
 
     /// containerd's warnings and errors, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+        let path = match &self.place {
+            Place::Machine { .. } => self.dir.join("containerd.log"),
+            Place::Node(node) => node.work().join("containerd.log"),
+        };
+        let log = fs::read_to_string(path).unwrap_or_default();
         let lines: Vec<&str> = log
             .lines()
             .filter(|l| !l.contains("level=info") && !l.contains("level=debug"))
@@ -221,15 +310,25 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        // SIGKILL: the PID namespace's first process ignores what it has no handler for.
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.first_pid.to_string()])
-            .status();
-        drop(self.holder_stdin.take());
-        // `unshare` returns once every process of the namespace is gone.
-        let _ = self.holder.wait();
-        remove_cgroups(&self.cgroup_parent);
-        // `self.dir` (images, snapshots, state, libcni's cache) is deleted when it drops next.
+        // A runtime node ends everything in it, its cgroups included, when it drops next.
+        if let Place::Machine {
+            holder,
+            holder_stdin,
+            first_pid,
+            ..
+        } = &mut self.place
+        {
+            // SIGKILL: the PID namespace's first process ignores what it has no handler for.
+            let _ = Command::new("kill")
+                .args(["-KILL", &first_pid.to_string()])
+                .status();
+            drop(holder_stdin.take());
+            // `unshare` returns once every process of the namespace is gone.
+            let _ = holder.wait();
+            remove_cgroups(&self.cgroup_parent);
+            // The directory (images, snapshots, state, libcni's cache) is deleted when it
+            // drops next.
+        }
     }
 }
 
@@ -273,6 +372,55 @@ disabled_plugins = [
         socket = d("containerd.sock"),
         opt = d("opt"),
         cni_bin = cni_bin.display(),
+        net_d = d("net.d"),
+        runc = d("state/runc"),
+    )
+}
+
+/// containerd 2's `config.toml` (version 3, where the CRI plugin is split into `cri.v1.images`
+/// and `cri.v1.runtime`): the same choices as `config`, paths inside the runtime node.
+fn config_v3(dir: &Path) -> String {
+    let images = "plugins.'io.containerd.cri.v1.images'";
+    let runtime = "plugins.'io.containerd.cri.v1.runtime'";
+    let d = |sub: &str| dir.join(sub).display().to_string();
+    format!(
+        r#"version = 3
+root = "{root}"
+state = "{state}"
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile",
+  "io.containerd.snapshotter.v1.erofs", "io.containerd.differ.v1.erofs",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
+  "io.containerd.nri.v1.nri",
+]
+[grpc]
+  address = "{socket}"
+[plugins.'io.containerd.internal.v1.opt']
+  path = "{opt}"
+[{images}.pinned_images]
+  sandbox = "{IMAGE}"
+[{runtime}]
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [{runtime}.cni]
+    bin_dirs = ["{cni_bin}", "/usr/lib/cni"]
+    conf_dir = "{net_d}"
+  [{runtime}.containerd]
+    default_runtime_name = "runc"
+    [{runtime}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{runtime}.containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "{runc}"
+        SystemdCgroup = false
+"#,
+        root = d("root"),
+        state = d("state"),
+        socket = d("containerd.sock"),
+        opt = d("opt"),
+        cni_bin = d("cni-bin"),
         net_d = d("net.d"),
         runc = d("state/runc"),
     )
