@@ -8,3 +8,21 @@ mod common;
 mod deploy;
 mod direct;
 mod plugin;
+mod podman;
+
+use common::runtime_node::Suite;
+
+#[test]
+fn podman_trixie_shim_dual_stack_lifecycle() {
+    podman::shim_dual_stack_lifecycle(Suite::Trixie);
+}
+
+#[test]
+fn podman_trixie_veth_and_podmans_own_macvlan() {
+    podman::veth_and_podmans_own_macvlan(Suite::Trixie);
+}
+
+#[test]
+fn podman_trixie_killed_setup_and_teardown() {
+    podman::killed_setup_and_teardown(Suite::Trixie);
+}
