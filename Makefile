@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak
+.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak test-podman-sid bench-podman
 
 all: build
 
@@ -64,3 +64,12 @@ soak:
 # The watcher's repair latency (docs/benchmarks.md, "Repair latency"); not part of `test`.
 bench-repair:
 	scripts/bench-repair.sh
+
+# The netavark plugin against Debian sid's podman 5.8 / netavark 1.17 (tests/netavark: the same
+# scenarios `make test` runs with trixie's podman 5.4); builds sid's root once (cached).
+test-podman-sid: deps
+	$(CARGO) test --test netavark -- --ignored podman_sid
+
+# `podman run --rm` on -d macvlan-host vs podman's own -d macvlan, interleaved; not a test.
+bench-podman:
+	scripts/bench-podman.sh

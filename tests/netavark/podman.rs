@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::common::runtime_node::*;
 use crate::common::*;
 
-const IMAGE: &str = "localhost/mvh-netavark:latest";
+pub const IMAGE: &str = "localhost/mvh-netavark:latest";
 const C4: &str = "10.99.0.150";
 const C6: &str = "fd99::150";
 const MAC: &str = "02:00:00:00:00:42";
@@ -23,7 +23,7 @@ const MAC: &str = "02:00:00:00:00:42";
 pub struct Podman {
     pub node: RuntimeNode,
     env: Vec<(String, String)>,
-    cgroup_parent: String,
+    pub cgroup_parent: String,
     /// The plugin's state directory (`-o state_dir=`), the same path in and out of the node.
     pub state: PathBuf,
 }
