@@ -41,6 +41,25 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// For `teardown`, which must not fail on options a newer or older version judged
+    /// differently: the options when they are valid, else the defaults with the network's
+    /// `state_dir` (the record there says what to remove).
+    pub fn for_teardown(network: &Network) -> Settings {
+        Settings::of(network).unwrap_or_else(|e| {
+            log::warn!("tearing down with default options: {e}");
+            let state_dir = network
+                .option("state_dir")
+                .filter(|dir| dir.starts_with('/'))
+                .unwrap_or(DEFAULT_STATE_DIR);
+            Settings {
+                options: NetworkOptions::parse([], &[]).expect("no options are valid options"),
+                state_dir: PathBuf::from(state_dir),
+            }
+        })
+    }
+}
+
 /// Rootless podman runs plugins in a user namespace without the node's CAP_NET_ADMIN: the
 /// routes and neighbour entries that give the node its path to containers cannot be made.
 pub fn refuse_rootless() -> CniResult<()> {

@@ -11,7 +11,7 @@ use super::types::PluginRequest;
 use crate::protocol::CniResult;
 
 pub fn teardown(netns: &Path, request: PluginRequest) -> CniResult<()> {
-    let settings = Settings::of(&request.network)?;
+    let settings = Settings::for_teardown(&request.network);
     let key = key_of(&request)?;
     let outcome = host_side::disconnect(netns, &settings, &key);
     host_side::release_abandoned(&settings);

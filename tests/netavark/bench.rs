@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::runtime_node::Suite;
 use crate::common::*;
-use crate::podman::{Podman, IMAGE};
+use crate::podman::Podman;
 
 fn rounds() -> usize {
     std::env::var("BENCH_ROUNDS")
@@ -42,20 +42,8 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
 
 /// One `podman run --rm --network NETWORK IMAGE true`, timed from spawn to exit.
 fn run_once(podman: &Podman, network: &str) -> Duration {
-    let cgroup = podman.cgroup_parent.clone();
-    let args = [
-        "run",
-        "--rm",
-        "--network",
-        network,
-        &cgroup,
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        IMAGE,
-        "true",
-    ];
+    let args = podman.run_args(&["--rm", "--network", network], &["true"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = Instant::now();
     podman.ok(&args);
     started.elapsed()

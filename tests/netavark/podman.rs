@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::common::runtime_node::*;
 use crate::common::*;
 
-pub const IMAGE: &str = "localhost/mvh-netavark:latest";
+const IMAGE: &str = "localhost/mvh-netavark:latest";
 const C4: &str = "10.99.0.150";
 const C6: &str = "fd99::150";
 const MAC: &str = "02:00:00:00:00:42";
@@ -23,7 +23,7 @@ const MAC: &str = "02:00:00:00:00:42";
 pub struct Podman {
     pub node: RuntimeNode,
     env: Vec<(String, String)>,
-    pub cgroup_parent: String,
+    cgroup_parent: String,
     /// The plugin's state directory (`-o state_dir=`), the same path in and out of the node.
     pub state: PathBuf,
 }
@@ -95,29 +95,26 @@ impl Podman {
     /// the test's TCP greeting on TCP_PORT.
     pub fn run(&self, name: &str, network: &str) {
         let port = TCP_PORT.to_string();
-        self.ok(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            network,
-            "--cap-add",
-            "NET_RAW",
-            &self.cgroup_parent,
+        let greeter = ["nc", "-ll", "-p", &port, "-e", "echo", "macvlan-host-test"];
+        let args = self.run_args(&["-d", "--name", name, "--network", network], &greeter);
+        self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// `run OPTIONS <this node's cgroup parent and limits> IMAGE COMMAND`: NET_RAW for ping,
+    /// and the limits runc can set in this sandbox.
+    pub fn run_args(&self, options: &[&str], command: &[&str]) -> Vec<String> {
+        let mut args = vec!["run"];
+        args.extend(options);
+        args.extend(["--cap-add", "NET_RAW", &self.cgroup_parent]);
+        args.extend([
             "--ulimit",
             "nofile=1024:1024",
             "--ulimit",
             "nproc=1024:1024",
             IMAGE,
-            "nc",
-            "-ll",
-            "-p",
-            &port,
-            "-e",
-            "echo",
-            "macvlan-host-test",
         ]);
+        args.extend(command);
+        args.into_iter().map(String::from).collect()
     }
 
     /// Starts `podman ARGS` in the background.
@@ -218,6 +215,23 @@ pub fn shim_dual_stack_lifecycle(suite: Suite) {
             "{option}: {stderr}"
         );
     }
+    // DHCP: podman hands the plugin the IPAM driver; the plugin says what to use instead.
+    let dhcp = podman.podman(&[
+        "network",
+        "create",
+        "-d",
+        OUR_TYPE,
+        "--ipam-driver",
+        "dhcp",
+        "-o",
+        "parent=eth0",
+        "bad",
+    ]);
+    let stderr = String::from_utf8_lossy(&dhcp.stderr);
+    assert!(
+        !dhcp.status.success() && stderr.contains("not supported by macvlan-host"),
+        "--ipam-driver dhcp: {stderr}"
+    );
     assert!(!podman
         .podman(&["network", "exists", "bad"])
         .status
@@ -265,6 +279,24 @@ pub fn shim_dual_stack_lifecycle(suite: Suite) {
     assert_eq!(repaired.status.code(), Some(1), "{repaired:?}");
     assert_node_and_container_talk(&lan, &podman, "c1", &[C4, C6]);
 
+    // reconcile --watch (what the systemd unit runs) repairs it again by itself.
+    let mut podman = podman;
+    podman.node.spawn_daemon(
+        "watch",
+        &[],
+        [plugin, "reconcile", "--watch", "--state-dir", &state],
+    );
+    lan.node1.ip(["link", "del", SHIM]);
+    let repaired = RuntimeNode::wait_until(Duration::from_secs(10), || {
+        lan.node1.has_link(SHIM) && host_route(&lan.node1, ip(C4)).is_some()
+    });
+    assert!(
+        repaired,
+        "reconcile --watch did not restore the shim and the route"
+    );
+    assert_node_and_container_talk(&lan, &podman, "c1", &[C4, C6]);
+    podman.node.stop("watch", Duration::from_secs(5));
+
     podman.ok(&["stop", "-t", "0", "c1"]);
     assert_nothing_left(&lan, &podman, &[C4, C6], "after podman stop");
     podman.ok(&["start", "c1"]);
@@ -296,21 +328,8 @@ pub fn veth_and_podmans_own_macvlan(suite: Suite) {
     assert_nothing_left(&lan, &podman, &[C4], "after rm");
 
     // run --rm: setup, the command, teardown.
-    let out = podman.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "lan",
-        &podman.cgroup_parent,
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        IMAGE,
-        "ip",
-        "-4",
-        "addr",
-    ]);
+    let args = podman.run_args(&["--rm", "--network", "lan"], &["ip", "-4", "addr"]);
+    let out = podman.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.contains("10.99.0.1"), "{out}");
     assert_nothing_left(&lan, &podman, &[], "after run --rm");
 
@@ -352,22 +371,11 @@ pub fn killed_setup_and_teardown(suite: Suite) {
     );
     // Killed again: a setup held at the lock after the container's macvlan exists.
     let lock = NodeLockHolder::take(&podman);
-    let running = podman.spawn(&[
-        "run",
-        "-d",
-        "--name",
-        "k1",
-        "--network",
-        "lan",
-        &podman.cgroup_parent,
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    let args = podman.run_args(
+        &["-d", "--name", "k1", "--network", "lan"],
+        &["sleep", "600"],
+    );
+    let running = podman.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
     kill_plugin_call(&podman, "setup");
     let out = wait_child(running);
     assert!(
