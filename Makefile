@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak test-podman-sid bench-podman
+.PHONY: all toolchain build static image test deps roots roots-start fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak test-podman-sid bench-podman
 
 all: build
 
@@ -35,9 +35,20 @@ fmt-check: toolchain
 clippy: toolchain
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The Debian trixie and sid roots of the newer runtimes (tests/common/runtime_node.rs), built
+# once and cached under /var/cache/macvlan-host/roots. `roots` builds them now; `roots-start`
+# starts them in the background, and the tests that need one wait for it.
+roots: deps
+	scripts/runtime-root.sh trixie
+	scripts/runtime-root.sh sid
+
+roots-start: deps
+	scripts/runtime-root.sh --background trixie sid
+
 # Unit tests and the namespace integration tests (each test builds its own namespaces). The
-# static binary is built first: tests/image.rs puts it into an image.
-test: deps fmt-check clippy static
+# static binary is built first: tests/image.rs puts it into an image. The roots build while
+# everything compiles.
+test: deps roots-start fmt-check clippy static
 	$(CARGO) test
 
 # The demo installs its dependencies and builds first, so it works on a fresh machine.

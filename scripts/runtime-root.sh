@@ -14,11 +14,24 @@
 # sees an interface or starts a daemon, and nothing touches the machine's network.
 set -euo pipefail
 
+# `--background SUITE...`: start the builds and return at once (`make test` starts them first,
+# so that they overlap the compilation; a test that needs a root waits on the flock below).
+if [[ ${1:-} == --background ]]; then
+    shift
+    logs=${MVH_ROOTS:-/var/cache/macvlan-host/roots}
+    mkdir -p "$logs"
+    for suite in "$@"; do
+        setsid "$0" "$suite" >"$logs/$suite.background.log" 2>&1 </dev/null &
+        echo "runtime-root($suite): building in the background (log: $logs/$suite.background.log)" >&2
+    done
+    exit 0
+fi
+
 SUITE=${1:-}
 case "$SUITE" in
 trixie | sid) ;;
 *)
-    echo "usage: $0 trixie|sid" >&2
+    echo "usage: $0 trixie|sid, or $0 --background trixie|sid..." >&2
     exit 2
     ;;
 esac

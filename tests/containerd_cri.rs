@@ -61,14 +61,22 @@ struct Network {
     master: &'static str,
     state: TempDir,
     host_local: TempDir,
+    /// Our `logFile` (at debug level: one line per call, tagged with its verb).
+    log: TempDir,
 }
 
 impl Network {
-    fn new(cni_version: &'static str, shape: Shape, host_access: &'static str) -> Network {
+    fn new(
+        cd: &Containerd,
+        cni_version: &'static str,
+        shape: Shape,
+        host_access: &'static str,
+    ) -> Network {
         let name = format!("mvh-cri-{shape:?}-{host_access}").to_lowercase();
         Network {
-            state: TempDir::new(&format!("{name}-state")),
-            host_local: TempDir::new(&format!("{name}-host-local")),
+            state: cd.temp_dir(&format!("{name}-state")),
+            host_local: cd.temp_dir(&format!("{name}-host-local")),
+            log: cd.temp_dir(&format!("{name}-log")),
             name,
             cni_version,
             shape,
@@ -93,6 +101,8 @@ impl Network {
             "type": OUR_TYPE,
             "hostAccess": self.host_access,
             "stateDir": self.state.str(),
+            "logFile": self.log.join("plugin.log"),
+            "logLevel": "debug",
         });
         let plugins = match self.shape {
             Shape::Chained => json!([
@@ -107,6 +117,16 @@ impl Network {
             }
         };
         json!({"cniVersion": self.cni_version, "name": self.name, "plugins": plugins})
+    }
+
+    /// The verbs the runtime called us with, from our log
+    /// (`<time> macvlan-host[<pid>] <VERB> <container> <ifname> <LEVEL>: ...`).
+    fn verbs(&self) -> std::collections::BTreeSet<String> {
+        let log = std::fs::read_to_string(self.log.join("plugin.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| l.split_once("] ")?.1.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
     }
 
     /// Records in our stateDir (its lock file aside).
@@ -230,6 +250,13 @@ fn two_pods(cd: &Containerd, lan: &Lan, network: Network) {
     for pod in &pods {
         assert_connected(cd, lan, pod, &case);
     }
+    // The plugins keep their state where the checks after DEL look for it.
+    assert!(
+        !network.records().is_empty(),
+        "{case}: no record while pods run"
+    );
+    let allocations = host_local_allocations(network.host_local.path());
+    assert_eq!(allocations.len(), 2, "{case}: allocations: {allocations:?}");
     // libcni cached each pod's result of this list: what the checks after DEL look for.
     let cached = files_under(&cd.cni_cache_dir().join("results"));
     let ours = cached.iter().filter(|f| f.starts_with(&network.name));
@@ -240,6 +267,20 @@ fn two_pods(cd: &Containerd, lan: &Lan, network: Network) {
     );
 
     remove_pods(cd, lan, &network, &pods, &case);
+    // What the runtime called: ADD and DEL always; STATUS too at 1.1.0 (libcni asks for it
+    // only from that version on), which containerd 2 does for the node's readiness.
+    let verbs = network.verbs();
+    eprintln!("{case}: {} called {verbs:?}", cd.version());
+    let mut expected = vec!["ADD", "DEL"];
+    if network.cni_version == "1.1.0" {
+        expected.push("STATUS");
+    }
+    for verb in expected {
+        assert!(
+            verbs.contains(verb),
+            "{case}: never called {verb}: {verbs:?}"
+        );
+    }
     eprintln!("{case}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -267,7 +308,7 @@ fn remove_pods(cd: &Containerd, lan: &Lan, network: &Network, pods: &[RunningPod
 fn four_cases(cd: &Containerd, lan: &Lan, cni_version: &'static str) {
     for shape in [Shape::Chained, Shape::Interface] {
         for host_access in ["shim", "veth"] {
-            two_pods(cd, lan, Network::new(cni_version, shape, host_access));
+            two_pods(cd, lan, Network::new(cd, cni_version, shape, host_access));
         }
     }
 }
@@ -350,7 +391,7 @@ fn containerd_2_1_network_readiness_follows_the_master_through_cni_status() {
             .ip(["addr", "add", "10.99.0.12/32", "dev", master]);
     };
     add_master();
-    let network = Network::new("1.1.0", Shape::Interface, "shim").with_master(master);
+    let network = Network::new(&cd, "1.1.0", Shape::Interface, "shim").with_master(master);
     cd.use_conflist(&network.conflist());
     network_becomes(&cd, true, "master up");
 

@@ -1,9 +1,10 @@
 //! The newer-runtimes rig itself (`common::runtime_node`): Debian trixie's dockerd 26 and
-//! podman 5 run inside a test node, see only the node's links, run a container each from an
-//! image imported without a registry, and leave nothing behind: no interface in the node that
-//! the runtimes made, no process once the node is dropped, no cgroup.
+//! podman 5.4, and sid's dockerd 28 and podman 5.8, run inside a test node, see only the node's
+//! links, run a container each from an image imported without a registry, and leave nothing
+//! behind: no interface in the node that the runtimes made, nothing written into the cached
+//! root, no process once the node is dropped, no cgroup.
 //!
-//! Skips (with a message) only when the trixie root file system cannot be built at all.
+//! Each case skips (with a message) only when its root file system cannot be built at all.
 
 mod common;
 
@@ -25,15 +26,20 @@ fn link_names_of(node: &Netns) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn trixie_docker_and_podman_run_inside_a_test_node() {
-    let Some(root) = runtime_root_or_skip(Suite::Trixie) else {
+cases!(docker_and_podman_run_inside_a_test_node {
+    trixie: (Suite::Trixie, "26.", "podman version 5.4"),
+    sid: (Suite::Sid, "28.", "podman version 5."),
+});
+
+/// dockerd and podman of `suite` in a node: their versions, a container each, nothing left.
+fn docker_and_podman_run_inside_a_test_node(suite: Suite, docker: &str, podman: &str) {
+    let Some(root) = runtime_root_or_skip(suite) else {
         return;
     };
     let lan = Lan::new();
     let links_before = link_names_of(&lan.node1);
     let started = Instant::now();
-    let mut node = RuntimeNode::start(Suite::Trixie, lan.node1.name());
+    let mut node = RuntimeNode::start(suite, lan.node1.name());
     eprintln!("node started in {:?}", started.elapsed());
 
     // The node's own network: its fresh sysfs and `ip` show the node's links, not the machine's.
@@ -74,7 +80,7 @@ fn trixie_docker_and_podman_run_inside_a_test_node() {
     eprintln!("dockerd answered in {answered:?}");
     let server = node.docker(["version", "--format", "{{.Server.Version}}"]);
     let server = String::from_utf8_lossy(&server.stdout).trim().to_string();
-    assert!(server.starts_with("26."), "docker version: {server:?}");
+    assert!(server.starts_with(docker), "docker version: {server:?}");
     let tar = node.busybox_image_tar();
     let tar = tar.to_str().expect("UTF-8");
     let imported = node.docker(["import", "--change", r#"CMD ["/bin/sh"]"#, tar, IMAGE]);
@@ -106,10 +112,7 @@ fn trixie_docker_and_podman_run_inside_a_test_node() {
     let env = node.podman_env(&[]);
     let version = node.podman(&env, ["--version"]);
     let version = String::from_utf8_lossy(&version.stdout).to_string();
-    assert!(
-        version.contains("podman version 5."),
-        "podman --version: {version}"
-    );
+    assert!(version.contains(podman), "podman --version: {version}");
     let info = node.podman(&env, ["info", "--format", "{{.Host.NetworkBackend}}"]);
     assert_eq!(
         String::from_utf8_lossy(&info.stdout).trim(),

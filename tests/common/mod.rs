@@ -32,6 +32,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 mod cases;
+mod cgroups;
 mod conflist;
 mod inspect;
 mod lan;
@@ -47,8 +48,8 @@ mod traffic;
 // Each test binary uses a different part of the harness.
 #[allow(unused_imports)]
 pub use {
-    cases::*, conflist::*, inspect::*, lan::*, netns::*, network::*, plugin::*, results::*,
-    temp_dir::*, traffic::*,
+    cases::*, cgroups::*, conflist::*, inspect::*, lan::*, netns::*, network::*, plugin::*,
+    results::*, temp_dir::*, traffic::*,
 };
 
 /// The plugin under test, built by cargo for the integration tests.

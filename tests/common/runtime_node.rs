@@ -19,7 +19,8 @@
 //! inside is the cgroup tree (the v1 hierarchies are the machine's): runtimes get
 //! `cgroup_parent()`, a name unique to this node, whose directories are removed on `Drop`.
 
-use super::netns::{entries, is_stale, os_args, output, unique_name, NETNS_DIR};
+use super::cgroups::{first_child, remove_cgroups, remove_stale_cgroups};
+use super::netns::{os_args, output, unique_name, NETNS_DIR};
 use super::temp_dir::TempDir;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -171,7 +172,9 @@ pub struct RuntimeNode {
 impl RuntimeNode {
     /// Starts a node on network namespace `netns` (a name under /run/netns, e.g.
     /// `lan.node1.name()`) from `suite`'s root. Panics if the root is missing: call
-    /// `runtime_root_or_skip` first to skip when it cannot be built.
+    /// `runtime_root_or_skip` first to skip when it cannot be built. The node also ends when
+    /// the thread that started it ends (PR_SET_PDEATHSIG): keep it on the test's own thread,
+    /// not in a static shared by tests.
     pub fn start(suite: Suite, netns: &str) -> RuntimeNode {
         let root = runtime_root(suite).unwrap_or_else(|e| panic!("{e}"));
         remove_stale_cgroups();
@@ -268,6 +271,14 @@ impl RuntimeNode {
     /// A directory of the test, at the same path on the machine and inside the node.
     pub fn work(&self) -> &TempDir {
         &self.work
+    }
+
+    /// A fresh directory under `work()`: the same path on the machine and inside the node.
+    /// Anything a test hands to a program in the node (a `stateDir`, a `dataDir`, a conflist)
+    /// must live there: the node's /tmp is its own, so a `TempDir::new` path means another,
+    /// empty directory inside the node.
+    pub fn temp_dir(&self, label: &str) -> TempDir {
+        TempDir::new_in(self.work.path(), label)
     }
 
     /// A cgroup parent unique to this node (`/mvh-<pid>-<n>-node`), for dockerd's
@@ -526,79 +537,6 @@ exec /usr/bin/tini -s -- /bin/sleep infinity
 /// `s` in single quotes for sh.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r#"'\''"#))
-}
-
-/// The first child of process `pid` (unshare's child, PID 1 of the node).
-fn first_child(pid: u32) -> Option<u32> {
-    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
-}
-
-/// The machine's v1 hierarchies (or the v2 root), where runtimes create cgroups.
-fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    let mut dirs: Vec<PathBuf> = entries(base)
-        .into_iter()
-        .filter(|n| n != "unified")
-        .map(|n| base.join(n))
-        .filter(|p| p.is_dir() && !p.is_symlink())
-        .collect();
-    if dirs.is_empty() || base.join("cgroup.controllers").exists() {
-        dirs = vec![base.to_path_buf()];
-    }
-    dirs
-}
-
-/// Removes the cgroup directories named `parent` (and everything under them) in every
-/// hierarchy, deepest first; retries for a few seconds while the killed processes exit.
-fn remove_cgroups(parent: &str) {
-    let name = parent.trim_start_matches('/');
-    for hierarchy in cgroup_hierarchies() {
-        let top = hierarchy.join(name);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while top.exists() {
-            let mut dirs = Vec::new();
-            collect_dirs(&top, &mut dirs);
-            // Deepest first: a cgroup can be removed only when empty of children.
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-            for dir in &dirs {
-                let _ = fs::remove_dir(dir);
-            }
-            if Instant::now() >= deadline {
-                eprintln!("warning: cgroup {top:?} still busy, left behind");
-                break;
-            }
-            if top.exists() {
-                thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-/// `dir` and every directory below it.
-fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    out.push(dir.to_path_buf());
-    if let Ok(read) = fs::read_dir(dir) {
-        for entry in read.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                collect_dirs(&entry.path(), out);
-            }
-        }
-    }
-}
-
-/// Cgroups of nodes whose test process no longer runs (a killed earlier run).
-fn remove_stale_cgroups() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for hierarchy in cgroup_hierarchies() {
-            for name in entries(&hierarchy) {
-                if name.ends_with("-node") && is_stale(&name) {
-                    remove_cgroups(&name);
-                }
-            }
-        }
-    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -36,8 +36,6 @@ const APPLETS: [&str; 5] = ["sh", "sleep", "nc", "ping", "ip"];
 const CONFLIST: &str = "10-mvh.conflist";
 /// How long one CRI call may take before the test gives up on it.
 const CALL_TIMEOUT: &str = "60";
-/// Where cgroup hierarchies are mounted (v1 controllers and the v2 `unified` one).
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Builds the CRI driver once per test binary (cargo, into `target/cri-driver`, so the
 /// dependencies are compiled only the first time) and returns its path.
@@ -114,7 +112,7 @@ impl Containerd {
         let containerd = Containerd {
             dir: dir.path().to_path_buf(),
             place: Place::Machine {
-                first_pid: first_child(holder.id()),
+                first_pid: first_child_soon(holder.id()),
                 holder,
                 holder_stdin: Some(holder_stdin),
                 _plugins: plugins,
@@ -158,6 +156,15 @@ impl Containerd {
         containerd.wait_until_ready();
         containerd.import_image();
         containerd
+    }
+
+    /// A fresh directory that containerd and the plugins it runs see at the same path as the
+    /// test (in a runtime node, /tmp is the node's own).
+    pub fn temp_dir(&self, label: &str) -> TempDir {
+        match &self.place {
+            Place::Machine { .. } => TempDir::new(label),
+            Place::Node(node) => node.temp_dir(label),
+        }
     }
 
     /// `containerd --version` of this containerd.
@@ -451,20 +458,17 @@ read _ || true"#;
 
 /// The first child of process `pid` (here: the PID namespace's first process), as soon as it
 /// exists.
-fn first_child(pid: u32) -> i32 {
-    let children = format!("/proc/{pid}/task/{pid}/children");
+fn first_child_soon(pid: u32) -> i32 {
     let mut found = None;
     let exists = || {
-        found = fs::read_to_string(&children)
-            .ok()
-            .and_then(|c| c.split_whitespace().next()?.parse().ok());
+        found = first_child(pid);
         found.is_some()
     };
     assert!(
         eventually(Duration::from_secs(5), exists),
         "unshare started no process"
     );
-    found.unwrap()
+    found.unwrap() as i32
 }
 
 /// Polls `check` every 100 ms until it holds or `limit` has passed.
@@ -570,62 +574,4 @@ fn tar(dir: &Path, archive: &Path) {
         .output()
         .expect("run tar");
     assert!(out.status.success(), "tar {dir:?}: {out:?}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// cgroups
-// ---------------------------------------------------------------------------------------------
-
-/// The cgroup hierarchies: `/sys/fs/cgroup/<controller>` (v1) and `unified` (v2), or the
-/// root itself on a pure v2 machine.
-fn hierarchies() -> Vec<PathBuf> {
-    let root = Path::new(CGROUP_ROOT);
-    if root.join("cgroup.controllers").exists() {
-        return vec![root.to_path_buf()];
-    }
-    let Ok(read) = fs::read_dir(root) else {
-        return Vec::new();
-    };
-    read.flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && !p.is_symlink())
-        .collect()
-}
-
-/// Removes `parent` (a cgroup path like `/mvh-...`) from every hierarchy, innermost first.
-/// A cgroup can be removed once its processes are gone, which can take a moment after a kill.
-fn remove_cgroups(parent: &str) {
-    for hierarchy in hierarchies() {
-        let path = hierarchy.join(parent.trim_start_matches('/'));
-        if path.exists() {
-            eventually(Duration::from_secs(5), || rmdir_tree(&path));
-        }
-    }
-}
-
-/// `rmdir` of a cgroup directory and every cgroup below it; whether it is gone.
-fn rmdir_tree(path: &Path) -> bool {
-    if let Ok(read) = fs::read_dir(path) {
-        for entry in read.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                rmdir_tree(&entry.path());
-            }
-        }
-    }
-    let _ = fs::remove_dir(path);
-    !path.exists()
-}
-
-/// Removes cgroups that a killed earlier run left (named after a test process that is gone).
-fn remove_stale_cgroups() {
-    for hierarchy in hierarchies() {
-        let Ok(read) = fs::read_dir(&hierarchy) else {
-            continue;
-        };
-        for entry in read.flatten() {
-            if is_stale(&entry.file_name().to_string_lossy()) {
-                rmdir_tree(&entry.path());
-            }
-        }
-    }
 }
