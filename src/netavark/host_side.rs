@@ -96,6 +96,7 @@ pub fn connect(netns: &Path, settings: &Settings, attachment: &Attachment) -> Cn
     if options.host_access != HostAccess::None {
         let store = StateStore::open(&settings.state_dir)
             .with_context(|| format!("opening state_dir {}", settings.state_dir.display()))?;
+        mark_as_podmans(&settings.state_dir)?;
         let pod_if = PodInterface {
             ifname: ifname.to_owned(),
             index,
@@ -140,39 +141,67 @@ pub fn disconnect(netns: &Path, settings: &Settings, key: &AttachmentKey) -> Cni
 
 /// Podman's namespace files are removed when a container's network goes: a record whose
 /// namespace is gone belongs to a container that will never be torn down (its setup was
-/// killed, or the node stopped in between). Their host side goes; errors are only logged.
-pub fn release_abandoned(settings: &Settings) {
-    let store = StateStore::existing(&settings.state_dir);
+/// killed, or the node stopped in between). Their host side goes; returns the keys released
+/// (errors are logged). Also run by `reconcile` on state directories marked as podman's.
+pub fn release_abandoned(state_dir: &Path) -> Vec<String> {
+    let store = StateStore::existing(state_dir);
     let records = match store.records() {
         Ok(records) => records,
-        Err(e) if e.is_not_found() => return,
-        Err(e) => return log::warn!("reading {}: {e}", settings.state_dir.display()),
-    };
-    let abandoned = records.into_iter().filter(|r| {
-        matches!(
-            Netns::open(Path::new(&r.netns)),
-            Err(OpenError::Missing(_) | OpenError::Unmounted(_))
-        )
-    });
-    let mut node = None;
-    for record in abandoned {
-        let node = match &mut node {
-            Some(node) => node,
-            None => match Node::open() {
-                Ok(opened) => node.insert(opened),
-                Err(e) => return log::warn!("{e}"),
-            },
-        };
-        log::info!(
-            "releasing {}: its namespace {} is gone",
-            record.key.file_stem(),
-            record.netns
-        );
-        for e in host_access::detach(node, &store, &record) {
-            log::warn!("releasing {}: {e}", record.key.file_stem());
+        Err(e) if e.is_not_found() => return Vec::new(),
+        Err(e) => {
+            log::warn!("reading {}: {e}", state_dir.display());
+            return Vec::new();
         }
+    };
+    let abandoned: Vec<_> = records
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                Netns::open(Path::new(&r.netns)),
+                Err(OpenError::Missing(_) | OpenError::Unmounted(_))
+            )
+        })
+        .collect();
+    if abandoned.is_empty() {
+        return Vec::new();
     }
+    let node = match Node::open() {
+        Ok(node) => node,
+        Err(e) => {
+            log::warn!("{e}");
+            return Vec::new();
+        }
+    };
+    abandoned
+        .into_iter()
+        .map(|record| {
+            let key = record.key.file_stem();
+            log::info!("releasing {key}: its namespace {} is gone", record.netns);
+            for e in host_access::detach(&node, &store, &record) {
+                log::warn!("releasing {key}: {e}");
+            }
+            key
+        })
+        .collect()
 }
+
+/// Says in the state directory that its records are podman's: `reconcile` then releases the
+/// ones whose namespace is gone (podman removes a container's namespace file; a CNI runtime's
+/// namespace may merely be invisible to the watcher, so CNI records are never released so).
+fn mark_as_podmans(state_dir: &Path) -> CniResult<()> {
+    let marker = state_dir.join(PODMAN_MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    crate::system::state::write_unlocked(
+        &marker,
+        b"records of podman containers (macvlan-host as a netavark plugin)\n",
+    )
+    .with_context(|| format!("writing {}", marker.display()))
+}
+
+/// The marker file of `mark_as_podmans`.
+pub const PODMAN_MARKER: &str = "netavark-plugin";
 
 /// Without a record (setup never got that far, or the state directory was wiped): route
 /// ownerships and a veth's derived node end, and for a shim the pod's route and neighbour

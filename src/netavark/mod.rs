@@ -29,6 +29,17 @@ use types::{Info, API_VERSION};
 
 pub use network::DEFAULT_STATE_DIR;
 
+/// `reconcile`: in a state directory the plugin marked as podman's, releases the attachments
+/// whose namespace podman has removed (a setup or teardown killed midway); returns their keys.
+/// Nothing in any other directory.
+pub fn release_abandoned_in(state_dir: &std::path::Path) -> Vec<String> {
+    if state_dir.join(host_side::PODMAN_MARKER).is_file() {
+        host_side::release_abandoned(state_dir)
+    } else {
+        Vec::new()
+    }
+}
+
 /// The plugin API's sub-commands.
 pub const VERBS: [&str; 4] = ["create", "setup", "teardown", "info"];
 

@@ -18,7 +18,7 @@ pub fn setup(netns: &Path, request: PluginRequest) -> CniResult<StatusBlock> {
     let settings = Settings::of(&request.network)?;
     let attachment = Attachment::of(&request)?;
     let mac = host_side::connect(netns, &settings, &attachment)?;
-    host_side::release_abandoned(&settings);
+    host_side::release_abandoned(&settings.state_dir);
     Ok(status_block(&attachment, mac))
 }
 

@@ -14,6 +14,6 @@ pub fn teardown(netns: &Path, request: PluginRequest) -> CniResult<()> {
     let settings = Settings::for_teardown(&request.network);
     let key = key_of(&request)?;
     let outcome = host_side::disconnect(netns, &settings, &key);
-    host_side::release_abandoned(&settings);
+    host_side::release_abandoned(&settings.state_dir);
     outcome
 }

@@ -259,9 +259,13 @@ fn a_killed_setup_is_cleaned_up_by_teardown_and_by_the_next_call() {
     let lan = Lan::new();
     let mut net = Network::new("lan", Family::V4, &[]);
     net.create(&lan.node1).expect_ok();
+    // A first container marks the state directory as podman's (one write of its own).
+    let pod = lan.pod("k1");
+    let first = Container::new(&net, &pod, "k0", "eth0", &[C4]);
+    first.setup(&lan.node1).expect_ok();
+    first.teardown(&lan.node1).expect_ok();
     // Killed at its third write(2): the record, the route's ownership and the shim exist,
     // the shim's hardening and the routes do not. Teardown removes it all.
-    let pod = lan.pod("k1");
     let killed = Container::new(&net, &pod, "k1", "eth0", &[C4]);
     assert!(
         !setup_killed_midway(&lan.node1, &killed),
@@ -286,6 +290,23 @@ fn a_killed_setup_is_cleaned_up_by_teardown_and_by_the_next_call() {
     assert_eq!(files_in(&net.state.join("owners")), vec![C4.to_owned()]);
     other.teardown(&lan.node1).expect_ok();
     assert_nothing_left(&lan, &pod, &net);
+
+    // And once more, with `reconcile` as the next call: it releases it too.
+    let pod3 = lan.pod("k4");
+    let abandoned = Container::new(&net, &pod3, "k4", "eth0", &["10.99.0.153"]);
+    setup_killed_midway(&lan.node1, &abandoned);
+    assert!(lan.node1.has_link(SHIM));
+    drop(pod3);
+    let reconcile = lan
+        .node1
+        .exec([OUR_PLUGIN, "reconcile", "--state-dir", net.state.str()]);
+    let stdout = String::from_utf8_lossy(&reconcile.stdout);
+    assert_eq!(reconcile.status.code(), Some(1), "{reconcile:?}");
+    assert!(stdout.contains("released"), "{stdout}");
+    assert_nothing_left(&lan, &pod, &net);
+    // A CNI state directory (no podman marker) is never released so: its namespaces may only
+    // be invisible to the watcher.
+    assert!(net.state.join("netavark-plugin").is_file());
 }
 
 /// `setup` killed by SIGKILL at its third write(2) (strace fault injection); true when it
