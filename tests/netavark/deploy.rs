@@ -62,7 +62,8 @@ fn the_systemd_unit_watches_the_plugins_state_dir() {
             "/run/macvlan-host/netavark"
         ]
     );
-    assert!(unit.contains("ReadWritePaths=-/run/macvlan-host\n"));
+    // Under ProtectSystem=strict, /run/macvlan-host (records, node lock) must be writable.
+    assert!(unit.contains("RuntimeDirectory=macvlan-host\nRuntimeDirectoryPreserve=yes\n"));
     let dir = TempDir::new("unit");
     let copy = dir.join("macvlan-host-netavark.service");
     std::fs::write(&copy, unit.replace(words[0], OUR_PLUGIN)).unwrap();
