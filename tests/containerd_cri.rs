@@ -10,14 +10,15 @@
 //! veth), runs two pods, checks node <-> pod both ways and pod -> LAN, tears them down and
 //! checks that nothing is left.
 //!
-//! The same four cases run against containerd 2.1 from Debian sid (in a runtime node,
-//! `common::runtime_node`) with conflists at cniVersion 1.1.0 and sid's reference plugins 1.9.
+//! The same four cases run against containerd 1.7 from Debian trixie (at cniVersion 1.0.0, with
+//! the machine's reference plugins 1.1.1) and containerd 2.1 from Debian sid (at cniVersion
+//! 1.1.0, with sid's reference plugins 1.9), each in a runtime node (`common::runtime_node`).
 //! containerd 2 also asks the conflist for STATUS to report the node's network readiness in
 //! the CRI Status call (what kubelet turns into the node's Ready condition): with the master
 //! down or missing it reports the network not ready with our message, and ready again once the
 //! master is back.
 //!
-//! The containerd 2.1 tests skip (with a message) only when the sid root cannot be built.
+//! The containerd 1.7 and 2.1 tests skip (with a message) only when their root cannot be built.
 
 mod common;
 mod containerd;
@@ -321,14 +322,29 @@ fn containerd_cri_pods_on_chained_and_interface_conflists() {
     four_cases(&cd, &lan, "1.0.0");
 }
 
-/// containerd 2.1 (Debian sid) in a runtime node on NODE1; `None` when the sid root cannot be
-/// built.
-fn containerd_2_1(lan: &Lan) -> Option<Containerd> {
-    runtime_root_or_skip(Suite::Sid)?;
-    let cd = Containerd::start_in_node(Suite::Sid, &lan.node1);
-    let version = cd.version();
-    assert!(version.contains(" 2.1."), "containerd --version: {version}");
+/// The containerd of `suite`'s root in a runtime node on NODE1, checked to be `version`;
+/// `None` when the root cannot be built.
+fn containerd_in_node(suite: Suite, version: &str, lan: &Lan) -> Option<Containerd> {
+    runtime_root_or_skip(suite)?;
+    let cd = Containerd::start_in_node(suite, &lan.node1);
+    let found = cd.version();
+    assert!(found.contains(version), "containerd --version: {found}");
     Some(cd)
+}
+
+/// containerd 2.1 (Debian sid) in a runtime node on NODE1.
+fn containerd_2_1(lan: &Lan) -> Option<Containerd> {
+    containerd_in_node(Suite::Sid, " 2.1.", lan)
+}
+
+#[test]
+fn containerd_1_7_cri_pods_on_chained_and_interface_conflists() {
+    let lan = Lan::new();
+    let _node_listener = lan.node1.tcp_server(NODE_PORT);
+    let Some(cd) = containerd_in_node(Suite::Trixie, " 1.7.", &lan) else {
+        return;
+    };
+    four_cases(&cd, &lan, "1.0.0");
 }
 
 #[test]

@@ -106,7 +106,8 @@ impl Containerd {
             fs::create_dir_all(dir.join(sub)).expect("create containerd directories");
         }
         let plugins = Plugin::ours();
-        fs::write(dir.join("config.toml"), config(&dir, plugins.cni_path())).expect("config");
+        let config = config(dir.path(), plugins.cni_path());
+        fs::write(dir.join("config.toml"), config).expect("config");
         let cgroup_parent = format!("/{}", dir.path().file_name().unwrap().to_string_lossy());
         let (holder, holder_stdin) = spawn_holder(node, &dir);
         let containerd = Containerd {
@@ -134,9 +135,23 @@ impl Containerd {
         for sub in ["net.d", "root", "state", "opt", "logs", "cni-bin"] {
             fs::create_dir_all(dir.join(sub)).expect("create containerd directories");
         }
-        std::os::unix::fs::symlink(runtime.our_plugin(), dir.join("cni-bin").join(OUR_TYPE))
+        let cni_bin = dir.join("cni-bin");
+        std::os::unix::fs::symlink(runtime.our_plugin(), cni_bin.join(OUR_TYPE))
             .expect("link our plugin into the CNI directory");
-        fs::write(dir.join("config.toml"), config_v3(&dir)).expect("config");
+        let config = match suite {
+            // containerd 2: configuration version 3, the root's reference plugins 1.9.
+            Suite::Sid => config_v3(&dir),
+            // containerd 1.7: version 2 and one bin_dir; trixie's root has no reference
+            // plugins, so the machine's (Debian bookworm's 1.1.1) are copied in.
+            Suite::Trixie => {
+                for plugin in ["macvlan", "host-local", "loopback"] {
+                    fs::copy(Path::new("/usr/lib/cni").join(plugin), cni_bin.join(plugin))
+                        .expect("copy the machine's reference plugins");
+                }
+                config(&dir, &cni_bin)
+            }
+        };
+        fs::write(dir.join("config.toml"), config).expect("config");
         let cgroup_parent = format!("{}/containerd", runtime.cgroup_parent());
         let config = dir.join("config.toml");
         runtime.spawn_daemon(
@@ -341,7 +356,7 @@ impl Drop for Containerd {
 
 /// containerd's `config.toml`: everything private to `dir`, the CRI plugin set up for this
 /// machine (no AppArmor, no lowering of `oom_score_adj`, runc with cgroupfs).
-fn config(dir: &TempDir, cni_bin: &Path) -> String {
+fn config(dir: &Path, cni_bin: &Path) -> String {
     let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
     let d = |sub: &str| dir.join(sub).display().to_string();
     format!(
