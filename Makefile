@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps roots roots-start fmt fmt-check clippy demo bench bench-repair bench-watcher crash-sweep fuzz soak test-docker-sid bench-docker
+.PHONY: all toolchain build static image test deps roots roots-start fmt fmt-check clippy demo bench bench-repair bench-watcher crash-sweep fuzz soak test-docker-sid bench-docker test-podman-sid bench-podman
 
 all: build
 
@@ -88,3 +88,12 @@ bench-docker:
 # (docs/benchmarks.md, "The watcher's footprint"); not part of `test`.
 bench-watcher:
 	scripts/bench-watcher.sh
+
+# The netavark plugin against Debian sid's podman 5.8 / netavark 1.17 (tests/netavark: the same
+# scenarios `make test` runs with trixie's podman 5.4); builds sid's root once (cached).
+test-podman-sid: deps
+	$(CARGO) test --test netavark -- --ignored podman_sid
+
+# `podman run --rm` on -d macvlan-host vs podman's own -d macvlan, interleaved; not a test.
+bench-podman:
+	scripts/bench-podman.sh

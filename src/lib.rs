@@ -8,11 +8,14 @@
 //! true idempotently; the reconcile/diagnose entry points)
 //! -> [`system`] (netlink, namespaces, sysctls, the node lock, attachment records).
 //! Operator commands (`macvlan-host install | reconcile | diagnose`) are in [`commands`]; the
-//! Docker network driver (`macvlan-host docker-driver`), a front end of its own, in [`docker`].
+//! Docker network driver (`macvlan-host docker-driver`), a front end of its own, in [`docker`];
+//! the netavark plugin front end (`macvlan-host create | setup | teardown | info`, podman 5
+//! and later) is in [`netavark`].
 
 pub mod commands;
 pub mod datapaths;
 pub mod docker;
+pub mod netavark;
 pub mod plugin;
 pub mod protocol;
 pub mod system;

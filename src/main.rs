@@ -7,7 +7,7 @@ use macvlan_host::protocol::error::catch_panics;
 use macvlan_host::protocol::version::declared_version;
 use macvlan_host::protocol::{code, CniError, CniVersion, Environment};
 use macvlan_host::system::{logger, sysctl};
-use macvlan_host::{commands, plugin};
+use macvlan_host::{commands, netavark, plugin};
 
 fn usage() -> String {
     format!(
@@ -21,6 +21,8 @@ fn usage() -> String {
          \x20 macvlan-host reconcile [--state-dir DIR]... [--watch]   repair the host side of every pod\n\
          \x20 macvlan-host diagnose [--state-dir DIR]... [--json]     tell what is wrong, change nothing\n\
          \x20 macvlan-host docker-driver [--socket PATH] [--state-dir DIR]   Docker's network driver\n\n\
+         As a netavark plugin (podman 5 and later; in one of netavark_plugin_dirs), netavark runs\n\
+         \x20 macvlan-host create | setup NETNS | teardown NETNS | info   with JSON on stdin and stdout\n\n\
          Environment: {}=DIR, where sysctls are read and written (default /proc/sys;\n\
          a container whose /proc/sys is read-only mounts the host's /proc/sys/net below DIR)\n",
         env!("CARGO_PKG_VERSION"),
@@ -42,13 +44,16 @@ fn call_tag() -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // Without CNI_COMMAND, a known sub-command as first argument is an operator's command.
+    // Without CNI_COMMAND (a CNI runtime always sets it), the first argument selects: a verb
+    // of netavark's plugin API (podman 5 and later), or an operator's command.
     if std::env::var_os("CNI_COMMAND").is_none() {
-        if let Some(exit) = args
-            .split_first()
-            .and_then(|(name, rest)| commands::run(name, rest))
-        {
-            return exit;
+        if let Some((first, rest)) = args.split_first() {
+            if netavark::is_verb(first) {
+                return netavark::main(first, rest);
+            }
+            if let Some(exit) = commands::run(first, rest) {
+                return exit;
+            }
         }
     }
     let asked_for_help = args

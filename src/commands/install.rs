@@ -18,6 +18,7 @@ usage: macvlan-host install --bin-dir DIR --conf-dir DIR --conflist FILE
                             [--watch [--state-dir DIR]... [--interval SECONDS]
                              [--metrics-address HOST:PORT] [--keep-stale]]
        macvlan-host install --bin-dir DIR --conf-dir DIR --conflist FILE --uninstall
+       macvlan-host install --netavark-plugin-dir DIR [--uninstall]
 
 Installs this binary as DIR/macvlan-host in the CNI bin directory and FILE (a conflist, e.g.
 mounted from a ConfigMap) into the CNI conf directory under its own name, each by atomic rename
@@ -33,6 +34,12 @@ is refused, naming the key, and the installed one stays.
                     `macvlan-host reconcile --help`)
   --uninstall       remove the binary and the conflist instead (the binary stays while
                     another conflist in --conf-dir still uses it)
+  --netavark-plugin-dir DIR
+                    (podman 5 and later) install this binary as DIR/macvlan-host, a netavark
+                    plugin; DIR must be in netavark_plugin_dirs of containers.conf (e.g.
+                    /usr/local/lib/netavark). With --uninstall it is removed, unless podman
+                    containers are still attached (records in /run/macvlan-host/netavark).
+                    May be given alone or together with the CNI flags.
 
 Exits 0 when installed (or uninstalled), non-zero with a message on stderr otherwise.
 ";
@@ -47,6 +54,19 @@ struct Options {
     /// The arguments passed on to `reconcile --watch`, as given.
     watch_args: Vec<String>,
     uninstall: bool,
+    /// `--netavark-plugin-dir`: also (or only) the netavark plugin.
+    netavark_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// The CNI part (bin dir, conf dir, conflist) is asked for: always without
+    /// `--netavark-plugin-dir`, else when any of its flags is given.
+    fn cni(&self) -> bool {
+        self.netavark_dir.is_none()
+            || [&self.bin_dir, &self.conf_dir, &self.conflist]
+                .iter()
+                .any(|p| !p.as_os_str().is_empty())
+    }
 }
 
 /// Runs `install ARGS`.
@@ -111,6 +131,7 @@ fn parse(args: &[String]) -> Result<Options, Failure> {
             "--conflist" => options.conflist = value(arg)?,
             "--watch" => options.watch = true,
             "--uninstall" => options.uninstall = true,
+            "--netavark-plugin-dir" => options.netavark_dir = Some(value(arg)?),
             other => return fail(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -119,7 +140,8 @@ fn parse(args: &[String]) -> Result<Options, Failure> {
         ("--conf-dir", &options.conf_dir),
         ("--conflist", &options.conflist),
     ] {
-        if value.as_os_str().is_empty() {
+        // With --netavark-plugin-dir alone, the CNI flags are not needed.
+        if value.as_os_str().is_empty() && options.cni() {
             return fail(format!("{flag} is required\n{USAGE}"));
         }
     }
@@ -135,16 +157,27 @@ fn parse(args: &[String]) -> Result<Options, Failure> {
 /// The steps of an install: check the directories, install the binary, check and install the
 /// conflist. The binary goes first, so a runtime never finds a conflist without its plugin.
 fn install(options: &Options) -> Result<(), Failure> {
+    if let Some(dir) = &options.netavark_dir {
+        existing_dir("--netavark-plugin-dir", dir)?;
+        let plugin = dir.join(OUR_TYPE);
+        report(
+            &plugin,
+            durable_file::replace(&plugin, &own_binary()?, 0o755),
+        )?;
+    }
+    if !options.cni() {
+        return Ok(());
+    }
     existing_dir("--bin-dir", &options.bin_dir)?;
     existing_dir("--conf-dir", &options.conf_dir)?;
     let conflist_name = conflist_name(&options.conflist)?;
     let conflist = read_valid_conflist(&options.conflist)?;
 
-    let binary = fs::read("/proc/self/exe")
-        .or_else(|_| fs::read(std::env::current_exe()?))
-        .map_err(|e| Failure(format!("cannot read this program's own binary: {e}")))?;
     let bin_path = options.bin_dir.join(OUR_TYPE);
-    report(&bin_path, durable_file::replace(&bin_path, &binary, 0o755))?;
+    report(
+        &bin_path,
+        durable_file::replace(&bin_path, &own_binary()?, 0o755),
+    )?;
 
     let conf_path = options.conf_dir.join(conflist_name);
     report(
@@ -156,6 +189,12 @@ fn install(options: &Options) -> Result<(), Failure> {
 /// The steps of an uninstall: remove the conflist, then the binary unless another conflist
 /// still names it (its pods' DEL needs it).
 fn uninstall(options: &Options) -> Result<(), Failure> {
+    if let Some(dir) = &options.netavark_dir {
+        uninstall_netavark_plugin(dir)?;
+    }
+    if !options.cni() {
+        return Ok(());
+    }
     let conf_path = options.conf_dir.join(conflist_name(&options.conflist)?);
     removed(&conf_path, durable_file::remove(&conf_path))?;
     let bin_path = options.bin_dir.join(OUR_TYPE);
@@ -169,6 +208,32 @@ fn uninstall(options: &Options) -> Result<(), Failure> {
         return Ok(());
     }
     removed(&bin_path, durable_file::remove(&bin_path))
+}
+
+/// The netavark plugin goes unless podman containers are attached through it: their
+/// teardown (at stop, at exit) runs it.
+fn uninstall_netavark_plugin(dir: &Path) -> Result<(), Failure> {
+    let plugin = dir.join(OUR_TYPE);
+    let records = Path::new(crate::netavark::DEFAULT_STATE_DIR).join("attachments");
+    let attached = fs::read_dir(&records)
+        .map(|entries| entries.flatten().count())
+        .unwrap_or(0);
+    if attached > 0 {
+        eprintln!(
+            "macvlan-host install: kept {}: {attached} podman container attachment(s) in {} \
+             still need it for their teardown (stop them first)",
+            plugin.display(),
+            records.display()
+        );
+        return Ok(());
+    }
+    removed(&plugin, durable_file::remove(&plugin))
+}
+
+fn own_binary() -> Result<Vec<u8>, Failure> {
+    fs::read("/proc/self/exe")
+        .or_else(|_| fs::read(std::env::current_exe()?))
+        .map_err(|e| Failure(format!("cannot read this program's own binary: {e}")))
 }
 
 /// The conflist's file name in the conf directory: the mounted file's own name (the ConfigMap
@@ -297,6 +362,7 @@ mod tests {
                     "--state-dir /s1 --state-dir /s2 --metrics-address 0.0.0.0:9447 --keep-stale"
                 ),
                 uninstall: false,
+                netavark_dir: None,
             }
         );
     }
@@ -317,6 +383,14 @@ mod tests {
             err("--bin-dir /b --conf-dir /c --conflist /f --watch --uninstall").contains("exclude")
         );
         assert!(err("--bin-dir /b --conf-dir /c --conflist /f --force").contains("\"--force\""));
+        assert!(err("--netavark-plugin-dir /n --bin-dir /b").starts_with("--conf-dir is required"));
+    }
+
+    #[test]
+    fn the_netavark_plugin_dir_alone_needs_no_cni_flags() {
+        let options = parse(&args("--netavark-plugin-dir /n --uninstall")).unwrap();
+        assert_eq!(options.netavark_dir, Some("/n".into()));
+        assert!(!options.cni() && options.uninstall);
     }
 
     #[test]

@@ -18,7 +18,9 @@ Repairs the host side of every attachment recorded in the state directories (def
 /run/cni/macvlan-host): the shim (MAC, hardening, up), the node's routes to each pod with the
 node's current address as source, permanent neighbour entries on both sides, the pod's routes
 to the node and hostRoutes, a veth pair re-created when gone. An attachment whose pod network
-namespace cannot be opened is reported and left alone (DEL and GC remove dead ones).
+namespace cannot be opened is reported and left alone (DEL and GC remove dead ones), except
+in a state directory of the netavark plugin, where podman removes a container's namespace:
+there an attachment whose namespace is gone is released.
 Run it in the node's network namespace. It holds the node lock per attachment, so it is safe
 beside concurrent ADD, DEL and GC.
 
@@ -52,6 +54,7 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     logger::init_with_stderr_level("reconcile".into(), level);
     legacy_lock::register_state_dirs(&options.state_dirs);
+    let released = release_abandoned(&options.state_dirs);
     if options.watch {
         return watch::run(&options);
     }
@@ -62,7 +65,7 @@ pub fn main(args: &[String]) -> ExitCode {
     match pass::run(&node, &options.state_dirs, Scope::All, &Hooks::NONE) {
         Ok(report) => {
             print_report(&report);
-            if report.drifted() {
+            if report.drifted() || released {
                 Exit::Drift.into()
             } else {
                 Exit::Clean.into()
@@ -70,6 +73,20 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         Err(e) => could_not_run("reconcile", e),
     }
+}
+
+/// Podman's containers whose setup or teardown was killed: their namespace is gone and
+/// netavark never calls teardown again (`netavark::release_abandoned_in`; only in state
+/// directories the netavark plugin marked). True when something was released.
+fn release_abandoned(state_dirs: &[std::path::PathBuf]) -> bool {
+    let mut released = false;
+    for dir in state_dirs {
+        for key in crate::netavark::release_abandoned_in(dir) {
+            println!("{key}: released: the podman container's namespace is gone");
+            released = true;
+        }
+    }
+    released
 }
 
 /// What was repaired on stdout, one line each; what was left alone or failed on stderr.

@@ -49,7 +49,7 @@ fn temporary_name() -> String {
 
 /// Creates the macvlan inside the pod, under a temporary name and down, in the attachment's
 /// link `group`, with `mac` when the runtime asked for one (else the kernel picks a random
-/// one), and returns its index and MAC. It needs no address yet, so it is made while the IPAM
+/// one; podman's `--mac-address`, Multus' `mac`), and returns its index and MAC. It needs no address yet, so it is made while the IPAM
 /// plugin runs; `configure` finishes it. On failure nothing is left.
 #[allow(clippy::too_many_arguments)]
 pub fn create(

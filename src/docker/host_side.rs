@@ -300,7 +300,10 @@ fn mode_of(network: &Network) -> CniResult<MacvlanMode> {
 }
 
 fn host_access_of(network: &Network) -> CniResult<HostAccess> {
-    crate::protocol::config::parse_host_access("host_access", &network.host_access)
+    network
+        .host_access
+        .parse()
+        .map_err(|why| CniError::internal(format!("the stored network's host_access {why}")))
 }
 
 fn settings(network: &Network) -> CniResult<Settings> {

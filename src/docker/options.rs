@@ -10,7 +10,7 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use super::wire::IpamData;
-use crate::protocol::config::{check_ifname, check_mtu, parse_cidr, parse_host_access};
+use crate::protocol::config::{check_ifname, check_mtu, parse_cidr};
 use crate::protocol::{CniError, CniResult, HostAccess};
 use crate::system::netlink::MacvlanMode;
 
@@ -95,16 +95,18 @@ impl NetworkOptions {
         };
         let mtu = match text.get("mtu") {
             None => None,
-            Some(value) => Some(check_mtu(
-                "mtu",
-                value.parse::<u64>().map_err(|_| {
+            Some(value) => {
+                let bytes = value.parse::<u64>().map_err(|_| {
                     CniError::config(format!("mtu {value:?} is not a number of bytes"))
-                })?,
-            )?),
+                })?;
+                Some(check_mtu(bytes).map_err(|why| CniError::config(format!("mtu {why}")))?)
+            }
         };
         let host_access = match text.get("host_access") {
             None => HostAccess::Shim,
-            Some(value) => parse_host_access("host_access", value)?,
+            Some(value) => value
+                .parse()
+                .map_err(|why| CniError::config(format!("host_access {why}")))?,
         };
         if host_access == HostAccess::Shim && mode != MacvlanMode::Bridge {
             return Err(CniError::config(format!(

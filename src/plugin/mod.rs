@@ -7,7 +7,7 @@ mod del;
 mod gc;
 pub mod ipam;
 mod ipam_versions;
-mod rollback;
+pub(crate) mod rollback;
 mod status;
 
 use std::path::Path;

@@ -37,6 +37,33 @@ impl HostAccess {
     }
 }
 
+/// The one spelling of each host access, shared by the CNI configuration (`hostAccess`) and
+/// the network options of the other front ends (`host_access`); the error says why, the
+/// caller names the key.
+impl FromStr for HostAccess {
+    type Err = String;
+    fn from_str(text: &str) -> Result<HostAccess, String> {
+        [HostAccess::Shim, HostAccess::Veth, HostAccess::None]
+            .into_iter()
+            .find(|h| h.as_str() == text)
+            .ok_or_else(|| {
+                format!("{text:?} is invalid: use \"shim\" (default), \"veth\" or \"none\"")
+            })
+    }
+}
+
+/// The MTU rule every front end applies (the master's own MTU bounds it further, checked
+/// where the master is known); the error says why, the caller names the key.
+pub fn check_mtu(mtu: u64) -> Result<u32, String> {
+    if (68..=65535).contains(&mtu) {
+        Ok(mtu as u32)
+    } else {
+        Err(format!(
+            "{mtu} is out of range: it must be between 68 and 65535"
+        ))
+    }
+}
+
 /// Who creates the pod's macvlan.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
@@ -148,13 +175,15 @@ impl NetConf {
             None => MacvlanMode::Bridge,
             Some(text) => text.parse().map_err(CniError::config)?,
         };
-        let mtu = match reader.optional_u64("mtu")? {
-            Some(mtu) => Some(check_mtu("mtu", mtu)?),
-            None => None,
-        };
+        let mtu = reader
+            .optional_u64("mtu")?
+            .map(|mtu| check_mtu(mtu).map_err(|why| CniError::config(format!("mtu {why}"))))
+            .transpose()?;
         let host_access = match reader.optional_str("hostAccess")? {
             None => HostAccess::Shim,
-            Some(text) => parse_host_access("hostAccess", &text)?,
+            Some(text) => text
+                .parse()
+                .map_err(|why| CniError::config(format!("hostAccess {why}")))?,
         };
         let shim_name = reader.optional_str("shimName")?;
         if let Some(n) = &shim_name {
@@ -265,33 +294,6 @@ pub fn parse_cidr(text: &str) -> Result<IpNetwork, String> {
     }
     text.parse::<IpNetwork>()
         .map_err(|e| format!("is not a valid CIDR: {e}"))
-}
-
-/// The rules of the keys every front end shares (CNI's configuration, the `-o` options of
-/// Docker and netavark networks); `key` is the name the user typed, and every error names it.
-///
-/// An MTU the kernel accepts for a macvlan (at most the master's is checked against the
-/// master itself).
-pub fn check_mtu(key: &str, mtu: u64) -> CniResult<u32> {
-    if (68..=65535).contains(&mtu) {
-        Ok(mtu as u32)
-    } else {
-        Err(CniError::config(format!(
-            "{key} {mtu} is out of range: it must be between 68 and 65535"
-        )))
-    }
-}
-
-/// `shim`, `veth` or `none`.
-pub fn parse_host_access(key: &str, text: &str) -> CniResult<HostAccess> {
-    match text {
-        "shim" => Ok(HostAccess::Shim),
-        "veth" => Ok(HostAccess::Veth),
-        "none" => Ok(HostAccess::None),
-        other => Err(CniError::config(format!(
-            "{key} {other:?} is invalid: use \"shim\" (default), \"veth\" or \"none\""
-        ))),
-    }
 }
 
 /// An interface name the kernel accepts.

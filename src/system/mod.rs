@@ -12,6 +12,7 @@ pub mod names;
 pub mod netlink;
 pub mod netlink_events;
 pub mod netns;
+pub mod privilege;
 pub mod state;
 pub mod sysctl;
 
