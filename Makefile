@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak
+.PHONY: all toolchain build static image test test-kernels deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak
 
 all: build
 
@@ -39,6 +39,13 @@ clippy: toolchain
 # static binary is built first: tests/image.rs puts it into an image.
 test: deps fmt-check clippy static
 	$(CARGO) test
+
+# The plugin on Debian's kernels 5.10, 6.1, 6.12 and sid's newest, each booted once in a VM
+# (virtme-ng; qemu's emulation where there is no hardware KVM): every uplink (plain, VLAN, bond,
+# bond with fail_over_mac=active, bridge) x scenario, printed as a table. Kernels are cached in
+# /var/cache/macvlan-host/kernels. `make test` runs a sample of it (tests/kernel_sample.rs).
+test-kernels: toolchain
+	scripts/test-kernels.sh
 
 # The demo installs its dependencies and builds first, so it works on a fresh machine.
 demo:
