@@ -1,7 +1,7 @@
 //! The kernel matrix's sample in `make test` (`make test-kernels` runs the whole matrix): this
 //! build's plugin on Debian trixie's kernel 6.12, booted in a VM, with a VLAN sub-interface as
-//! the master. Interface mode with the shim and chained mode with a veth, dual stack: ADD, the
-//! node and the pod reach each other, the LAN peer reaches the pod, CHECK, DEL leaves nothing.
+//! the master. Interface mode with the shim, dual stack: ADD, the node and the pod reach each
+//! other, the LAN peer reaches the pod, CHECK, DEL leaves nothing, DEL again succeeds.
 //! The kernel is fetched from Debian's archive once and cached (scripts/fetch-kernel.sh);
 //! the scenarios are tests/kernels/scenarios.sh, run inside the VM in namespaces of their own.
 //! Skipped, saying why, only where qemu cannot run at all (exit status 77).
