@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps roots roots-start fmt fmt-check clippy demo bench bench-repair bench-watcher crash-sweep fuzz soak test-docker-sid bench-docker test-podman-sid bench-podman
+.PHONY: all toolchain build static image test test-kernels deps roots roots-start fmt fmt-check clippy demo bench bench-repair bench-watcher crash-sweep fuzz soak test-docker-sid bench-docker test-podman-sid bench-podman
 
 all: build
 
@@ -50,6 +50,13 @@ roots-start: deps
 # everything compiles.
 test: deps roots-start fmt-check clippy static
 	$(CARGO) test
+
+# The plugin on Debian's kernels 5.10, 6.1, 6.12 and sid's newest, each booted once in a VM
+# (virtme-ng; qemu's emulation where there is no hardware KVM): every uplink (plain, VLAN, bond,
+# bond with fail_over_mac=active, bridge) x scenario, printed as a table. Kernels are cached in
+# /var/cache/macvlan-host/kernels. `make test` runs a sample of it (tests/kernel_sample.rs).
+test-kernels: toolchain
+	scripts/test-kernels.sh
 
 # The demo installs its dependencies and builds first, so it works on a fresh machine.
 demo:

@@ -120,3 +120,7 @@ install_dbus_daemon() {
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 unpack_network_manager "${MVH_NM_ROOT:-$repo/target/network-manager/root}"
 install_dbus_daemon
+
+# qemu, virtme-ng and the rest that boots Debian's kernels in VMs (tests/kernel_sample.rs,
+# `make test-kernels`).
+scripts/install-kernel-deps.sh
