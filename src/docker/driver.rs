@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::host_side::Host;
-use super::options::{self, NetworkOptions};
+use super::options;
 use super::sandbox::{self, Patience};
 use super::store::{check_id, Endpoint, Network, Store};
 use super::wire::{self, EndpointInterface};
@@ -169,7 +169,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Driver> {
 
 fn create_network(shared: &Shared, request: wire::CreateNetwork) -> CniResult<Reply> {
     check_id("NetworkID", &request.network_id)?;
-    let options = NetworkOptions::parse(&request.options)?;
+    let options = options::network_options(&request.options)?;
     let pools = options::pools(&request.ipv4_data, &request.ipv6_data)?;
     let mut driver = lock(shared);
     let parent = driver.host.resolve_parent(options.parent.as_deref())?;

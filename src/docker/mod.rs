@@ -4,7 +4,8 @@
 //!
 //! - `http`: just enough HTTP/1.1, bounded in size and time;
 //! - `wire`: the protocol's messages;
-//! - `options`: a network's `-o` options, checked with the CNI configuration's rules;
+//! - `options`: a network's `-o` options read out of Docker's request and checked by
+//!   `protocol::options` (the rules every front end shares), and its IPAM pools;
 //! - `driver`: the calls, each a short list of steps;
 //! - `sandbox`: waiting, bounded, for the container's link to arrive in its namespace;
 //! - `store`: networks (durable) and endpoints, so a restarted driver serves what exists;

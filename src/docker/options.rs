@@ -1,7 +1,8 @@
-//! A network's `-o key=value` options (`com.docker.network.generic`), checked with the rules
-//! the CNI configuration uses (`protocol::config`): every error names the option as the user
-//! typed it. Docker's IPAM data (pools and gateways) is read here too. Pure: the parent is
-//! looked up on the node by the caller.
+//! What is Docker's own in a network's options: reading the `-o key=value` options out of
+//! `com.docker.network.generic` (JSON strings or numbers) and Docker's IPAM data (pools and
+//! gateways). The options themselves are checked by `protocol::options`, the rules every front
+//! end shares (with Docker's `macvlan_mode` name of `mode`); every error names the option as
+//! the user typed it. Pure: the parent is looked up on the node by the caller.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -10,137 +11,49 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use super::wire::IpamData;
-use crate::protocol::config::{check_ifname, check_mtu, parse_cidr};
-use crate::protocol::{CniError, CniResult, HostAccess};
-use crate::system::netlink::MacvlanMode;
+use crate::protocol::options::{NetworkOptions, MODE_ALIAS, SHARED};
+use crate::protocol::{CniError, CniResult};
 
 /// Where Docker puts the `-o` options.
 pub const GENERIC: &str = "com.docker.network.generic";
 
-/// The options a network may have; anything else is refused (a typo would otherwise be
-/// silently ignored).
-pub const KNOWN: [&str; 8] = [
-    "parent",
-    "mode",
-    "macvlan_mode",
-    "mtu",
-    "host_access",
-    "host_routes",
-    "shim_name",
-    "shim_addresses",
-];
+/// Options only this front end has: Docker's own macvlan driver calls `mode` `macvlan_mode`.
+const OWN_OPTIONS: [&str; 1] = [MODE_ALIAS];
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct NetworkOptions {
-    /// None: the interface of the node's default route.
-    pub parent: Option<String>,
-    pub mode: MacvlanMode,
-    pub mtu: Option<u32>,
-    pub host_access: HostAccess,
-    pub host_routes: Vec<IpNetwork>,
-    pub shim_name: Option<String>,
-    pub shim_addresses: Vec<IpNetwork>,
-}
-
-impl NetworkOptions {
-    /// Reads `Options` of a CreateNetwork request.
-    pub fn parse(options: &BTreeMap<String, Value>) -> CniResult<NetworkOptions> {
-        let generic = match options.get(GENERIC) {
-            None | Some(Value::Null) => serde_json::Map::new(),
-            Some(Value::Object(map)) => map.clone(),
-            Some(other) => {
+/// Reads and checks the `-o` options of a CreateNetwork request's `Options`.
+pub fn network_options(options: &BTreeMap<String, Value>) -> CniResult<NetworkOptions> {
+    let generic = match options.get(GENERIC) {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            return Err(CniError::config(format!(
+                "{GENERIC} must be a map of options, got {other}"
+            )))
+        }
+    };
+    let mut text = Vec::with_capacity(generic.len());
+    for (key, value) in &generic {
+        let value = match value {
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            other => {
                 return Err(CniError::config(format!(
-                    "{GENERIC} must be a map of options, got {other}"
+                    "option {key}={other}: must be a string"
                 )))
             }
         };
-        let mut text = BTreeMap::new();
-        for (key, value) in &generic {
-            if !KNOWN.contains(&key.as_str()) {
-                return Err(CniError::config(format!(
-                    "unknown option {key:?}: macvlan-host networks take {}",
-                    KNOWN.join(", ")
-                )));
-            }
-            let value = match value {
-                Value::String(s) => s.trim().to_owned(),
-                Value::Number(n) => n.to_string(),
-                other => {
-                    return Err(CniError::config(format!(
-                        "option {key} must be a string, got {other}"
-                    )))
-                }
-            };
-            if !value.is_empty() {
-                text.insert(key.as_str(), value);
-            }
+        // `-o mtu=` leaves the option unset (its default), as Docker's own drivers read it; an
+        // unknown name is still refused, empty or not.
+        let known = SHARED.contains(&key.as_str()) || OWN_OPTIONS.contains(&key.as_str());
+        if !(known && value.is_empty()) {
+            text.push((key.as_str(), value));
         }
-        if text.contains_key("mode") && text.contains_key("macvlan_mode") {
-            return Err(CniError::config(
-                "options mode and macvlan_mode both given: they are the same option, give one",
-            ));
-        }
-        let parent = text.get("parent").cloned();
-        if let Some(parent) = &parent {
-            check_ifname("parent", parent)?;
-        }
-        let mode = match text
-            .get_key_value("mode")
-            .or(text.get_key_value("macvlan_mode"))
-        {
-            None => MacvlanMode::Bridge,
-            Some((key, value)) => value
-                .parse()
-                .map_err(|why| CniError::config(format!("option {key}: {why}")))?,
-        };
-        let mtu = match text.get("mtu") {
-            None => None,
-            Some(value) => {
-                let bytes = value.parse::<u64>().map_err(|_| {
-                    CniError::config(format!("mtu {value:?} is not a number of bytes"))
-                })?;
-                Some(check_mtu(bytes).map_err(|why| CniError::config(format!("mtu {why}")))?)
-            }
-        };
-        let host_access = match text.get("host_access") {
-            None => HostAccess::Shim,
-            Some(value) => value
-                .parse()
-                .map_err(|why| CniError::config(format!("host_access {why}")))?,
-        };
-        if host_access == HostAccess::Shim && mode != MacvlanMode::Bridge {
-            return Err(CniError::config(format!(
-                "mode {mode} with host_access shim: the shim reaches containers only in bridge mode; use host_access=veth for other modes"
-            )));
-        }
-        let shim_name = text.get("shim_name").cloned();
-        if let Some(name) = &shim_name {
-            check_ifname("shim_name", name)?;
-        }
-        Ok(NetworkOptions {
-            parent,
-            mode,
-            mtu,
-            host_access,
-            host_routes: cidrs(&text, "host_routes")?,
-            shim_name,
-            shim_addresses: cidrs(&text, "shim_addresses")?,
-        })
     }
-}
-
-/// A comma-separated list of CIDRs.
-fn cidrs(text: &BTreeMap<&str, String>, key: &str) -> CniResult<Vec<IpNetwork>> {
-    let Some(list) = text.get(key) else {
-        return Ok(Vec::new());
-    };
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(|item| {
-            parse_cidr(item).map_err(|why| CniError::config(format!("{key}: {item:?} {why}")))
-        })
-        .collect()
+    NetworkOptions::parse(
+        text.iter().map(|(key, value)| (*key, value.as_str())),
+        &OWN_OPTIONS,
+    )
+    .map_err(|e| CniError::config(e.to_string()))
 }
 
 /// Docker's pools and gateways: `(pool, gateway)` per family in use. At least one pool.
@@ -188,16 +101,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::protocol::HostAccess;
+    use crate::system::netlink::MacvlanMode;
+
     fn parse(generic: Value) -> CniResult<NetworkOptions> {
         let mut options = BTreeMap::new();
         options.insert(GENERIC.to_owned(), generic);
         options.insert("com.docker.network.enable_ipv6".to_owned(), json!(false));
-        NetworkOptions::parse(&options)
+        network_options(&options)
     }
 
     #[test]
     fn defaults_and_every_option() {
         let defaults = parse(json!({})).unwrap();
+        assert_eq!(parse(json!({"mtu": " ", "parent": ""})).unwrap(), defaults);
         assert_eq!(defaults.parent, None);
         assert_eq!(defaults.mode, MacvlanMode::Bridge);
         assert_eq!(defaults.host_access, HostAccess::Shim);
@@ -213,12 +130,14 @@ mod tests {
         assert_eq!(all.host_access, HostAccess::Veth);
         assert_eq!(all.host_routes.len(), 2);
         assert_eq!(all.shim_addresses[0].to_string(), "10.99.0.250/32");
+        assert_eq!(parse(json!({"mtu": 1400})).unwrap().mtu, Some(1400));
     }
 
     #[test]
     fn every_error_names_the_option_as_typed() {
         for (options, named) in [
-            (json!({"parnet": "eth0"}), "\"parnet\""),
+            (json!({"parnet": "eth0"}), "option parnet="),
+            (json!({"parnet": ""}), "option parnet="),
             (json!({"parent": "a/b"}), "parent"),
             (json!({"mode": "bridged"}), "option mode"),
             (json!({"macvlan_mode": "x"}), "option macvlan_mode"),
@@ -227,13 +146,13 @@ mod tests {
                 "macvlan_mode",
             ),
             (json!({"mtu": "big"}), "mtu"),
-            (json!({"mtu": "9"}), "mtu 9"),
+            (json!({"mtu": "9"}), "option mtu=\"9\""),
             (json!({"host_access": "tunnel"}), "host_access"),
             (json!({"mode": "vepa"}), "host_access=veth"),
             (json!({"host_routes": "10.0.0.0"}), "host_routes"),
             (json!({"shim_name": "a-name-longer-than-15"}), "shim_name"),
             (json!({"shim_addresses": "x/33"}), "shim_addresses"),
-            (json!({"mtu": true}), "mtu"),
+            (json!({"mtu": true}), "option mtu=true"),
         ] {
             let err = parse(options.clone()).unwrap_err();
             assert!(err.msg.contains(named), "{options}: {}", err.msg);

@@ -2,7 +2,8 @@
 //! remote driver): one set of names for all of them (`parent`, `mode`, `mtu`, `host_access`,
 //! `host_routes`, `shim_name`, `shim_addresses`), checked with the rules of the CNI
 //! configuration (`config.rs`, `mode.rs`, `names.rs`). Every error names the option as the
-//! user typed it.
+//! user typed it. A front end may also take `macvlan_mode` (`MODE_ALIAS`) for `mode`, as
+//! Docker's own macvlan driver names it.
 
 use std::fmt;
 
@@ -22,6 +23,10 @@ pub const SHARED: [&str; 7] = [
     "shim_name",
     "shim_addresses",
 ];
+
+/// Another name of `mode`: Docker's own macvlan driver calls it so, and Docker users type it.
+/// A front end accepts it by listing it among its own options.
+pub const MODE_ALIAS: &str = "macvlan_mode";
 
 /// The network's options, validated. What is not set is None or empty: the defaults (the
 /// default route's interface, bridge mode, the master's MTU, a shim) are the caller's to fill.
@@ -54,8 +59,8 @@ impl std::error::Error for OptionError {}
 
 impl NetworkOptions {
     /// Reads `options` (name, value). `own` are the front end's options besides the shared
-    /// ones (it reads them itself); any other name is refused, so a typo never silently means
-    /// a default.
+    /// ones: `MODE_ALIAS` there means `mode`, any other the front end reads itself. Any other
+    /// name is refused, so a typo never silently means a default.
     pub fn parse<'a>(
         options: impl IntoIterator<Item = (&'a str, &'a str)>,
         own: &[&str],
@@ -69,6 +74,8 @@ impl NetworkOptions {
             shim_name: None,
             shim_addresses: Vec::new(),
         };
+        // The mode as the user typed it (`mode` or its alias), to name it in errors.
+        let mut mode_given: Option<(&str, &str)> = None;
         for (option, value) in options {
             let refuse = |why: String| OptionError {
                 option: option.to_owned(),
@@ -77,7 +84,15 @@ impl NetworkOptions {
             };
             match option {
                 "parent" => parsed.parent = Some(interface_name(value).map_err(refuse)?),
-                "mode" => parsed.mode = value.parse().map_err(refuse)?,
+                "mode" | MODE_ALIAS if option == "mode" || own.contains(&MODE_ALIAS) => {
+                    if let Some((first, _)) = mode_given.filter(|(first, _)| *first != option) {
+                        return Err(refuse(format!(
+                            "{first} is given too: {first} and {option} are the same option, give one"
+                        )));
+                    }
+                    parsed.mode = value.parse().map_err(refuse)?;
+                    mode_given = Some((option, value));
+                }
                 "mtu" => {
                     let number = value
                         .parse::<u64>()
@@ -97,6 +112,17 @@ impl NetworkOptions {
                         known.join(", ")
                     )));
                 }
+            }
+        }
+        if let Some((option, value)) = mode_given {
+            if parsed.host_access == HostAccess::Shim && parsed.mode != MacvlanMode::Bridge {
+                return Err(OptionError {
+                    option: option.to_owned(),
+                    value: value.to_owned(),
+                    why: "the shim (host_access=shim, the default) reaches containers only in \
+                          bridge mode; use host_access=veth for other modes"
+                        .to_owned(),
+                });
             }
         }
         Ok(parsed)
@@ -163,6 +189,8 @@ mod tests {
             ("shim_name", "a-name-longer-than-15", "15 bytes"),
             ("parent", "eth/0", "'/'"),
             ("hostaccess", "veth", "unknown option"),
+            ("macvlan_mode", "bridge", "unknown option"),
+            ("mode", "vepa", "host_access=veth"),
         ] {
             let err = parse(&[(option, value)]).unwrap_err();
             assert_eq!((err.option.as_str(), err.value.as_str()), (option, value));
@@ -170,5 +198,34 @@ mod tests {
             assert!(text.starts_with(&format!("option {option}=")), "{text}");
             assert!(text.contains(says), "{text} should say {says}");
         }
+    }
+
+    #[test]
+    fn a_front_end_may_name_mode_macvlan_mode() {
+        let docker =
+            |pairs: &[(&str, &str)]| NetworkOptions::parse(pairs.iter().copied(), &[MODE_ALIAS]);
+        let private = docker(&[("macvlan_mode", "private"), ("host_access", "veth")]).unwrap();
+        assert_eq!(private.mode, MacvlanMode::Private);
+        for (pairs, named) in [
+            (vec![("macvlan_mode", "bridged")], "option macvlan_mode="),
+            (vec![("macvlan_mode", "vepa")], "option macvlan_mode="),
+            (
+                vec![("mode", "bridge"), ("macvlan_mode", "bridge")],
+                "option macvlan_mode=",
+            ),
+            (
+                vec![("macvlan_mode", "bridge"), ("mode", "bridge")],
+                "option mode=",
+            ),
+        ] {
+            let text = docker(&pairs).unwrap_err().to_string();
+            assert!(text.starts_with(named), "{pairs:?}: {text}");
+        }
+        assert!(docker(&[("mode", "bridge"), ("macvlan_mode", "bridge")])
+            .unwrap_err()
+            .why
+            .contains("same option"));
+        // Veth and none reach containers in any mode.
+        assert!(docker(&[("mode", "vepa"), ("host_access", "none")]).is_ok());
     }
 }
