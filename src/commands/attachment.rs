@@ -5,9 +5,9 @@
 //! reading them first, and every write notifies the watcher; an attachment without drift is
 //! left untouched, so a pass that finds nothing changes nothing and the watcher goes quiet.
 
-use crate::datapaths::attachment::{diagnose_attachment, reconcile_attachment, AttachmentError};
-use crate::datapaths::host_path::{Drift, Repair};
+use crate::datapaths::engine::{diagnose_attachment, reconcile_attachment, AttachmentError};
 use crate::datapaths::node::Node;
+use crate::datapaths::objects::Drift;
 use crate::protocol::CniError;
 use crate::system::state::{AttachmentKey, StateStore};
 
@@ -46,7 +46,7 @@ pub fn reconcile(
         Ok(repairs) => Ok(Outcome::Repaired {
             remade_device: repairs
                 .iter()
-                .any(|r| matches!(r, Repair::Created(_) | Repair::Replaced(_))),
+                .any(|r| r.remade_device() || r.changed_shared_shim().is_some()),
             lines: repairs.iter().map(ToString::to_string).collect(),
         }),
         Err(e) => outcome_of(e),

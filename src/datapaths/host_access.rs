@@ -14,65 +14,21 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::host_path::{self, Devices, Drift, PodDevice, Repair};
+use super::host_path::{self, Devices, PodDevice, Site, Teardown};
 use super::node::{delete_link, same_family, Node};
+use super::objects::{Action, Drift, Object, Problem, Repair};
 use super::plan::{replan, Plan};
 use super::pod::Pod;
+use super::routes::{self, host_route, host_route_selector};
 use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, Netlink, Route};
 use crate::system::state::{AttachmentKey, Record, StateStore};
 
-/// ADD: makes the plan true under the node lock. On failure everything it made is released
-/// again. Returns what had to be repaired (a reused shim that had lost its hardening...).
-pub fn attach(
-    node: &Node,
-    store: &StateStore,
-    plan: &Plan,
-    master: &Link,
-    pod: &Pod,
-) -> CniResult<Vec<Repair>> {
-    let lock = NodeLock::acquire().context("taking the node lock")?;
-    match ensure_locked(node, store, plan, master, pod) {
-        Ok(mut repairs) => {
-            if let Some(shim) = remade_shim(&plan.record, &repairs) {
-                let healed =
-                    super::attachment::heal_shim_users(node, store, shim, &plan.record.key);
-                repairs.extend(healed);
-            }
-            Ok(repairs)
-        }
-        Err(err) => {
-            let released = release_locked(node, store, &plan.record);
-            drop(lock);
-            for cleanup in released.finish(node) {
-                log::warn!(
-                    "rolling back host access of {}: {cleanup}",
-                    plan.record.key.file_stem()
-                );
-            }
-            Err(err)
-        }
-    }
-}
-
-/// The shim's name when `ensure` created or replaced it: the other pods on it lost their
-/// routes and neighbour entries with the old one (none when it is new).
-fn remade_shim<'a>(record: &'a Record, repairs: &[Repair]) -> Option<&'a str> {
-    let name = record.host_side.shared_shim()?;
-    let label = format!("shim {name}");
-    repairs
-        .iter()
-        .any(|r| {
-            matches!(r, Repair::Created(what) | Repair::Replaced(what)
-                if *what == label || what.starts_with(&format!("{label} ")))
-        })
-        .then_some(name)
-}
-
 /// Makes every piece of the plan true, from whatever state an earlier run left: idempotent.
 /// The caller holds the node lock. Routes and neighbour entries are written with replace
-/// semantics (no dump on ADD); the devices report their own repairs.
+/// semantics (no dump on ADD; a route of an earlier version is rewritten with our protocol);
+/// the devices report their own repairs.
 pub fn ensure_locked(
     node: &Node,
     store: &StateStore,
@@ -90,15 +46,15 @@ pub fn ensure_locked(
             .context("recording the route's owner")?;
     }
     let mut repairs = Vec::new();
-    let devices = path.ensure(
+    let site = Site {
         node,
         store,
-        &record.key,
+        key: &record.key,
         master,
-        pod,
-        plan.pod_index,
-        &mut repairs,
-    )?;
+        pod: Some(pod),
+        pod_link: plan.pod_link,
+    };
+    let devices = path.ensure(&site, &mut repairs)?;
     ensure_node_side(node, plan, devices.host)?;
     if let Some(pod_device) = &devices.pod {
         let mut stale =
@@ -143,10 +99,10 @@ fn forget_node_addresses(
             .delete_neighbour(device.index, *ip)
             .with_context(|| format!("removing the pod's neighbour entry for {ip}"))?;
         let route = pod
-            .delete_route(&host_route(*ip, device.index, None))
+            .delete_route(&host_route_selector(*ip, device.index))
             .with_context(|| format!("removing the pod's route to {ip}"))?;
         if neighbour || route {
-            repairs.push(Repair::ForgotNodeAddress(*ip));
+            repairs.push(Repair::new(Object::FormerNodeAddress(*ip), Action::Removed));
         }
     }
     Ok(repairs)
@@ -201,39 +157,38 @@ fn host_routes_entry(record: &Record, cidr: IpNetwork, device: u32) -> CniResult
         gateway: Some(via),
         output_index: Some(device),
         onlink: true,
+        protocol: routes::PROTOCOL,
         ..Route::default()
     })
 }
 
-/// A route to one address through `device` (`ip route replace ADDR/32 dev DEVICE src SRC`).
-fn host_route(ip: IpAddr, device: u32, source: Option<IpAddr>) -> Route {
-    Route {
-        destination: Some(IpNetwork::from(ip)),
-        output_index: Some(device),
-        source,
-        scope_link: true,
-        ..Route::default()
-    }
-}
-
 /// CHECK and diagnose: everything ensure would make true, compared with what is there. Empty
 /// when nothing drifted. `pod` None checks the node's side only.
-pub fn verify(node: &Node, record: &Record, pod: Option<&Pod>) -> CniResult<Vec<Drift>> {
+pub fn verify(
+    node: &Node,
+    store: &StateStore,
+    record: &Record,
+    pod: Option<&Pod>,
+) -> CniResult<Vec<Drift>> {
     let master_present = node
         .netlink
         .link_by_name(&record.master)
         .context("looking up the master")?
         .is_some();
     if !master_present {
-        return Ok(vec![Drift::MasterMissing(record.master.clone())]);
+        return Ok(vec![Drift::new(
+            Object::Master(record.master.clone()),
+            Problem::Missing,
+        )]);
     }
     let (plan, master) = replan(node, record)?;
-    verify_planned(node, &plan, &master, pod)
+    verify_planned(node, store, &plan, &master, pod)
 }
 
 /// `verify` against a plan made for the node as it is now.
 pub fn verify_planned(
     node: &Node,
+    store: &StateStore,
     plan: &Plan,
     master: &Link,
     pod: Option<&Pod>,
@@ -241,7 +196,15 @@ pub fn verify_planned(
     let record = &plan.record;
     let path = host_path::of(record);
     let mut drift = Vec::new();
-    let Some(devices) = path.verify(node, Some(master), pod, &mut drift)? else {
+    let site = Site {
+        node,
+        store,
+        key: &record.key,
+        master,
+        pod,
+        pod_link: plan.pod_link,
+    };
+    let Some(devices) = path.verify(&site, &mut drift)? else {
         return Ok(drift);
     };
     verify_node_side(node, plan, &devices, &mut drift)?;
@@ -271,15 +234,22 @@ fn verify_node_side(
             .with_context(|| format!("looking up the node's route to pod address {ip}"))?
             .filter(|r| r.destination == Some(dst) && r.output_index == Some(devices.host));
         let wanted = plan.sources.iter().copied().find(|s| same_family(*s, ip));
+        let object = Object::NodeRoute(ip);
         match (route, wanted) {
-            (None, _) => drift.push(Drift::NodeRouteMissing(ip)),
-            (Some(route), Some(wanted)) if route.source != Some(wanted) => {
-                drift.push(Drift::NodeRouteSource {
-                    ip,
-                    source: route.source,
+            (None, _) => drift.push(Drift::new(object, Problem::Missing)),
+            (Some(route), Some(wanted)) if route.source != Some(wanted) => drift.push(Drift::new(
+                object,
+                Problem::Source {
+                    actual: route.source,
                     wanted,
-                })
-            }
+                },
+            )),
+            (Some(route), _) if route.protocol != routes::PROTOCOL => drift.push(Drift::new(
+                object,
+                Problem::Unmarked {
+                    protocol: route.protocol,
+                },
+            )),
             _ => {}
         }
         let mac = record.pod_mac;
@@ -288,7 +258,10 @@ fn verify_node_side(
             .neighbour(devices.host, ip)
             .with_context(|| format!("looking up the node's neighbour entry for {ip}"))?;
         if !neighbour.is_some_and(|n| n.permanent && n.mac == Some(mac)) {
-            drift.push(Drift::NodeNeighbourMissing { ip, mac });
+            drift.push(Drift::new(
+                Object::NodeNeighbour { ip, mac },
+                Problem::Missing,
+            ));
         }
     }
     Ok(())
@@ -306,10 +279,18 @@ fn verify_pod_side(
         .neighbours(device.index)
         .context("reading the pod's neighbour entries")?;
     let routes = pod.routes().context("reading the pod's routes")?;
-    let has_route = |dst: IpNetwork| {
-        routes
+    let check_route = |dst: IpNetwork, drift: &mut Vec<Drift>| {
+        let found = routes
             .iter()
-            .any(|r| r.destination == Some(dst) && r.output_index == Some(device.index))
+            .find(|r| r.destination == Some(dst) && r.output_index == Some(device.index));
+        let problem = match found {
+            None => Problem::Missing,
+            Some(r) if r.protocol != routes::PROTOCOL => Problem::Unmarked {
+                protocol: r.protocol,
+            },
+            Some(_) => return,
+        };
+        drift.push(Drift::new(Object::PodRoute(dst), problem));
     };
     let mac = record.host_mac;
     for ip in &record.node_addresses {
@@ -317,22 +298,23 @@ fn verify_pod_side(
             .iter()
             .any(|n| n.address == *ip && n.permanent && n.mac == Some(mac))
         {
-            drift.push(Drift::PodNeighbourMissing { ip: *ip, mac });
+            drift.push(Drift::new(
+                Object::PodNeighbour { ip: *ip, mac },
+                Problem::Missing,
+            ));
         }
         let on_link = record.pod_addresses.iter().any(|p| p.contains(*ip));
-        if needs_route(on_link) && !has_route(IpNetwork::from(*ip)) {
-            drift.push(Drift::PodRouteMissing(IpNetwork::from(*ip)));
+        if needs_route(on_link) {
+            check_route(IpNetwork::from(*ip), drift);
         }
     }
     for ip in &plan.stale_node_addresses {
         if neighbours.iter().any(|n| n.address == *ip && n.permanent) {
-            drift.push(Drift::StaleNodeAddress(*ip));
+            drift.push(Drift::new(Object::FormerNodeAddress(*ip), Problem::Stale));
         }
     }
     for cidr in &record.host_routes {
-        if !has_route(*cidr) {
-            drift.push(Drift::PodRouteMissing(*cidr));
-        }
+        check_route(*cidr, drift);
     }
     Ok(())
 }
@@ -348,14 +330,6 @@ impl Released {
     pub fn nothing() -> Released {
         Released {
             errors: ErrorList::new(),
-            deferred: None,
-        }
-    }
-
-    /// Everything was released under the lock already; only errors to report.
-    pub fn with_errors(errors: ErrorList) -> Released {
-        Released {
-            errors,
             deferred: None,
         }
     }
@@ -403,12 +377,7 @@ pub fn release_unrecorded(
     Released { errors, deferred }
 }
 
-/// GC: `release` and `finish` in one.
-pub fn detach(node: &Node, store: &StateStore, record: &Record) -> ErrorList {
-    release(node, store, record).finish(node)
-}
-
-fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released {
+pub(super) fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released {
     let mut errors = ErrorList::new();
     let key = &record.key;
     let path = host_path::of(record);
@@ -432,7 +401,11 @@ fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released 
             }
         }
         if let Some(link) = &host_link {
-            if let Err(e) = node.netlink.delete_route(&host_route(ip, link.index, None)) {
+            // Whoever wrote it (an earlier version wrote `boot`): the owner file says whose.
+            if let Err(e) = node
+                .netlink
+                .delete_route(&host_route_selector(ip, link.index))
+            {
                 errors.push(CniError::from(e).context(format!("removing the route to {ip}")));
             }
             if let Err(e) = node.netlink.delete_neighbour(link.index, ip) {
@@ -443,21 +416,10 @@ fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released 
         }
         errors.note(store.clear_owner(ip));
     }
-    let deferred = path.release(node, store, key, host_link, &mut errors);
+    let teardown = Teardown { node, store, key };
+    let deferred = path.release(&teardown, host_link, &mut errors);
     errors.note(store.remove(key));
     // What a killed ADD of this attachment left half written.
     errors.note(store.remove_temporaries_of(record));
     Released { errors, deferred }
-}
-
-/// GC: shims that no attachment uses any more, under the node lock.
-pub fn remove_unused_shims(node: &Node, store: &StateStore) -> ErrorList {
-    match NodeLock::acquire() {
-        Ok(_lock) => super::shim::remove_unused(node, store),
-        Err(e) => {
-            let mut errors = ErrorList::new();
-            errors.push(CniError::from(e).context("taking the node lock"));
-            errors
-        }
-    }
 }

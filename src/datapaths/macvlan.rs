@@ -9,7 +9,7 @@ use crate::protocol::result::{CniOutput, RouteEntry};
 use crate::protocol::{CniError, CniResult, Context};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec, Netlink, Route};
 use crate::system::netns::Netns;
-use crate::system::{sysctl, Mac};
+use crate::system::sysctl;
 
 /// How long ADD waits for IPv6 duplicate address detection before giving up.
 const DAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,8 +48,8 @@ fn temporary_name() -> String {
 }
 
 /// Creates the macvlan inside the pod, under a temporary name and down, in the attachment's
-/// link `group`, and returns its index and MAC. It needs no address yet, so it is made while
-/// the IPAM plugin runs; `configure` finishes it. On failure nothing is left.
+/// link `group`, and returns it (index, MAC, MTU). It needs no address yet, so it is made
+/// while the IPAM plugin runs; `configure` finishes it. On failure nothing is left.
 pub fn create(
     node: &Netlink,
     pod: &Pod,
@@ -57,7 +57,7 @@ pub fn create(
     mode: MacvlanMode,
     mtu: Option<u32>,
     group: u32,
-) -> CniResult<(u32, Mac)> {
+) -> CniResult<Link> {
     let (pod_ns, pod) = (&pod.ns, &pod.netlink);
     let temporary = temporary_name();
     node.create_macvlan(&MacvlanSpec {
@@ -79,7 +79,7 @@ pub fn create(
             ))
         })?;
     match link.mac {
-        Some(mac) => Ok((link.index, mac)),
+        Some(_) => Ok(link),
         None => {
             let _ = pod.delete_link(link.index);
             Err(CniError::internal(format!(

@@ -7,8 +7,9 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::host_path;
+use super::host_path::{self, PodLink};
 use super::node::{same_family, usable_addresses_of, Node};
+use super::shim;
 use crate::protocol::{CniError, CniResult, Context, HostAccess};
 use crate::system::netlink::{Address, Link, MacvlanMode};
 use crate::system::state::{AttachmentKey, Record};
@@ -31,6 +32,7 @@ pub struct PodInterface {
     pub ifname: String,
     pub index: u32,
     pub mac: Mac,
+    pub mtu: u32,
     pub macvlan_mode: Option<MacvlanMode>,
     pub addresses: Vec<IpNetwork>,
     /// The interface's link group when this plugin made it (interface mode): a veth's pod end
@@ -43,8 +45,8 @@ pub struct Plan {
     pub record: Record,
     /// The source of node -> pod routes, one per family the pod uses.
     pub sources: Vec<IpAddr>,
-    /// The pod's interface index when known (ADD); looked up by name otherwise.
-    pub pod_index: Option<u32>,
+    /// The pod's interface when known (ADD); looked up by name otherwise.
+    pub pod_link: Option<PodLink>,
     /// Node addresses an earlier run gave the pod entries for, which are no longer the node's.
     pub stale_node_addresses: Vec<IpAddr>,
 }
@@ -86,7 +88,10 @@ pub fn plan(
     Ok(Plan {
         record,
         sources,
-        pod_index: Some(pod_if.index),
+        pod_link: Some(PodLink {
+            index: pod_if.index,
+            mtu: pod_if.mtu,
+        }),
         stale_node_addresses: Vec::new(),
     })
 }
@@ -120,10 +125,16 @@ pub fn replan(node: &Node, record: &Record) -> CniResult<(Plan, Link)> {
     let mut updated = record.clone();
     updated.master_index = master.index;
     updated.node_addresses = node_ips;
+    // The shim's MAC follows the master's current MAC (a bridge that gained a port, a bond
+    // that failed over): one value for every attachment on the shim, never the one a record
+    // was written with, so two attachments never fight over it.
+    if let Some(name) = record.host_side.shared_shim() {
+        updated.host_mac = shim::mac_for(&master, name);
+    }
     let plan = Plan {
         record: updated,
         sources,
-        pod_index: None,
+        pod_link: None,
         stale_node_addresses: stale,
     };
     Ok((plan, master))

@@ -7,10 +7,11 @@ use serde_json::{Map, Value};
 use super::ipam::Ipam;
 use super::rollback::Rollback;
 use super::{attachment_key, open_pod};
-use crate::datapaths::host_access;
-use crate::datapaths::host_path::{self, Repair};
+use crate::datapaths::engine;
+use crate::datapaths::host_path;
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
+use crate::datapaths::objects::Action;
 use crate::datapaths::plan::{self, PodInterface, Settings};
 use crate::datapaths::pod::Pod;
 use crate::datapaths::pod_addresses::{self, Origin};
@@ -64,8 +65,9 @@ fn add_interface(
         conf.mtu,
         group,
     );
-    let prepared = match created {
-        Ok((index, _)) => {
+    let prepared = match &created {
+        Ok(link) => {
+            let index = link.index;
             rollback.push("removing the pod's macvlan", move || {
                 remove_link(pod, index, ifname)
             });
@@ -78,7 +80,11 @@ fn add_interface(
     if reply.is_ok() {
         rollback.push("releasing the IPAM allocation", || release(&ipam));
     }
-    let (index, mac) = created?;
+    let link = created?;
+    let index = link.index;
+    let mac = link
+        .mac
+        .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?;
     prepared?;
     let raw_allocation = reply?;
     let allocation = CniOutput::parse(&raw_allocation, "the IPAM result")?;
@@ -92,6 +98,7 @@ fn add_interface(
         ifname: ifname.to_owned(),
         index,
         mac,
+        mtu: link.mtu,
         macvlan_mode: Some(conf.macvlan_mode),
         addresses,
         link_group: Some(group),
@@ -174,6 +181,7 @@ fn add_chained(
         mac: link
             .mac
             .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?,
+        mtu: link.mtu,
         macvlan_mode: link.macvlan_mode,
         addresses: pod_if.addresses,
         // Only a link this plugin made is in the attachment's group.
@@ -202,11 +210,11 @@ fn attach_host(
     }
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
     let plan = plan::plan(node, &host_settings(conf), key, master, &pod.path, pod_if)?;
-    for repair in host_access::attach(node, &store, &plan, master, pod)? {
+    for repair in engine::attach(node, &store, &plan, master, pod)? {
         // Creating is what ADD is for (and logged where it happens); anything else means an
         // earlier call or someone else left the host side wrong.
-        match repair {
-            Repair::Created(_) => log::debug!("{repair}"),
+        match repair.action {
+            Action::Created => log::debug!("{repair}"),
             _ => log::warn!("repaired: {repair}"),
         }
     }

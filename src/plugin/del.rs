@@ -4,11 +4,12 @@
 
 use super::ipam::Ipam;
 use super::{attachment_key, pod_namespace_if_present};
+use crate::datapaths::engine;
 use crate::datapaths::host_access::{self, Released};
 use crate::datapaths::host_path;
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
-use crate::datapaths::unrecorded::{self, Clues, Learned};
+use crate::datapaths::shim::unrecorded::{self, Clues, Learned};
 use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, ErrorList, HostAccess, Mode, NetConf,
 };
@@ -103,7 +104,7 @@ impl HostTeardown {
     fn release(self, node: &Node, key: &AttachmentKey) -> Released {
         match self {
             HostTeardown::Nothing => Released::nothing(),
-            HostTeardown::Recorded(store, record) => host_access::release(node, &store, &record),
+            HostTeardown::Recorded(store, record) => engine::detach(node, &store, &record),
             HostTeardown::Unrecorded {
                 store,
                 host_access,
@@ -113,7 +114,7 @@ impl HostTeardown {
                 let learned_errors = learned
                     .map(|boxed| {
                         let (learned, shim) = *boxed;
-                        unrecorded::release(node, &store, key, shim, &learned).errors
+                        unrecorded::release(node, &store, key, shim, &learned)
                     })
                     .unwrap_or_default();
                 let mut released = host_access::release_unrecorded(node, &store, key, host_access);

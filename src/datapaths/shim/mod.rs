@@ -6,18 +6,27 @@
 //! source), never answers ARP and takes no router advertisement, so the LAN never sees it as a
 //! second owner of the node's addresses (no ARP flux). That hardening is checked every time
 //! the shim is reused: a crash while it was being written must not leave ARP flux behind.
+//!
+//! Its whole life is here: name, MAC (derived from the master's *current* MAC: when the
+//! master's MAC changes, the shim's is set again in place and every pod's neighbour entry for
+//! the node follows), MTU (the master's, both ways), hardening, create / reuse / adopt,
+//! removal when unused (GC too), and DEL without a record (`unrecorded`).
+
+pub mod unrecorded;
 
 use ipnetwork::IpNetwork;
 
-use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
+use super::host_path::{Devices, HostPath, PodDevice, SidePlan, Site, Teardown};
 use super::link_ready::wait_until_passing;
 use super::node::{delete_link, Node};
+use super::objects::{Action, Drift, Mismatch, Object, Problem, Repair};
 use super::plan::{PodInterface, Settings};
-use super::pod::Pod;
+use super::routes::{self, Writer};
 use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
+use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
-use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
+use crate::system::state::{HostSide, Record, StateStore};
 use crate::system::{names, sysctl, Mac, SysResult};
 
 /// ADD: the shim's name and MAC; refuses a pod macvlan the shim cannot reach.
@@ -31,7 +40,7 @@ pub fn plan(settings: &Settings, master: &Link, pod_if: &PodInterface) -> CniRes
     let name = settings
         .shim_name
         .clone()
-        .unwrap_or_else(|| names::derived_ifname("mvh-", &master.name));
+        .unwrap_or_else(|| default_name(&master.name));
     let mac = mac_for(master, &name);
     Ok(SidePlan {
         side: HostSide::Shim { name },
@@ -41,8 +50,15 @@ pub fn plan(settings: &Settings, master: &Link, pod_if: &PodInterface) -> CniRes
     })
 }
 
-/// Derived from the master's MAC and the shim's name: stable when the shim is re-created (the
-/// pods' neighbour entries point at it), different on every node of the LAN.
+/// The shim's name when `shimName` is not set: one per master.
+pub fn default_name(master: &str) -> String {
+    names::derived_ifname("mvh-", master)
+}
+
+/// Derived from the master's current MAC and the shim's name: stable when the shim is
+/// re-created (the pods' neighbour entries point at it), different on every node of the LAN.
+/// A master whose MAC changes (a bridge gaining a port with a lower MAC, a bond failing over)
+/// gives a new one, which every attachment on the shim then follows.
 pub fn mac_for(master: &Link, name: &str) -> Mac {
     let mut seed = b"macvlan-host shim ".to_vec();
     seed.extend(master.mac.map(|m| m.0).unwrap_or_default());
@@ -106,8 +122,8 @@ impl<'a> ShimPath<'a> {
         }
     }
 
-    fn label(&self) -> String {
-        format!("shim {}", self.name)
+    fn object(&self) -> Object {
+        Object::Shim(self.name.to_owned())
     }
 
     /// Creates the shim; None when an interface with its name appeared meanwhile (made by
@@ -177,9 +193,7 @@ impl<'a> ShimPath<'a> {
                 ))
             })?;
         if let Some(why) = foreign(&link, master, self.mac) {
-            return Err(CniError::config(format!(
-                "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
-            )));
+            return Err(collision(name, &why));
         }
         log::info!("adopted shim {name}, created meanwhile by another call");
         Ok(link)
@@ -204,17 +218,44 @@ impl<'a> ShimPath<'a> {
                         address.network, self.name
                     )
                 })?;
-            repairs.push(Repair::RemovedLinkLocal {
-                shim: self.name.to_owned(),
-                address: address.network,
-            });
+            repairs.push(Repair::new(
+                self.object(),
+                Action::RemovedLinkLocal(address.network),
+            ));
         }
         Ok(())
     }
 }
 
-fn is_link_local(network: IpNetwork) -> bool {
+/// Refuses an interface that merely has the shim's name.
+fn collision(name: &str, why: &Mismatch) -> CniError {
+    CniError::config(format!(
+        "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
+    ))
+}
+
+/// The IPv6 link-local test (fe80::/10), the one place it is written.
+pub fn is_link_local(network: IpNetwork) -> bool {
     matches!(network, IpNetwork::V6(v6) if v6.ip().segments()[0] & 0xffc0 == 0xfe80)
+}
+
+impl ShimPath<'_> {
+    /// An interface with the shim's name that differs from ours only in its MAC: ours when
+    /// it has users in this stateDir or routes marked ours go through it (pods of another
+    /// stateDir share it). A macvlan nobody uses is someone else's, whatever it looks like.
+    fn is_ours_but_mac(&self, site: &Site, link: &Link) -> CniResult<bool> {
+        if !matches!(
+            foreign(link, site.master, self.mac),
+            Some(Mismatch::Mac { .. })
+        ) {
+            return Ok(false);
+        }
+        let used_here = !site
+            .store
+            .has_no_users(self.name)
+            .context("reading the shim's users")?;
+        Ok(used_here || routed_by_pods(site.node, link))
+    }
 }
 
 impl HostPath for ShimPath<'_> {
@@ -226,89 +267,82 @@ impl HostPath for ShimPath<'_> {
         None
     }
 
-    fn ensure(
-        &self,
-        node: &Node,
-        store: &StateStore,
-        key: &AttachmentKey,
-        master: &Link,
-        pod: &Pod,
-        pod_index: Option<u32>,
-        repairs: &mut Vec<Repair>,
-    ) -> CniResult<Devices> {
-        let name = self.name;
+    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> CniResult<Devices> {
+        let (name, node, master) = (self.name, site.node, site.master);
         let existing = node
             .netlink
             .link_by_name(name)
             .context("looking up the shim")?;
-        // Our shim except for its MAC (changed by hand or by a network manager): the pods'
-        // neighbour entries name the derived MAC, so it is made again with it. Its routes go
-        // with the old one; ADD and reconcile restore those of its other users. Ours means it
-        // has users here: a macvlan nobody registered is someone else's, whatever it looks like.
-        let mac_changed = match &existing {
-            Some(l) if l.mac != Some(self.mac) => {
-                foreign(l, master, l.mac.unwrap_or(self.mac)).is_none()
-                    && !store
-                        .has_no_users(name)
-                        .context("reading the shim's users")?
-            }
-            _ => false,
+        // Ours except for its MAC (the master's MAC changed, or someone set it): set again in
+        // place, so its routes and neighbour entries stay; the pods' entries for the node
+        // follow (the engine heals the other users).
+        let mac_drifted = match &existing {
+            Some(link) => self.is_ours_but_mac(site, link)?,
+            None => false,
         };
-        let collision = existing
+        if let Some(why) = existing
             .as_ref()
-            .filter(|_| !mac_changed)
-            .and_then(|l| foreign(l, master, self.mac));
-        if let Some(why) = collision {
-            return Err(CniError::config(format!(
-                "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
-            )));
+            .filter(|_| !mac_drifted)
+            .and_then(|l| foreign(l, master, self.mac))
+        {
+            return Err(collision(name, &why));
         }
         // A user before it is created: a crash right after creation leaves a shim that DEL
         // and GC know of.
-        store
-            .add_user(name, key)
+        site.store
+            .add_user(name, site.key)
             .context("registering the shim's user")?;
         let (link, reused) = match existing {
-            Some(old) if mac_changed => {
-                node.netlink
-                    .delete_link(old.index)
-                    .with_context(|| format!("removing shim {name} with a changed MAC"))?;
-                let link = match self.create(node, master)? {
-                    Some(link) => link,
-                    // Someone outside the node lock made it again first: adopt it when it is
-                    // ours.
-                    None => self.adopt(node, master)?,
-                };
-                repairs.push(Repair::Replaced(format!(
-                    "{} (its MAC had been changed)",
-                    self.label()
-                )));
-                (link, false)
-            }
             Some(link) => (link, true),
             None => match self.create(node, master)? {
                 Some(link) => {
-                    repairs.push(Repair::Created(self.label()));
+                    repairs.push(Repair::new(self.object(), Action::Created));
                     (link, false)
                 }
                 // Not ours after all: this attachment never became a user of it.
                 None => match self.adopt(node, master) {
                     Ok(link) => (link, true),
                     Err(e) => {
-                        let _ = store.remove_user(name, key);
+                        let _ = site.store.remove_user(name, site.key);
                         return Err(e);
                     }
                 },
             },
         };
+        if mac_drifted {
+            node.netlink
+                .set_mac(link.index, self.mac)
+                .with_context(|| format!("setting the MAC of shim {name}"))?;
+            log::info!("shim {name}: MAC set to {} (was {:?})", self.mac, link.mac);
+            repairs.push(Repair::new(
+                self.object(),
+                Action::SetMac {
+                    from: link.mac,
+                    to: self.mac,
+                },
+            ));
+        }
+        // The master's MTU, both ways: the kernel lowers a macvlan with its master, but never
+        // raises it (a master raised to 9000 would leave the node's path at 1500).
+        if link.mtu != master.mtu {
+            node.netlink
+                .set_mtu(link.index, master.mtu)
+                .with_context(|| format!("setting the MTU of shim {name} to the master's"))?;
+            if reused {
+                repairs.push(Repair::new(
+                    self.object(),
+                    Action::SetMtu {
+                        from: link.mtu,
+                        to: master.mtu,
+                    },
+                ));
+            }
+        }
         // Hardened before it comes up; on reuse only what differs is written.
         let written = self.harden(reused.then_some(&link))?;
         let regenerated = written.iter().any(|w| w.starts_with("addr_gen_mode"));
         if !written.is_empty() && reused {
-            repairs.push(Repair::Hardened {
-                shim: name.to_owned(),
-                settings: written,
-            });
+            repairs.push(Repair::new(self.object(), Action::Hardened(written)));
         }
         if regenerated && reused {
             self.remove_link_local(node, link.index, repairs)?;
@@ -323,66 +357,70 @@ impl HostPath for ShimPath<'_> {
                 .set_link_up(link.index)
                 .with_context(|| format!("bringing shim {name} up"))?;
             if reused {
-                repairs.push(Repair::BroughtUp(self.label()));
+                repairs.push(Repair::new(self.object(), Action::BroughtUp));
             }
         }
         if !reused || !link.up {
             // A shim that just came up drops packets until the kernel activates its queue.
-            wait_until_passing(&[(&node.netlink, link.index, &self.label())])?;
+            let label = self.object().to_string();
+            wait_until_passing(&[(&node.netlink, link.index, &label)])?;
         }
-        let pod_index = match pod_index {
-            Some(index) => index,
-            None => pod_interface(pod, self.pod_ifname)?,
-        };
+        let pod_link = site.pod_link()?.ok_or_else(|| {
+            CniError::internal(format!(
+                "interface {} does not exist in the pod",
+                self.pod_ifname
+            ))
+        })?;
         Ok(Devices {
             host: link.index,
             pod: Some(PodDevice {
-                index: pod_index,
+                index: pod_link.index,
                 name: self.pod_ifname.to_owned(),
             }),
         })
     }
 
-    fn verify(
-        &self,
-        node: &Node,
-        master: Option<&Link>,
-        pod: Option<&Pod>,
-        drift: &mut Vec<Drift>,
-    ) -> CniResult<Option<Devices>> {
+    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> CniResult<Option<Devices>> {
+        let (node, master) = (site.node, site.master);
         let Some(link) = node
             .netlink
             .link_by_name(self.name)
             .context("looking up the shim")?
         else {
-            drift.push(Drift::DeviceMissing {
-                device: self.label(),
-                place: "on the node",
-            });
+            drift.push(Drift::new(self.object(), Problem::Missing));
             return Ok(None);
         };
-        if let Some(why) = master.and_then(|m| foreign(&link, m, self.mac)) {
-            drift.push(Drift::DeviceForeign {
-                device: self.label(),
-                why: format!("the interface {why}"),
-            });
+        match foreign(&link, master, self.mac) {
+            None => {}
+            Some(Mismatch::Mac { actual, wanted }) => {
+                drift.push(Drift::new(self.object(), Problem::Mac { actual, wanted }))
+            }
+            Some(why) => drift.push(Drift::new(self.object(), Problem::Foreign(why))),
         }
         if !link.up {
-            drift.push(Drift::DeviceDown {
-                device: self.label(),
-                place: "on the node",
-            });
+            drift.push(Drift::new(self.object(), Problem::Down));
+        }
+        if link.mtu != master.mtu {
+            drift.push(Drift::new(
+                self.object(),
+                Problem::Mtu {
+                    actual: link.mtu,
+                    wanted: master.mtu,
+                },
+            ));
         }
         for (family, key, wanted) in HARDENING {
             let value =
                 hardening_value(&link, family, key).unwrap_or_else(|e| format!("unreadable ({e})"));
             if value != wanted {
-                drift.push(Drift::ShimUnhardened {
-                    shim: self.name.to_owned(),
-                    sysctl: key.to_owned(),
-                    value,
-                    wanted: wanted.to_owned(),
-                });
+                drift.push(Drift::new(
+                    self.object(),
+                    Problem::Unhardened {
+                        sysctl: key.to_owned(),
+                        value,
+                        wanted: wanted.to_owned(),
+                    },
+                ));
             }
         }
         let addresses = node
@@ -390,26 +428,22 @@ impl HostPath for ShimPath<'_> {
             .addresses(link.index)
             .with_context(|| format!("reading the addresses of shim {}", self.name))?;
         for address in addresses.iter().filter(|a| is_link_local(a.network)) {
-            drift.push(Drift::ShimLinkLocal {
-                shim: self.name.to_owned(),
-                address: address.network,
-            });
+            drift.push(Drift::new(
+                self.object(),
+                Problem::LinkLocal(address.network),
+            ));
         }
-        let pod_device = match pod {
-            Some(pod) => match pod
-                .netlink
-                .link_by_name(self.pod_ifname)
-                .context("looking up the pod's interface")?
-            {
+        let pod_device = match site.pod {
+            Some(_) => match site.pod_link()? {
                 Some(l) => Some(PodDevice {
                     index: l.index,
-                    name: l.name,
+                    name: self.pod_ifname.to_owned(),
                 }),
                 None => {
-                    drift.push(Drift::DeviceMissing {
-                        device: format!("interface {}", self.pod_ifname),
-                        place: "in the pod",
-                    });
+                    drift.push(Drift::new(
+                        Object::PodInterface(self.pod_ifname.to_owned()),
+                        Problem::Missing,
+                    ));
                     None
                 }
             },
@@ -427,15 +461,14 @@ impl HostPath for ShimPath<'_> {
 
     fn release(
         &self,
-        node: &Node,
-        store: &StateStore,
-        key: &AttachmentKey,
+        teardown: &Teardown,
         host_link: Option<Link>,
         errors: &mut ErrorList,
     ) -> Option<Link> {
+        let (node, store) = (teardown.node, teardown.store);
         // Only the last user removes the shim. An attachment that never became a user (its
         // ADD refused an interface that merely has the shim's name) removes nothing.
-        let unused = match store.remove_user(self.name, key) {
+        let unused = match store.remove_user(self.name, teardown.key) {
             Ok(Some(true)) => {
                 errors.note(store.forget_shim(self.name));
                 true
@@ -453,78 +486,91 @@ impl HostPath for ShimPath<'_> {
     }
 }
 
-/// The pod's interface that the shim reaches, by name.
-fn pod_interface(pod: &Pod, ifname: &str) -> CniResult<u32> {
-    Ok(pod
-        .netlink
-        .link_by_name(ifname)
-        .context("looking up the pod's interface")?
-        .ok_or_else(|| CniError::internal(format!("interface {ifname} does not exist in the pod")))?
-        .index)
-}
-
 /// Why an interface with the shim's name is not our shim (a macvlan in bridge mode on this
-/// master with the derived MAC); None when it is. Anything else is a name collision that
-/// must not be taken over.
-pub(super) fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<String> {
+/// master with the derived MAC); None when it is. Anything but the MAC is a name collision
+/// that must not be taken over.
+pub fn foreign(link: &Link, master: &Link, mac: Mac) -> Option<Mismatch> {
     if link.kind.as_deref() != Some("macvlan") {
-        Some(format!(
-            "is a {} interface, not a macvlan",
-            link.kind.as_deref().unwrap_or("physical")
-        ))
+        Some(Mismatch::Kind {
+            actual: link.kind.clone(),
+            wanted: "macvlan",
+        })
     } else if link.parent_index != Some(master.index) || link.link_netnsid.is_some() {
-        Some(format!("is not on master {}", master.name))
+        Some(Mismatch::NotOnMaster(master.name.clone()))
     } else if link.macvlan_mode != Some(MacvlanMode::Bridge) {
-        Some(format!(
-            "is in {} mode, not bridge",
-            link.macvlan_mode
-                .map(|m| m.to_string())
-                .unwrap_or_else(|| "an unknown".into())
-        ))
+        Some(Mismatch::Mode(link.macvlan_mode))
     } else if link.mac != Some(mac) {
-        Some(format!(
-            "has MAC {} instead of {mac} (changed by hand or by a network manager?)",
-            link.mac.map(|m| m.to_string()).unwrap_or_default()
-        ))
+        Some(Mismatch::Mac {
+            actual: link.mac,
+            wanted: mac,
+        })
     } else {
         None
     }
 }
 
-/// True when routes other than ours still go through the shim: pods of a network configured
-/// with another `stateDir` (and so another set of records) share it. Asked only when the last
-/// user known here leaves, so the route dump is not on the path of every DEL.
-pub(super) fn still_routed(node: &Node, shim: &Link) -> bool {
-    match node.netlink.routes() {
-        Ok(routes) => {
-            // Pod routes are host routes; a prefix route of a `shimAddresses` entry is not a pod.
-            let in_use = routes.iter().any(|r| {
-                r.output_index == Some(shim.index)
-                    && r.destination
-                        .is_some_and(|d| d.prefix() == if d.is_ipv4() { 32 } else { 128 })
-            });
-            if in_use {
-                log::warn!(
-                    "shim {} is still routed to by pods this stateDir does not know; keeping it",
-                    shim.name
-                );
-            }
-            in_use
-        }
+/// Whether pods' routes go through the shim, as the kernel tells: routes marked ours, and
+/// an earlier version's (`boot` host routes with the pod's permanent neighbour entry beside
+/// them, until they are adopted). A route someone added by hand keeps nothing alive. A dump:
+/// asked only when the last user known here leaves, or a shim's MAC differs.
+fn routed_by_pods(node: &Node, shim: &Link) -> bool {
+    let routes = match node.netlink.routes() {
+        Ok(routes) => routes,
         Err(e) => {
-            log::warn!(
-                "reading the node's routes before removing shim {}: {e}; keeping it",
-                shim.name
-            );
+            log::warn!("reading the node's routes through shim {}: {e}", shim.name);
+            return true;
+        }
+    };
+    let through: Vec<_> = routes
+        .iter()
+        .filter(|r| r.output_index == Some(shim.index))
+        .collect();
+    if through.iter().any(|r| routes::writer_of(r) == Writer::Us) {
+        return true;
+    }
+    let legacy: Vec<_> = through
+        .iter()
+        .filter(|r| routes::writer_of(r) == Writer::Legacy)
+        .filter_map(|r| r.destination.map(|d| d.ip()))
+        .collect();
+    if legacy.is_empty() {
+        return false;
+    }
+    match node.netlink.neighbours(shim.index) {
+        Ok(neighbours) => neighbours
+            .iter()
+            .any(|n| n.permanent && legacy.contains(&n.address)),
+        Err(e) => {
+            log::warn!("reading the neighbour entries of shim {}: {e}", shim.name);
             true
         }
     }
 }
 
-/// GC: shims that no attachment uses any more (left by a crash between the last DEL's steps).
-/// Runs under the node lock.
+/// True when pods other than ours still route through the shim: pods of a network
+/// configured with another `stateDir` (and so another set of records) share it.
+pub(super) fn still_routed(node: &Node, shim: &Link) -> bool {
+    let in_use = routed_by_pods(node, shim);
+    if in_use {
+        log::warn!(
+            "shim {} is still routed to by pods this stateDir does not know; keeping it",
+            shim.name
+        );
+    }
+    in_use
+}
+
+/// GC: shims that no attachment uses any more (left by a crash between the last DEL's steps),
+/// under the node lock.
 pub fn remove_unused(node: &Node, store: &StateStore) -> ErrorList {
     let mut errors = ErrorList::new();
+    let _lock = match NodeLock::acquire() {
+        Ok(lock) => lock,
+        Err(e) => {
+            errors.push(CniError::from(e).context("taking the node lock"));
+            return errors;
+        }
+    };
     let Some(shims) = errors.note(store.known_shims()) else {
         return errors;
     };

@@ -1,0 +1,213 @@
+//! The convergence engine: one attachment's host side made true (ADD, `reconcile`, the
+//! watcher), compared only (CHECK, `diagnose`), or converged to nothing (DEL, GC), whatever
+//! the front end. Each entry point observes the node and the pod, compares with what the
+//! record and the node's facts say must exist, and applies under the node lock; the repairs
+//! it returns are typed (`objects`).
+//!
+//! A repair can concern other attachments: a shim made again lost every pod's node route
+//! and neighbour entry, a shim given a new MAC (the master's changed) leaves every pod's
+//! neighbour entry for the node naming the old one. The engine reacts to such a repair by
+//! converging the shim's other users under the lock it holds, so one call leaves every pod on
+//! the shim reachable.
+
+use std::fmt;
+use std::path::Path;
+
+use super::host_access::{self, Released};
+use super::node::Node;
+use super::objects::{Drift, Repair};
+use super::plan::{replan, Plan};
+use super::pod::Pod;
+use crate::protocol::{CniError, CniResult, Context};
+use crate::system::lock::NodeLock;
+use crate::system::netlink::Link;
+use crate::system::state::{AttachmentKey, Record, StateStore};
+
+/// Why an attachment could not be reconciled or diagnosed.
+#[derive(Debug)]
+pub enum AttachmentError {
+    /// The record is gone (a DEL removed it meanwhile): nothing to do, and nothing is
+    /// resurrected.
+    Gone(AttachmentKey),
+    /// The record's pod namespace cannot be opened (the pod is gone or not a pod's namespace).
+    /// Nothing was changed or released: only DEL or GC may remove an attachment.
+    PodUnreachable {
+        netns: String,
+        reason: String,
+    },
+    Failed(CniError),
+}
+
+impl fmt::Display for AttachmentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachmentError::Gone(key) => {
+                write!(f, "attachment {} has no record (deleted)", key.file_stem())
+            }
+            AttachmentError::PodUnreachable { netns, reason } => {
+                write!(f, "pod namespace unreachable: {netns}: {reason}")
+            }
+            AttachmentError::Failed(e) => write!(f, "{}", e.msg),
+        }
+    }
+}
+
+impl std::error::Error for AttachmentError {}
+
+impl From<CniError> for AttachmentError {
+    fn from(e: CniError) -> Self {
+        AttachmentError::Failed(e)
+    }
+}
+
+/// ADD: makes the plan true under the node lock, then converges the other attachments a
+/// repair concerned. On failure everything it made is released again. Returns what had to be
+/// repaired (a reused shim that had lost its hardening...).
+pub fn attach(
+    node: &Node,
+    store: &StateStore,
+    plan: &Plan,
+    master: &Link,
+    pod: &Pod,
+) -> CniResult<Vec<Repair>> {
+    let lock = NodeLock::acquire().context("taking the node lock")?;
+    match host_access::ensure_locked(node, store, plan, master, pod) {
+        Ok(mut repairs) => {
+            let healed = heal_concerned(node, store, &repairs, &plan.record.key);
+            repairs.extend(healed);
+            Ok(repairs)
+        }
+        Err(err) => {
+            let released = host_access::release_locked(node, store, &plan.record);
+            drop(lock);
+            for cleanup in released.finish(node) {
+                log::warn!(
+                    "rolling back host access of {}: {cleanup}",
+                    plan.record.key.file_stem()
+                );
+            }
+            Err(err)
+        }
+    }
+}
+
+/// DEL and GC: converges a recorded attachment to nothing, under the node lock; what must go
+/// after the lock (a veth's node end) is in the returned `Released`.
+pub fn detach(node: &Node, store: &StateStore, record: &Record) -> Released {
+    host_access::release(node, store, record)
+}
+
+/// CHECK: what is missing or wrong in the attachment that breaks traffic between node and
+/// pod (a route of an earlier version, still working, is no failure: `reconcile` adopts it).
+pub fn check(node: &Node, store: &StateStore, record: &Record, pod: &Pod) -> CniResult<Vec<Drift>> {
+    let drift = host_access::verify(node, store, record, Some(pod))?;
+    Ok(drift.into_iter().filter(Drift::breaks_traffic).collect())
+}
+
+/// Every attachment recorded in `store`, whatever its network.
+pub fn recorded_attachments(store: &StateStore) -> Result<Vec<Record>, AttachmentError> {
+    Ok(store.records().context("listing attachment records")?)
+}
+
+/// Makes one recorded attachment's host side true again: under the node lock, re-reads the
+/// record, opens the pod's namespace from it, and ensures every piece; then the other
+/// attachments a repair concerned. Returns what was repaired (empty: nothing had drifted).
+pub fn reconcile_attachment(
+    node: &Node,
+    store: &StateStore,
+    key: &AttachmentKey,
+) -> Result<Vec<Repair>, AttachmentError> {
+    let _lock = NodeLock::acquire().context("taking the node lock")?;
+    let mut repairs = converge(node, store, key)?;
+    let healed = heal_concerned(node, store, &repairs, key);
+    repairs.extend(healed);
+    Ok(repairs)
+}
+
+/// One attachment made true, for a caller that holds the node lock; reacts to nothing.
+fn converge(
+    node: &Node,
+    store: &StateStore,
+    key: &AttachmentKey,
+) -> Result<Vec<Repair>, AttachmentError> {
+    // Read under the lock: a DEL that ran before we got it has removed the record, and then
+    // nothing may be re-created.
+    let record = load(store, key)?;
+    let pod = open_pod(node, &record)?;
+    let (plan, master) = replan(node, &record)?;
+    let drift = host_access::verify_planned(node, store, &plan, &master, Some(&pod))?;
+    let mut repairs = host_access::ensure_locked(node, store, &plan, &master, &pod)?;
+    // Routes and neighbour entries are rewritten without being read first; verify said which
+    // of them were wrong. Device drift is reported by ensure itself.
+    repairs.extend(
+        drift
+            .into_iter()
+            .filter(|d| !d.is_device_level())
+            .map(|d| Repair::new(d.object, super::objects::Action::Restored(d.problem))),
+    );
+    for repair in &repairs {
+        log::info!("reconcile {}: {repair}", key.file_stem());
+    }
+    Ok(repairs)
+}
+
+/// The reaction to repairs that concern a shim's other users (made again, new MAC): each
+/// other live attachment on it is converged, under the lock the caller holds. Never fails
+/// the caller: what cannot be restored is logged, and `reconcile` reports it.
+fn heal_concerned(
+    node: &Node,
+    store: &StateStore,
+    repairs: &[Repair],
+    done: &AttachmentKey,
+) -> Vec<Repair> {
+    let mut shims: Vec<&str> = repairs
+        .iter()
+        .filter_map(Repair::changed_shared_shim)
+        .collect();
+    shims.dedup();
+    let mut healed = Vec::new();
+    for shim in shims {
+        let users = match store.users(shim) {
+            Ok(users) => users,
+            Err(e) => {
+                log::warn!("listing the users of shim {shim}: {e}");
+                continue;
+            }
+        };
+        for key in users.iter().filter(|k| *k != done) {
+            match converge(node, store, key) {
+                Ok(mut more) => healed.append(&mut more),
+                Err(AttachmentError::Gone(_)) => {}
+                Err(e) => log::warn!("restoring {} on shim {shim}: {e}", key.file_stem()),
+            }
+        }
+    }
+    healed
+}
+
+/// What is missing or wrong in one recorded attachment; changes nothing.
+pub fn diagnose_attachment(
+    node: &Node,
+    store: &StateStore,
+    key: &AttachmentKey,
+) -> Result<Vec<Drift>, AttachmentError> {
+    let record = load(store, key)?;
+    let pod = open_pod(node, &record)?;
+    Ok(host_access::verify(node, store, &record, Some(&pod))?)
+}
+
+fn load(store: &StateStore, key: &AttachmentKey) -> Result<Record, AttachmentError> {
+    store
+        .load(key)
+        .context("reading the attachment record")?
+        .ok_or_else(|| AttachmentError::Gone(key.clone()))
+}
+
+fn open_pod(node: &Node, record: &Record) -> Result<Pod, AttachmentError> {
+    Pod::open(Path::new(&record.netns), &node.ns, "the record's netns").map_err(|e| {
+        AttachmentError::PodUnreachable {
+            netns: record.netns.clone(),
+            reason: e.msg,
+        }
+    })
+}
