@@ -17,6 +17,8 @@ pub enum Object {
     Master(String),
     /// The shared bridge-mode macvlan on the node.
     Shim(String),
+    /// A veth pair, made and replaced as one.
+    VethPair { node_end: String, pod_end: String },
     /// A veth pair's end on the node.
     VethNodeEnd(String),
     /// A veth pair's end in the pod.
@@ -43,6 +45,7 @@ impl Object {
             self,
             Object::Master(_)
                 | Object::Shim(_)
+                | Object::VethPair { .. }
                 | Object::VethNodeEnd(_)
                 | Object::VethPodEnd(_)
                 | Object::PodInterface(_)
@@ -71,6 +74,9 @@ impl fmt::Display for Object {
         match self {
             Object::Master(name) => write!(f, "master {name}"),
             Object::Shim(name) => write!(f, "shim {name}"),
+            Object::VethPair { node_end, pod_end } => {
+                write!(f, "veth {node_end} (node) / {pod_end} (pod)")
+            }
             Object::VethNodeEnd(name) | Object::VethPodEnd(name) => write!(f, "veth {name}"),
             Object::PodInterface(name) => write!(f, "interface {name}"),
             Object::NodeRoute(ip) => write!(f, "the node's route to pod address {ip}"),
@@ -373,7 +379,11 @@ mod tests {
             assert_eq!(Repair::new(shim(), action).changed_shared_shim(), None);
         }
         // A veth is the pod's own: nobody else is concerned.
-        let veth = Repair::new(Object::VethNodeEnd("mvh0".into()), Action::Created);
+        let pair = Object::VethPair {
+            node_end: "mvh0".into(),
+            pod_end: "host-eth0".into(),
+        };
+        let veth = Repair::new(pair, Action::Created);
         assert_eq!(veth.changed_shared_shim(), None);
         assert!(veth.remade_device());
     }

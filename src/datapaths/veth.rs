@@ -159,7 +159,11 @@ impl HostPath for VethPath<'_> {
                 } else {
                     Action::Created
                 };
-                repairs.push(Repair::new(self.node_end(), action));
+                let pair = Object::VethPair {
+                    node_end: host_name.to_owned(),
+                    pod_end: pod_name.to_owned(),
+                };
+                repairs.push(Repair::new(pair, action));
                 (
                     require(&node.netlink, host_name, "node")?,
                     require(&pod.netlink, pod_name, "pod")?,

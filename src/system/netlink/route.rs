@@ -364,7 +364,10 @@ mod tests {
         let shown = temp.ip_json(&["route", "show", "10.2.0.50/32"]);
         assert_eq!(shown.as_array().unwrap().len(), 1, "{shown}");
         assert_eq!(shown[0]["protocol"], "109");
-        assert_eq!(netlink.route_to(ip("10.2.0.50")).unwrap().unwrap().protocol, 109);
+        assert_eq!(
+            netlink.route_to(ip("10.2.0.50")).unwrap().unwrap().protocol,
+            109
+        );
         let shown = temp.ip_json(&["route", "show", "default"]);
         assert_eq!(shown[0]["gateway"], "10.2.0.254");
         let shown = temp.ip_json(&["route", "show", "10.9.0.0/24"]);
