@@ -15,9 +15,9 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use super::host_path::{self, Devices, PodDevice, Site, Teardown};
-use super::node::{delete_link, same_family, Node};
+use super::node::{delete_link, Node};
 use super::objects::{Action, Drift, Object, Problem, Repair};
-use super::plan::{replan, Plan};
+use super::plan::{replan, Plan, PodRoute};
 use super::pod::Pod;
 use super::routes::{self, host_route, host_route_selector};
 use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
@@ -60,7 +60,7 @@ pub fn ensure_locked(
         let mut stale =
             forget_node_addresses(&pod.netlink, pod_device, &plan.stale_node_addresses)?;
         repairs.append(&mut stale);
-        ensure_pod_side(&pod.netlink, record, pod_device, |on_link| {
+        ensure_pod_side(&pod.netlink, plan, pod_device, |on_link| {
             path.routes_node_address(on_link)
         })?;
     }
@@ -68,21 +68,16 @@ pub fn ensure_locked(
 }
 
 fn ensure_node_side(node: &Node, plan: &Plan, host: u32) -> CniResult<()> {
-    let record = &plan.record;
-    for address in &record.pod_addresses {
-        let ip = address.ip();
-        let source = plan.sources.iter().copied().find(|s| same_family(*s, ip));
+    for route in plan.node_routes() {
+        let ip = route.ip;
         node.netlink
-            .add_route(&host_route(ip, host, source), true)
+            .add_route(&host_route(ip, host, route.source), true)
             .with_context(|| format!("adding the node's route to pod address {ip}"))?;
+    }
+    for (ip, mac) in plan.node_neighbours() {
         node.netlink
-            .set_permanent_neighbour(host, ip, record.pod_mac)
-            .with_context(|| {
-                format!(
-                    "adding the node's neighbour entry {ip} -> {}",
-                    record.pod_mac
-                )
-            })?;
+            .set_permanent_neighbour(host, ip, mac)
+            .with_context(|| format!("adding the node's neighbour entry {ip} -> {mac}"))?;
     }
     Ok(())
 }
@@ -110,56 +105,46 @@ fn forget_node_addresses(
 
 fn ensure_pod_side(
     pod: &Netlink,
-    record: &Record,
+    plan: &Plan,
     device: &PodDevice,
     needs_route: impl Fn(bool) -> bool,
 ) -> CniResult<()> {
     let (index, name) = (device.index, &device.name);
-    for ip in &record.node_addresses {
-        let on_link = record.pod_addresses.iter().any(|p| p.contains(*ip));
-        if needs_route(on_link) {
-            pod.add_route(&host_route(*ip, index, None), true)
-                .with_context(|| {
-                    format!("adding the pod's route to node address {ip} via {name}")
-                })?;
-        }
-        pod.set_permanent_neighbour(index, *ip, record.host_mac)
-            .with_context(|| {
-                format!(
-                    "adding the pod's neighbour entry {ip} -> {} on {name}",
-                    record.host_mac
-                )
-            })?;
+    for route in plan.pod_routes_to_node(needs_route) {
+        let ip = route.destination.ip();
+        pod.add_route(&pod_route(&route, index), true)
+            .with_context(|| format!("adding the pod's route to node address {ip} via {name}"))?;
     }
-    for cidr in &record.host_routes {
-        let route = host_routes_entry(record, *cidr, index)?;
-        let via = route.gateway.unwrap_or(cidr.ip());
-        pod.add_route(&route, true)
+    for (ip, mac) in plan.pod_neighbours() {
+        pod.set_permanent_neighbour(index, ip, mac)
+            .with_context(|| format!("adding the pod's neighbour entry {ip} -> {mac} on {name}"))?;
+    }
+    for route in plan.host_routes()? {
+        let (cidr, via) = (
+            route.destination,
+            route.via.unwrap_or(route.destination.ip()),
+        );
+        pod.add_route(&pod_route(&route, index), true)
             .with_context(|| format!("adding the pod's hostRoutes entry {cidr} via {via}"))?;
     }
     Ok(())
 }
 
-/// A `hostRoutes` entry: through the node's address of that family, on the pod's device.
-fn host_routes_entry(record: &Record, cidr: IpNetwork, device: u32) -> CniResult<Route> {
-    let via = record
-        .node_addresses
-        .iter()
-        .copied()
-        .find(|ip| same_family(*ip, cidr.ip()))
-        .ok_or_else(|| {
-            CniError::config(format!(
-                "hostRoutes {cidr}: the node has no address of that family on the master to route through"
-            ))
-        })?;
-    Ok(Route {
-        destination: Some(cidr),
-        gateway: Some(via),
-        output_index: Some(device),
-        onlink: true,
-        protocol: routes::PROTOCOL,
-        ..Route::default()
-    })
+/// A route of the plan in the pod, on the pod's device of the path, marked ours: a host
+/// route to a node address, or a `hostRoutes` entry through the node (on-link: the node's
+/// address need not be in a prefix of the pod).
+fn pod_route(route: &PodRoute, device: u32) -> Route {
+    match route.via {
+        None => host_route(route.destination.ip(), device, None),
+        Some(via) => Route {
+            destination: Some(route.destination),
+            gateway: Some(via),
+            output_index: Some(device),
+            onlink: true,
+            protocol: routes::PROTOCOL,
+            ..Route::default()
+        },
+    }
 }
 
 /// CHECK and diagnose: everything ensure would make true, compared with what is there. Empty
@@ -222,37 +207,21 @@ fn verify_node_side(
     devices: &Devices,
     drift: &mut Vec<Drift>,
 ) -> CniResult<()> {
-    let record = &plan.record;
     // One lookup per pod address (the route the node uses, its neighbour entry on the host
     // device), never a dump of tables that grow with the number of pods.
-    for address in &record.pod_addresses {
-        let ip = address.ip();
+    for wanted in plan.node_routes() {
+        let ip = wanted.ip;
         let dst = IpNetwork::from(ip);
-        let route = node
+        let found = node
             .netlink
             .route_to(ip)
             .with_context(|| format!("looking up the node's route to pod address {ip}"))?
             .filter(|r| r.destination == Some(dst) && r.output_index == Some(devices.host));
-        let wanted = plan.sources.iter().copied().find(|s| same_family(*s, ip));
-        let object = Object::NodeRoute(ip);
-        match (route, wanted) {
-            (None, _) => drift.push(Drift::new(object, Problem::Missing)),
-            (Some(route), Some(wanted)) if route.source != Some(wanted) => drift.push(Drift::new(
-                object,
-                Problem::Source {
-                    actual: route.source,
-                    wanted,
-                },
-            )),
-            (Some(route), _) if route.protocol != routes::PROTOCOL => drift.push(Drift::new(
-                object,
-                Problem::Unmarked {
-                    protocol: route.protocol,
-                },
-            )),
-            _ => {}
+        if let Some(problem) = route_problem(found.as_ref(), wanted.source) {
+            drift.push(Drift::new(Object::NodeRoute(ip), problem));
         }
-        let mac = record.pod_mac;
+    }
+    for (ip, mac) in plan.node_neighbours() {
         let neighbour = node
             .netlink
             .neighbour(devices.host, ip)
@@ -267,6 +236,25 @@ fn verify_node_side(
     Ok(())
 }
 
+/// What is wrong with the route found for a wanted one (None: nothing): missing, another
+/// source than the node's current address, or not marked ours (an earlier version's).
+pub fn route_problem(found: Option<&Route>, wanted_source: Option<IpAddr>) -> Option<Problem> {
+    let route = match found {
+        None => return Some(Problem::Missing),
+        Some(route) => route,
+    };
+    match wanted_source {
+        Some(wanted) if route.source != Some(wanted) => Some(Problem::Source {
+            actual: route.source,
+            wanted,
+        }),
+        _ if route.protocol != routes::PROTOCOL => Some(Problem::Unmarked {
+            protocol: route.protocol,
+        }),
+        _ => None,
+    }
+}
+
 fn verify_pod_side(
     pod: &Netlink,
     plan: &Plan,
@@ -274,47 +262,38 @@ fn verify_pod_side(
     drift: &mut Vec<Drift>,
     needs_route: impl Fn(bool) -> bool,
 ) -> CniResult<()> {
-    let record = &plan.record;
     let neighbours = pod
         .neighbours(device.index)
         .context("reading the pod's neighbour entries")?;
     let routes = pod.routes().context("reading the pod's routes")?;
-    let check_route = |dst: IpNetwork, drift: &mut Vec<Drift>| {
-        let found = routes
-            .iter()
-            .find(|r| r.destination == Some(dst) && r.output_index == Some(device.index));
-        let problem = match found {
-            None => Problem::Missing,
-            Some(r) if r.protocol != routes::PROTOCOL => Problem::Unmarked {
-                protocol: r.protocol,
-            },
-            Some(_) => return,
-        };
-        drift.push(Drift::new(Object::PodRoute(dst), problem));
-    };
-    let mac = record.host_mac;
-    for ip in &record.node_addresses {
+    for (ip, mac) in plan.pod_neighbours() {
         if !neighbours
             .iter()
-            .any(|n| n.address == *ip && n.permanent && n.mac == Some(mac))
+            .any(|n| n.address == ip && n.permanent && n.mac == Some(mac))
         {
             drift.push(Drift::new(
-                Object::PodNeighbour { ip: *ip, mac },
+                Object::PodNeighbour { ip, mac },
                 Problem::Missing,
             ));
         }
-        let on_link = record.pod_addresses.iter().any(|p| p.contains(*ip));
-        if needs_route(on_link) {
-            check_route(IpNetwork::from(*ip), drift);
+    }
+    let mut wanted = plan.pod_routes_to_node(needs_route);
+    // A `hostRoutes` entry without a node address of its family is ensure's error; here it
+    // is one route less to look for.
+    wanted.extend(plan.host_routes().unwrap_or_default());
+    for route in wanted {
+        let dst = route.destination;
+        let found = routes
+            .iter()
+            .find(|r| r.destination == Some(dst) && r.output_index == Some(device.index));
+        if let Some(problem) = route_problem(found, None) {
+            drift.push(Drift::new(Object::PodRoute(dst), problem));
         }
     }
     for ip in &plan.stale_node_addresses {
         if neighbours.iter().any(|n| n.address == *ip && n.permanent) {
             drift.push(Drift::new(Object::FormerNodeAddress(*ip), Problem::Stale));
         }
-    }
-    for cidr in &record.host_routes {
-        check_route(*cidr, drift);
     }
     Ok(())
 }
@@ -422,4 +401,52 @@ pub(super) fn release_locked(node: &Node, store: &StateStore, record: &Record) -
     // What a killed ADD of this attachment left half written.
     errors.note(store.remove_temporaries_of(record));
     Released { errors, deferred }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(source: Option<&str>, protocol: u8) -> Route {
+        Route {
+            destination: Some("10.0.0.100/32".parse().unwrap()),
+            output_index: Some(10),
+            source: source.map(|s| s.parse().unwrap()),
+            protocol,
+            ..Route::default()
+        }
+    }
+
+    #[test]
+    fn a_route_is_right_with_our_protocol_and_the_nodes_source() {
+        let wanted = Some("10.0.0.10".parse().unwrap());
+        assert_eq!(
+            route_problem(Some(&found(Some("10.0.0.10"), 109)), wanted),
+            None
+        );
+        assert_eq!(route_problem(None, wanted), Some(Problem::Missing));
+    }
+
+    #[test]
+    fn a_renumbered_source_is_drift_before_an_unmarked_protocol() {
+        let wanted = Some("10.0.0.12".parse().unwrap());
+        assert!(matches!(
+            route_problem(Some(&found(Some("10.0.0.10"), 3)), wanted),
+            Some(Problem::Source { .. })
+        ));
+    }
+
+    #[test]
+    fn a_route_of_an_earlier_version_is_to_adopt() {
+        let wanted = Some("10.0.0.10".parse().unwrap());
+        assert_eq!(
+            route_problem(Some(&found(Some("10.0.0.10"), 3)), wanted),
+            Some(Problem::Unmarked { protocol: 3 })
+        );
+        // A pod route (no source wanted) too.
+        assert_eq!(
+            route_problem(Some(&found(None, 3)), None),
+            Some(Problem::Unmarked { protocol: 3 })
+        );
+    }
 }

@@ -21,6 +21,7 @@ use super::link_ready::wait_until_passing;
 use super::node::{delete_link, Node};
 use super::objects::{Action, Drift, Mismatch, Object, Problem, Repair};
 use super::plan::{PodInterface, Settings};
+use super::pod_addresses::is_link_local_v6;
 use super::routes::{self, Writer};
 use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
@@ -234,9 +235,9 @@ fn collision(name: &str, why: &Mismatch) -> CniError {
     ))
 }
 
-/// The IPv6 link-local test (fe80::/10), the one place it is written.
+/// An IPv6 link-local address on the shim (the shim must have none).
 pub fn is_link_local(network: IpNetwork) -> bool {
-    matches!(network, IpNetwork::V6(v6) if v6.ip().segments()[0] & 0xffc0 == 0xfe80)
+    matches!(network, IpNetwork::V6(v6) if is_link_local_v6(v6.ip()))
 }
 
 impl ShimPath<'_> {
@@ -595,4 +596,130 @@ pub fn remove_unused(node: &Node, store: &StateStore) -> ErrorList {
         errors.note(store.forget_shim(&name));
     }
     errors
+}
+
+/// Which interface with the shim's name is ours, and the shim's MAC, without root.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master(index: u32, mac_last: u8) -> Link {
+        Link {
+            index,
+            name: "eth0".into(),
+            mac: Some(Mac([0x52, 0x54, 0, 0, 0, mac_last])),
+            mtu: 1500,
+            up: true,
+            kind: None,
+            macvlan_mode: None,
+            parent_index: None,
+            link_netnsid: None,
+            passes_traffic: true,
+            ipv4_conf: None,
+            ipv6_conf: None,
+        }
+    }
+
+    fn shim(master: &Link) -> Link {
+        Link {
+            index: 10,
+            name: "mvh-eth0".into(),
+            mac: Some(mac_for(master, "mvh-eth0")),
+            kind: Some("macvlan".into()),
+            macvlan_mode: Some(MacvlanMode::Bridge),
+            parent_index: Some(master.index),
+            ..master.clone()
+        }
+    }
+
+    #[test]
+    fn our_shim_is_not_foreign() {
+        let eth0 = master(2, 1);
+        assert_eq!(
+            foreign(&shim(&eth0), &eth0, mac_for(&eth0, "mvh-eth0")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_name_collision_is_foreign_for_the_reason_it_is() {
+        let eth0 = master(2, 1);
+        let mac = mac_for(&eth0, "mvh-eth0");
+        let bridge = Link {
+            kind: Some("bridge".into()),
+            ..shim(&eth0)
+        };
+        assert!(matches!(
+            foreign(&bridge, &eth0, mac),
+            Some(Mismatch::Kind { .. })
+        ));
+        let elsewhere = Link {
+            parent_index: Some(3),
+            ..shim(&eth0)
+        };
+        assert_eq!(
+            foreign(&elsewhere, &eth0, mac),
+            Some(Mismatch::NotOnMaster("eth0".into()))
+        );
+        let other_namespace = Link {
+            link_netnsid: Some(1),
+            ..shim(&eth0)
+        };
+        assert!(foreign(&other_namespace, &eth0, mac).is_some());
+        let private = Link {
+            macvlan_mode: Some(MacvlanMode::Private),
+            ..shim(&eth0)
+        };
+        assert_eq!(
+            foreign(&private, &eth0, mac),
+            Some(Mismatch::Mode(Some(MacvlanMode::Private)))
+        );
+    }
+
+    #[test]
+    fn only_a_mac_that_differs_is_a_mac_mismatch() {
+        let eth0 = master(2, 1);
+        let set_by_hand = Link {
+            mac: Some(Mac([2, 0, 0, 0xaa, 0xbb, 0xcc])),
+            ..shim(&eth0)
+        };
+        assert!(matches!(
+            foreign(&set_by_hand, &eth0, mac_for(&eth0, "mvh-eth0")),
+            Some(Mismatch::Mac { .. })
+        ));
+        // A master whose MAC changed: the shim made before it is ours but for the MAC.
+        let changed = master(2, 0x42);
+        assert!(matches!(
+            foreign(&shim(&eth0), &changed, mac_for(&changed, "mvh-eth0")),
+            Some(Mismatch::Mac { .. })
+        ));
+    }
+
+    #[test]
+    fn the_shims_mac_is_stable_local_and_unicast_per_master_and_name() {
+        let eth0 = master(2, 1);
+        let mac = mac_for(&eth0, "mvh-eth0");
+        assert_eq!(mac, mac_for(&eth0, "mvh-eth0"), "the same when re-created");
+        assert_eq!(mac.0[0] & 0x03, 0x02, "locally administered unicast");
+        assert_ne!(mac, mac_for(&master(2, 2), "mvh-eth0"), "another node");
+        assert_ne!(mac, mac_for(&eth0, "lanshim"), "another shim");
+        assert_eq!(mac, mac_for(&master(7, 1), "mvh-eth0"), "not the index");
+    }
+
+    #[test]
+    fn the_default_name_is_per_master_and_fits_an_interface_name() {
+        assert_eq!(default_name("eth0"), "mvh-eth0");
+        let long = default_name("enp0s31f6-uplink");
+        assert!(long.starts_with("mvh-") && long.len() <= 15, "{long}");
+        assert_ne!(long, default_name("enp0s31f6-uplinx"));
+    }
+
+    #[test]
+    fn the_link_local_test_is_fe80_slash_10() {
+        assert!(is_link_local("fe80::1/64".parse().unwrap()));
+        assert!(is_link_local("febf::1/64".parse().unwrap()));
+        assert!(!is_link_local("fec0::1/64".parse().unwrap()));
+        assert!(!is_link_local("fd00::1/64".parse().unwrap()));
+        assert!(!is_link_local("169.254.0.1/16".parse().unwrap()));
+    }
 }

@@ -168,8 +168,4 @@ impl StateStore {
             dir: dir.to_owned(),
         }
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
