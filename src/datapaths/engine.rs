@@ -14,14 +14,137 @@ use std::fmt;
 use std::path::Path;
 
 use super::host_access::{self, Released};
+use super::host_path;
 use super::node::Node;
-use super::objects::{Drift, Repair};
-use super::plan::{replan, Plan};
+use super::objects::{Action, Drift, Repair};
+use super::plan::{self, replan, Plan, PodInterface, Settings};
 use super::pod::Pod;
-use crate::protocol::{CniError, CniResult, Context};
+use super::shim::unrecorded::{self, Clues, Learned};
+use crate::protocol::result::Interface;
+use crate::protocol::{CniError, CniResult, Context, HostAccess};
 use crate::system::lock::NodeLock;
 use crate::system::netlink::Link;
 use crate::system::state::{AttachmentKey, Record, StateStore};
+
+/// One attachment as any front end describes it (CNI ADD, netavark `setup`, Docker `Join`):
+/// no configuration, only what host access needs.
+pub struct Attach<'a> {
+    pub node: &'a Node,
+    pub pod: &'a Pod,
+    pub master: &'a Link,
+    /// The pod's interface as the front end made or found it.
+    pub pod_if: &'a PodInterface,
+    pub key: &'a AttachmentKey,
+    pub settings: &'a Settings,
+    pub state_dir: &'a Path,
+}
+
+/// What attaching made: the record (every value host access needs later), and the host
+/// device a result reports as the pod's own (a veth's node end; not a shared shim).
+pub struct Attached {
+    pub record: Record,
+    pub host_interface: Option<Interface>,
+}
+
+/// The front ends' ADD: plans and attaches host access (None with `hostAccess: "none"`).
+/// On failure nothing of it is left.
+pub fn attach_pod(request: &Attach) -> CniResult<Option<Attached>> {
+    if request.settings.host_access == HostAccess::None {
+        return Ok(None);
+    }
+    let store = StateStore::open(request.state_dir).context("opening stateDir")?;
+    let plan = plan::plan(
+        request.node,
+        request.settings,
+        request.key,
+        request.master,
+        &request.pod.path,
+        request.pod_if,
+    )?;
+    for repair in attach(request.node, &store, &plan, request.master, request.pod)? {
+        // Creating is what ADD is for (and logged where it happens); anything else means an
+        // earlier call or someone else left the host side wrong.
+        match repair.action {
+            Action::Created => log::debug!("{repair}"),
+            _ => log::warn!("repaired: {repair}"),
+        }
+    }
+    let host_interface = host_path::of(&plan.record).result_interface();
+    Ok(Some(Attached {
+        record: plan.record,
+        host_interface,
+    }))
+}
+
+/// The front ends' DEL, prepared before anything of the pod is torn down: the record, or
+/// without one (a wiped `stateDir`), what the pod and prevResult still tell.
+pub enum Detach {
+    /// `hostAccess: "none"` and nothing recorded.
+    Nothing,
+    Recorded(StateStore, Box<Record>),
+    /// No record: what can be found without it, plus, for a shim, what was learned of the
+    /// pod and of the shim it would have used.
+    Unrecorded {
+        store: StateStore,
+        host_access: HostAccess,
+        /// Boxed: a `Link` carries the link's whole IPv4/IPv6 configuration.
+        learned: Option<Box<(Learned, (String, Link))>>,
+    },
+    Failed(CniError),
+}
+
+impl Detach {
+    /// Reads the record (creating nothing: with nothing recorded, a missing or read-only
+    /// `stateDir` is no error); without one, learns from `clues` while the pod still exists.
+    pub fn prepare(
+        node: &Node,
+        state_dir: &Path,
+        key: &AttachmentKey,
+        host_access: HostAccess,
+        clues: &Clues,
+    ) -> Detach {
+        let store = StateStore::existing(state_dir);
+        match store.load(key).context("reading the attachment record") {
+            Ok(Some(record)) => Detach::Recorded(store, Box::new(record)),
+            Ok(None) if host_access == HostAccess::None => Detach::Nothing,
+            Ok(None) => {
+                let learned = host_path::learn_unrecorded(node, host_access, clues);
+                Detach::Unrecorded {
+                    store,
+                    host_access,
+                    learned,
+                }
+            }
+            Err(e) => Detach::Failed(e),
+        }
+    }
+
+    /// Converges the host side to nothing under the node lock; what must go after the lock
+    /// (a veth's node end) is in the returned `Released`.
+    pub fn release(self, node: &Node, key: &AttachmentKey) -> Released {
+        match self {
+            Detach::Nothing => Released::nothing(),
+            Detach::Recorded(store, record) => detach(node, &store, &record),
+            Detach::Unrecorded {
+                store,
+                host_access,
+                learned,
+            } => {
+                // First, while the route owners are still there to ask.
+                let learned_errors = learned
+                    .map(|boxed| {
+                        let (learned, shim) = *boxed;
+                        unrecorded::release(node, &store, key, shim, &learned)
+                    })
+                    .unwrap_or_default();
+                let mut released = host_access::release_unrecorded(node, &store, key, host_access);
+                released.errors.append(learned_errors);
+                released
+            }
+            Detach::Failed(e) => Released::failed(e),
+        }
+    }
+}
 
 /// Why an attachment could not be reconciled or diagnosed.
 #[derive(Debug)]

@@ -14,15 +14,39 @@ use ipnetwork::IpNetwork;
 
 use super::node::Node;
 use super::objects::{Drift, Repair};
-use super::plan::{PodInterface, Settings};
 use super::pod::Pod;
 use super::shim::unrecorded::{self, Clues, Learned};
 use super::{shim, veth};
 use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
-use crate::system::netlink::Link;
+use crate::system::netlink::{Link, MacvlanMode};
 use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
 use crate::system::Mac;
+
+/// The values of the configuration that host access needs: the datapaths never see the
+/// whole configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host_access: HostAccess,
+    pub shim_name: Option<String>,
+    pub shim_addresses: Vec<IpNetwork>,
+    pub veth_name: Option<String>,
+    pub host_routes: Vec<IpNetwork>,
+}
+
+/// The pod's interface as the mode that made it knows it.
+#[derive(Clone, Debug)]
+pub struct PodInterface {
+    pub ifname: String,
+    pub index: u32,
+    pub mac: Mac,
+    pub mtu: u32,
+    pub macvlan_mode: Option<MacvlanMode>,
+    pub addresses: Vec<IpNetwork>,
+    /// The interface's link group when this plugin made it (interface mode): a veth's pod end
+    /// joins it, so DEL removes both with one request.
+    pub link_group: Option<u32>,
+}
 
 /// What planning one host side decided.
 pub struct SidePlan {

@@ -9,37 +9,13 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use super::host_path::{self, PodLink};
+pub use super::host_path::{PodInterface, Settings};
 use super::node::{same_family, usable_addresses_of, Node};
 use super::shim;
-use crate::protocol::{CniError, CniResult, Context, HostAccess};
-use crate::system::netlink::{Address, Link, MacvlanMode};
+use crate::protocol::{CniError, CniResult, Context};
+use crate::system::netlink::{Address, Link};
 use crate::system::state::{AttachmentKey, Record};
 use crate::system::Mac;
-
-/// The values of the configuration that host access needs: the datapaths never see the
-/// whole configuration.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub host_access: HostAccess,
-    pub shim_name: Option<String>,
-    pub shim_addresses: Vec<IpNetwork>,
-    pub veth_name: Option<String>,
-    pub host_routes: Vec<IpNetwork>,
-}
-
-/// The pod's interface as the mode that made it knows it.
-#[derive(Clone, Debug)]
-pub struct PodInterface {
-    pub ifname: String,
-    pub index: u32,
-    pub mac: Mac,
-    pub mtu: u32,
-    pub macvlan_mode: Option<MacvlanMode>,
-    pub addresses: Vec<IpNetwork>,
-    /// The interface's link group when this plugin made it (interface mode): a veth's pod end
-    /// joins it, so DEL removes both with one request.
-    pub link_group: Option<u32>,
-}
 
 pub struct Plan {
     /// What will be recorded, and what ensure makes true.
@@ -314,6 +290,8 @@ fn addresses(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::HostAccess;
+    use crate::system::netlink::MacvlanMode;
     use crate::system::state::HostSide;
 
     fn net(text: &str) -> IpNetwork {

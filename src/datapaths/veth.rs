@@ -5,11 +5,10 @@
 
 use std::os::fd::AsFd;
 
-use super::host_path::{Devices, HostPath, PodDevice, SidePlan, Site, Teardown};
+use super::host_path::{Devices, HostPath, PodDevice, Settings, SidePlan, Site, Teardown};
 use super::link_ready::wait_until_passing;
 use super::node::Node;
 use super::objects::{Action, Drift, Mismatch, Object, Problem, Repair};
-use super::plan::Settings;
 use super::pod::Pod;
 use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};

@@ -7,20 +7,16 @@ use serde_json::{Map, Value};
 use super::ipam::Ipam;
 use super::rollback::Rollback;
 use super::{attachment_key, open_pod};
-use crate::datapaths::engine;
-use crate::datapaths::host_path;
+use crate::datapaths::engine::{self, Attach, Attached};
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
-use crate::datapaths::objects::Action;
-use crate::datapaths::plan::{self, PodInterface, Settings};
+use crate::datapaths::plan::{PodInterface, Settings};
 use crate::datapaths::pod::Pod;
 use crate::datapaths::pod_addresses::{self, Origin};
 use crate::protocol::result::{pass_through, CniOutput, Interface};
-use crate::protocol::{
-    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
-};
+use crate::protocol::{CniError, CniResult, Command, Context, Environment, Mode, NetConf};
 use crate::system::netlink::Link;
-use crate::system::state::{AttachmentKey, Record, StateStore};
+use crate::system::state::AttachmentKey;
 
 pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
     let node = Node::open()?;
@@ -103,9 +99,9 @@ fn add_interface(
         addresses,
         link_group: Some(group),
     };
-    let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
+    let attached = attach_host(conf, key, node, pod, &master, &pod_if)?;
     rollback.disarm();
-    Ok(interface_result(allocation, &pod_if, pod, record.as_ref()).to_json(conf.cni_version))
+    Ok(interface_result(allocation, &pod_if, pod, attached.as_ref()).to_json(conf.cni_version))
 }
 
 /// The IPAM result, with the pod's macvlan as interface 0 of every address, and the veth's
@@ -114,14 +110,14 @@ fn interface_result(
     mut result: CniOutput,
     pod_if: &PodInterface,
     pod: &Pod,
-    record: Option<&Record>,
+    attached: Option<&Attached>,
 ) -> CniOutput {
     result.interfaces = vec![Interface {
         name: pod_if.ifname.clone(),
         mac: Some(pod_if.mac.to_string()),
         sandbox: Some(pod.path.clone()),
     }];
-    result.interfaces.extend(host_interfaces(record));
+    result.interfaces.extend(host_interfaces(attached));
     for ip in &mut result.ips {
         ip.interface = Some(0);
     }
@@ -187,15 +183,15 @@ fn add_chained(
         // Only a link this plugin made is in the attachment's group.
         link_group: None,
     };
-    let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
+    let attached = attach_host(conf, key, node, pod, &master, &pod_if)?;
     Ok(pass_through(
         prev,
         conf.cni_version,
-        &host_interfaces(record.as_ref()),
+        &host_interfaces(attached.as_ref()),
     ))
 }
 
-/// The host-access step both modes share: plan once, then ensure. None with
+/// The host-access step both modes share, through the engine. None with
 /// `hostAccess: "none"`.
 fn attach_host(
     conf: &NetConf,
@@ -204,21 +200,16 @@ fn attach_host(
     pod: &Pod,
     master: &Link,
     pod_if: &PodInterface,
-) -> CniResult<Option<Record>> {
-    if conf.host_access == HostAccess::None {
-        return Ok(None);
-    }
-    let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
-    let plan = plan::plan(node, &host_settings(conf), key, master, &pod.path, pod_if)?;
-    for repair in engine::attach(node, &store, &plan, master, pod)? {
-        // Creating is what ADD is for (and logged where it happens); anything else means an
-        // earlier call or someone else left the host side wrong.
-        match repair.action {
-            Action::Created => log::debug!("{repair}"),
-            _ => log::warn!("repaired: {repair}"),
-        }
-    }
-    Ok(Some(plan.record))
+) -> CniResult<Option<Attached>> {
+    engine::attach_pod(&Attach {
+        node,
+        pod,
+        master,
+        pod_if,
+        key,
+        settings: &host_settings(conf),
+        state_dir: &conf.state_dir,
+    })
 }
 
 /// The values of the configuration that host access needs.
@@ -232,10 +223,10 @@ fn host_settings(conf: &NetConf) -> Settings {
     }
 }
 
-/// Host-side interfaces to report: those that are the pod's own (`HostPath::result_interface`).
-fn host_interfaces(record: Option<&Record>) -> Vec<Interface> {
-    record
-        .and_then(|record| host_path::of(record).result_interface())
+/// Host-side interfaces to report: those that are the pod's own (a veth's node end).
+fn host_interfaces(attached: Option<&Attached>) -> Vec<Interface> {
+    attached
+        .and_then(|a| a.host_interface.clone())
         .into_iter()
         .collect()
 }

@@ -16,11 +16,12 @@ pub mod unrecorded;
 
 use ipnetwork::IpNetwork;
 
-use super::host_path::{Devices, HostPath, PodDevice, SidePlan, Site, Teardown};
+use super::host_path::{
+    Devices, HostPath, PodDevice, PodInterface, Settings, SidePlan, Site, Teardown,
+};
 use super::link_ready::wait_until_passing;
 use super::node::{delete_link, Node};
 use super::objects::{Action, Drift, Mismatch, Object, Problem, Repair};
-use super::plan::{PodInterface, Settings};
 use super::pod_addresses::is_link_local_v6;
 use super::routes::{self, Writer};
 use crate::protocol::result::Interface;
