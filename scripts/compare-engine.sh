@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Compares two builds of macvlan-host on the engine's work, interleaved on one throwaway LAN of
+# network namespaces: ADD, CHECK and DEL of one pod (interface mode, shim, host-local IPAM)
+# with 1 and with 1,000 pods already on the node, and one `reconcile` pass over the 1,000
+# attachments (nothing drifted: the steady state of the watcher's periodic pass).
+#
+#   scripts/compare-engine.sh OLD_BINARY NEW_BINARY [ROUNDS]      (as root; default 30)
+#
+# Calls alternate between the two binaries (which one goes first alternates too), so that a
+# busy machine slows both alike; medians in ms. The 1,000 resident pods are 1,000 macvlans in
+# one namespace (interfaces r0..r999), added once by OLD: NEW's first reconcile pass adopts
+# their routes (the upgrade), which the warm-up rounds absorb. Nothing touches the machine's
+# own namespace: everything is in namespaces named mvhcmpe-<pid>-*, removed on exit.
+set -euo pipefail
+
+old=$(realpath "$1")
+new=$(realpath "$2")
+rounds=${3:-30}
+residents=${RESIDENTS:-1000}
+[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
+[[ -x /usr/lib/cni/host-local ]] || { echo "needs containernetworking-plugins" >&2; exit 1; }
+command -v jq >/dev/null || { echo "needs jq" >&2; exit 1; }
+
+tag=mvhcmpe-$$
+tmp=$(mktemp -d)
+cleanup() {
+    for ns in lan node peer pod resident; do ip netns del "$tag-$ns" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for ns in lan node peer pod resident; do ip netns add "$tag-$ns"; done
+ip -n "$tag-lan" link add br0 type bridge
+ip -n "$tag-lan" link set br0 up
+for host in node:10.99.0.10 peer:10.99.0.20; do
+    name=${host%%:*} address=${host#*:}
+    ip -n "$tag-lan" link add "$name" type veth peer name eth0 netns "$tag-$name"
+    ip -n "$tag-lan" link set "$name" master br0 up
+    ip -n "$tag-$name" link set eth0 up
+    ip -n "$tag-$name" link set lo up
+    ip -n "$tag-$name" addr add "$address/16" dev eth0
+done
+
+cat >"$tmp/conf.json" <<EOF
+{"cniVersion":"1.0.0","name":"cmp","type":"macvlan-host","master":"eth0","mode":"bridge",
+ "hostAccess":"shim","stateDir":"$tmp/state",
+ "ipam":{"type":"host-local","dataDir":"$tmp/ipam",
+         "ranges":[[{"subnet":"10.99.0.0/16","rangeStart":"10.99.1.1","rangeEnd":"10.99.15.254",
+                     "gateway":"10.99.0.20"}]],"routes":[{"dst":"0.0.0.0/0"}]}}
+EOF
+# The residents share one namespace: one default route there is enough.
+jq 'del(.ipam.routes)' "$tmp/conf.json" >"$tmp/resident.json"
+
+# Runs inside the node's namespace (entered once, so no nsenter is timed). Prints
+# "<label> <what> <pods> <us>" per call.
+cat >"$tmp/driver.sh" <<'EOF'
+set -euo pipefail
+old=$1 new=$2 rounds=$3 tmp=$4 tag=$5 residents=$6
+export CNI_PATH=/usr/lib/cni CNI_ARGS=
+call() { # label binary command netns id ifname stdin pods
+    local start=$EPOCHREALTIME
+    CNI_COMMAND=$3 CNI_NETNS=$4 CNI_CONTAINERID=$5 CNI_IFNAME=$6 "$2" <"$7" >"$tmp/out" 2>"$tmp/err" || {
+        echo "$1 $3 failed: $(cat "$tmp/out" "$tmp/err")" >&2; exit 1; }
+    local end=$EPOCHREALTIME
+    echo "$1 $3 $8 $(( ${end/./} - ${start/./} ))"
+}
+reconcile() { # label binary pods
+    local start=$EPOCHREALTIME
+    "$2" reconcile --state-dir "$tmp/state" >"$tmp/out" 2>"$tmp/err" || true
+    local end=$EPOCHREALTIME
+    echo "$1 RECONCILE $3 $(( ${end/./} - ${start/./} ))"
+}
+cycle() { # label binary pods
+    call "$1" "$2" ADD /run/netns/$tag-pod "c$round" eth0 "$tmp/conf.json" "$3"
+    jq --slurpfile r "$tmp/out" '. + {prevResult: $r[0]}' "$tmp/conf.json" >"$tmp/check.json"
+    call "$1" "$2" CHECK /run/netns/$tag-pod "c$round" eth0 "$tmp/check.json" "$3"
+    call "$1" "$2" DEL /run/netns/$tag-pod "c$round" eth0 "$tmp/conf.json" "$3"
+    if (( $3 > 1 )); then reconcile "$1" "$2" "$3"; fi
+}
+measure() { # pods
+    for ((round = 0; round < rounds + 3; round++)); do
+        if ((round % 2)); then cycle old "$old" "$1"; cycle new "$new" "$1"; else cycle new "$new" "$1"; cycle old "$old" "$1"; fi |
+            if ((round < 3)); then cat >/dev/null; else cat; fi   # warm-up rounds are not recorded
+    done
+}
+# One resident pod keeps the shim, as on a node that runs pods (the steady state).
+call old "$old" ADD /run/netns/$tag-resident resident r0 "$tmp/conf.json" 1 >/dev/null
+measure 1
+for ((i = 1; i < residents; i++)); do
+    call old "$old" ADD /run/netns/$tag-resident resident "r$i" "$tmp/resident.json" 1 >/dev/null
+done
+measure "$residents"
+EOF
+nsenter --net="/run/netns/$tag-node" bash "$tmp/driver.sh" "$old" "$new" "$rounds" "$tmp" "$tag" "$residents" >"$tmp/times"
+
+median() { sort -n | awk '{v[NR]=$1} END {if (NR == 0) {print "-"; exit} m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.2f", m/1000}'; }
+printf '%-6s %-10s %8s %8s %8s %8s\n' pods what "old ms" "new ms" "new/old" "n"
+for pods in 1 "$residents"; do
+    for what in ADD CHECK DEL RECONCILE; do
+        o=$(awk -v p="$pods" -v c="$what" '$1=="old" && $2==c && $3==p {print $4}' "$tmp/times" | median)
+        n=$(awk -v p="$pods" -v c="$what" '$1=="new" && $2==c && $3==p {print $4}' "$tmp/times" | median)
+        [[ $o == - ]] && continue
+        count=$(awk -v p="$pods" -v c="$what" '$1=="new" && $2==c && $3==p' "$tmp/times" | wc -l)
+        printf '%-6s %-10s %8s %8s %8s %8s\n' "$pods" "$what" "$o" "$n" "$(awk -v a="$o" -v b="$n" 'BEGIN {printf "%.3f", b/a}')" "$count"
+    done
+done
+printf 'static size: old %s bytes, new %s bytes\n' "$(stat -c %s "$old")" "$(stat -c %s "$new")"
+echo "($rounds interleaved rounds after 3 warm-up rounds; medians of wall time from fork to exit)"
