@@ -20,3 +20,28 @@ pub use engine::{
     diagnose_attachment, reconcile_attachment, recorded_attachments, AttachmentError,
 };
 pub use objects::{Drift, Repair};
+
+/// What the unit tests of desired state and ownership share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::system::netlink::Link;
+    use crate::system::Mac;
+
+    /// A physical master `eth0` with index `index` and a MAC ending in `mac_last`, MTU 1500.
+    pub fn master(index: u32, mac_last: u8) -> Link {
+        Link {
+            index,
+            name: "eth0".into(),
+            mac: Some(Mac([0x52, 0x54, 0, 0, 0, mac_last])),
+            mtu: 1500,
+            up: true,
+            kind: None,
+            macvlan_mode: None,
+            parent_index: None,
+            link_netnsid: None,
+            passes_traffic: true,
+            ipv4_conf: None,
+            ipv6_conf: None,
+        }
+    }
+}

@@ -303,20 +303,7 @@ mod tests {
     }
 
     fn master(mac_last: u8) -> Link {
-        Link {
-            index: 2,
-            name: "eth0".into(),
-            mac: Some(Mac([0x52, 0x54, 0, 0, 0, mac_last])),
-            mtu: 1500,
-            up: true,
-            kind: None,
-            macvlan_mode: None,
-            parent_index: None,
-            link_netnsid: None,
-            passes_traffic: true,
-            ipv4_conf: None,
-            ipv6_conf: None,
-        }
+        crate::datapaths::testing::master(2, mac_last)
     }
 
     fn address(text: &str) -> Address {

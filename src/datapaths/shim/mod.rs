@@ -603,23 +603,7 @@ pub fn remove_unused(node: &Node, store: &StateStore) -> ErrorList {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn master(index: u32, mac_last: u8) -> Link {
-        Link {
-            index,
-            name: "eth0".into(),
-            mac: Some(Mac([0x52, 0x54, 0, 0, 0, mac_last])),
-            mtu: 1500,
-            up: true,
-            kind: None,
-            macvlan_mode: None,
-            parent_index: None,
-            link_netnsid: None,
-            passes_traffic: true,
-            ipv4_conf: None,
-            ipv6_conf: None,
-        }
-    }
+    use crate::datapaths::testing::master;
 
     fn shim(master: &Link) -> Link {
         Link {
