@@ -17,7 +17,8 @@ pub enum Outcome {
     /// Nothing had drifted.
     InSync,
     /// What was repaired, one line each; `remade_device` when a shim or veth was created or
-    /// replaced (the routes of other attachments on a replaced shim went with the old one).
+    /// replaced, or a shim's MAC set (the engine converged the shim's other users already;
+    /// the pass goes round once more to see them in sync).
     Repaired {
         lines: Vec<String>,
         remade_device: bool,
