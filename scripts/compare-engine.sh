@@ -4,7 +4,10 @@
 # with 1 and with 1,000 pods already on the node, and one `reconcile` pass over the 1,000
 # attachments (nothing drifted: the steady state of the watcher's periodic pass).
 #
-#   scripts/compare-engine.sh OLD_BINARY NEW_BINARY [ROUNDS]      (as root; default 30)
+#   scripts/compare-engine.sh OLD_BINARY NEW_BINARY [ROUNDS]      (as root; default 40)
+#
+# RESIDENTS (default 1000) pods for the second level; RECONCILE_ROUNDS (default 8) interleaved
+# reconcile passes over them (each takes seconds: it opens every pod's namespace).
 #
 # Calls alternate between the two binaries (which one goes first alternates too), so that a
 # busy machine slows both alike; medians in ms. The 1,000 resident pods are 1,000 macvlans in
@@ -15,7 +18,8 @@ set -euo pipefail
 
 old=$(realpath "$1")
 new=$(realpath "$2")
-rounds=${3:-30}
+rounds=${3:-40}
+reconcile_rounds=${RECONCILE_ROUNDS:-8}
 residents=${RESIDENTS:-1000}
 [[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
 [[ -x /usr/lib/cni/host-local ]] || { echo "needs containernetworking-plugins" >&2; exit 1; }
@@ -39,7 +43,7 @@ jq 'del(.ipam.routes)' "$tmp/conf.json" >"$tmp/resident.json"
 # "<label> <what> <pods> <us>" per call.
 cat >"$tmp/driver.sh" <<'EOF'
 set -euo pipefail
-old=$1 new=$2 rounds=$3 tmp=$4 tag=$5 residents=$6
+old=$1 new=$2 rounds=$3 tmp=$4 tag=$5 residents=$6 reconcile_rounds=$7
 export CNI_PATH=/usr/lib/cni CNI_ARGS=
 call() { # label binary command netns id ifname stdin pods
     local start=$EPOCHREALTIME
@@ -59,7 +63,6 @@ cycle() { # label binary pods
     jq --slurpfile r "$tmp/out" '. + {prevResult: $r[0]}' "$tmp/conf.json" >"$tmp/check.json"
     call "$1" "$2" CHECK /run/netns/$tag-pod "c$round" eth0 "$tmp/check.json" "$3"
     call "$1" "$2" DEL /run/netns/$tag-pod "c$round" eth0 "$tmp/conf.json" "$3"
-    if (( $3 > 1 )); then reconcile "$1" "$2" "$3"; fi
 }
 measure() { # pods
     for ((round = 0; round < rounds + 3; round++)); do
@@ -74,12 +77,17 @@ for ((i = 1; i < residents; i++)); do
     call old "$old" ADD /run/netns/$tag-resident resident "r$i" "$tmp/resident.json" 1 >/dev/null
 done
 measure "$residents"
+for ((round = 0; round < reconcile_rounds + 1; round++)); do
+    if ((round % 2)); then reconcile old "$old" "$residents"; reconcile new "$new" "$residents"
+    else reconcile new "$new" "$residents"; reconcile old "$old" "$residents"; fi |
+        if ((round < 1)); then cat >/dev/null; else cat; fi   # NEW's first pass adopts OLD's routes
+done
 EOF
-nsenter --net="/run/netns/$tag-node" bash "$tmp/driver.sh" "$old" "$new" "$rounds" "$tmp" "$tag" "$residents" >"$tmp/times"
+nsenter --net="/run/netns/$tag-node" bash "$tmp/driver.sh" "$old" "$new" "$rounds" "$tmp" "$tag" "$residents" "$reconcile_rounds" >"$tmp/times"
 
 median() { sort -n | awk '{v[NR]=$1} END {if (NR == 0) {print "-"; exit} m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.2f", m/1000}'; }
 printf '%-6s %-10s %8s %8s %8s %8s\n' pods what "old ms" "new ms" "new/old" "n"
-for pods in 1 "$residents"; do
+for pods in $(printf '%s\n' 1 "$residents" | sort -un); do
     for what in ADD CHECK DEL RECONCILE; do
         o=$(awk -v p="$pods" -v c="$what" '$1=="old" && $2==c && $3==p {print $4}' "$tmp/times" | median)
         n=$(awk -v p="$pods" -v c="$what" '$1=="new" && $2==c && $3==p {print $4}' "$tmp/times" | median)
@@ -89,4 +97,4 @@ for pods in 1 "$residents"; do
     done
 done
 printf 'static size: old %s bytes, new %s bytes\n' "$(stat -c %s "$old")" "$(stat -c %s "$new")"
-echo "($rounds interleaved rounds after 3 warm-up rounds; medians of wall time from fork to exit)"
+echo "($rounds interleaved rounds after 3 warm-up rounds, $reconcile_rounds reconcile passes each; medians of wall time from fork to exit)"

@@ -25,6 +25,9 @@ PACKAGES=(
     # kubelet's runtime path: containerd's CRI, driven by tests/cri-driver (whose CRI bindings
     # are generated from the protobufs at build time, hence protoc)
     containerd protobuf-compiler
+    # the LAN's DHCP server in tests/user_setups/dhcp.rs: the binary only (the `dnsmasq`
+    # package would also start a DHCP/DNS service on the machine)
+    dnsmasq-base
 )
 
 # Prints the packages that are not installed yet, one per line.

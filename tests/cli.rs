@@ -156,3 +156,27 @@ fn add_with_neither_ipam_nor_prev_result_explains_both_modes() {
     let msg = out.json()["msg"].as_str().unwrap().to_owned();
     assert!(msg.contains("ipam") && msg.contains("prevResult"), "{msg}");
 }
+
+/// `--interval` outside what a timer can hold (`Duration::from_secs_f64` panics past u64
+/// seconds; far smaller values overflow `Instant + interval`) is refused with exit 2 and a
+/// message that names the argument, never a panic. Refused while parsing: nothing starts.
+#[test]
+fn reconcile_refuses_an_interval_out_of_range() {
+    for interval in ["1e20", "1e12", "604801", "0.001", "1e-300"] {
+        let out = Command::new(BINARY)
+            .args(["reconcile", "--watch", "--interval", interval])
+            .args(["--state-dir", "/nonexistent/macvlan-host-cli-test"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--interval {interval}: {stderr}"
+        );
+        assert!(
+            stderr.contains("--interval") && stderr.contains(interval) && !stderr.contains("panic"),
+            "--interval {interval}: {stderr}"
+        );
+    }
+}

@@ -408,7 +408,7 @@ fn strace_kill(point: &Point, log: &Path) -> Vec<String> {
 
 /// The traced, unkilled ADD of a scenario: its calls, and the result libcni would cache (the
 /// prevResult of a later DEL).
-fn trace_scenario(lan: &Lan, plugin: &Plugin, scenario: Scenario) -> (Trace, Value) {
+fn trace_scenario(lan: &Lan, plugin: &Plugin, scenario: Scenario) -> (Trace, Value, String) {
     let attempt = Attempt::new(lan, plugin, scenario, 0);
     let tmp = TempDir::new("trace");
     let file = tmp.join("trace");
@@ -427,7 +427,7 @@ fn trace_scenario(lan: &Lan, plugin: &Plugin, scenario: Scenario) -> (Trace, Val
         .net
         .del(&lan.node1, &attempt.victim_at, Some(&result));
     attempt.finish();
-    (trace, result)
+    (trace, result, text)
 }
 
 /// Kills ADD at `point`, recovers with DEL (`with_prev` or not) and GC, and records what is
@@ -550,7 +550,7 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
                     continue;
                 }
             }
-            let (trace, cached) = trace_scenario(&lan, &plugin, scenario);
+            let (trace, cached, _) = trace_scenario(&lan, &plugin, scenario);
             let points = if full {
                 every_point(&trace)
             } else {
@@ -621,4 +621,68 @@ fn every_kill_point_of_add_is_recovered_by_del_and_gc() {
         "{} of {attempts} crash attempts left something behind ({by_kind:?}):\n{report}",
         failed_attempts.len()
     );
+}
+
+/// The point of the first call of `syscall` whose strace line contains `needle`: its count
+/// among the calls of `syscall` by the same tracee.
+fn point_of(text: &str, syscall: &str, needle: &str) -> Option<Point> {
+    let mut counts: HashMap<u32, u32> = HashMap::new();
+    for line in text.lines() {
+        let (tid, rest) = line.split_once(' ')?;
+        let Ok(tid) = tid.trim().parse::<u32>() else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if !rest.starts_with(&format!("{syscall}(")) {
+            continue;
+        }
+        let n = counts.entry(tid).or_insert(0);
+        *n += 1;
+        if rest.contains(needle) {
+            return Some(Point {
+                syscall: syscall.to_owned(),
+                n: *n,
+            });
+        }
+    }
+    None
+}
+
+/// Chained mode with the shim and no other pod, ADD killed after it made the shim's users
+/// directory and before its marker is in place (the creation of the marker's temporary file):
+/// DEL, with and without prevResult, must leave nothing, the users directory included (issue
+/// 18, finding 7: the random sweep found it 2 times in 150).
+#[test]
+fn a_chained_add_killed_before_its_shim_marker_leaves_no_users_directory() {
+    let lan = Lan::new();
+    let plugin = Plugin::ours();
+    let scenario = Scenario {
+        wiring: Wiring::ChainedShim,
+        other: Other::None,
+    };
+    let (_, cached, text) = trace_scenario(&lan, &plugin, scenario);
+    let point = point_of(&text, "openat", "/users/mvh-eth0/.")
+        .unwrap_or_else(|| panic!("no marker write in the trace:\n{text}"));
+    let mut tally = Tally::default();
+    for (id, with_prev) in [(1, false), (2, true)] {
+        try_point(
+            (&lan, &plugin),
+            scenario,
+            id,
+            &point,
+            with_prev,
+            &cached,
+            &mut tally,
+        );
+    }
+    assert_eq!(
+        tally.killed_plugin, 2,
+        "ADD was killed at {point:?} both times"
+    );
+    let report: Vec<String> = tally
+        .failures
+        .iter()
+        .map(|(label, stage, left)| format!("{label}: {stage}: {}: {}", left.kind, left.what))
+        .collect();
+    assert!(report.is_empty(), "{}", report.join("\n"));
 }

@@ -72,15 +72,7 @@ pub fn parse(args: &[String], accepts: Accepts) -> Result<Options, String> {
             "--state-dir" => options.state_dirs.push(value("--state-dir")?.into()),
             "--watch" if accepts.watch => options.watch = true,
             "--interval" if accepts.watch => {
-                let text = value("--interval")?;
-                let seconds: f64 = text
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                    .ok_or_else(|| {
-                        format!("--interval {text:?}: not a positive number of seconds")
-                    })?;
-                options.interval = Duration::from_secs_f64(seconds);
+                options.interval = interval(&value("--interval")?)?;
             }
             "--json" if accepts.json => options.json = true,
             _ => return Err(format!("unknown argument {arg:?} (see --help)")),
@@ -90,6 +82,31 @@ pub fn parse(args: &[String], accepts: Accepts) -> Result<Options, String> {
         options.state_dirs.push(DEFAULT_STATE_DIR.into());
     }
     Ok(options)
+}
+
+/// The shortest periodic pass: a shorter one would keep a CPU busy on a node with many pods.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The longest: one week. `Duration::from_secs_f64` panics beyond `u64::MAX` seconds, and far
+/// smaller values overflow `Instant + interval`; a week is longer than anyone needs a safety
+/// net to wait.
+const MAX_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `--interval SECONDS`, a decimal number within [`MIN_INTERVAL`, `MAX_INTERVAL`].
+fn interval(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| format!("--interval {text:?}: not a positive number of seconds"))?;
+    // Compared as seconds before any conversion: the conversion itself is what panics.
+    if seconds < MIN_INTERVAL.as_secs_f64() || seconds > MAX_INTERVAL.as_secs_f64() {
+        return Err(format!(
+            "--interval {text:?}: out of range ({} to {} seconds)",
+            MIN_INTERVAL.as_secs_f64(),
+            MAX_INTERVAL.as_secs()
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 #[cfg(test)]
@@ -132,6 +149,9 @@ mod tests {
             (&["--bogus"][..], "--bogus"),
             (&["--watch"][..], "--watch"),
             (&["--interval", "0"][..], "--interval"),
+            (&["--interval", "1e20"][..], "out of range"),
+            (&["--interval", "604801"][..], "out of range"),
+            (&["--interval", "0.001"][..], "out of range"),
         ] {
             let accepts = if bad[0] == "--watch" {
                 diagnose

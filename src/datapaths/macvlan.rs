@@ -9,7 +9,7 @@ use crate::protocol::result::{CniOutput, RouteEntry};
 use crate::protocol::{CniError, CniResult, Context};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec, Netlink, Route};
 use crate::system::netns::Netns;
-use crate::system::sysctl;
+use crate::system::{sysctl, Mac};
 
 /// How long ADD waits for IPv6 duplicate address detection before giving up.
 const DAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,27 +47,32 @@ fn temporary_name() -> String {
     format!("mvh{:08x}", std::process::id() ^ nanos)
 }
 
+/// How the pod's macvlan is made: on which master, in which mode, at which MTU (None: the
+/// master's), with which MAC (None: the kernel picks a random one; else the runtime asked for
+/// it), in which link group.
+pub struct NewMacvlan<'a> {
+    pub master: &'a Link,
+    pub mode: MacvlanMode,
+    pub mtu: Option<u32>,
+    pub mac: Option<Mac>,
+    pub group: u32,
+}
+
 /// Creates the macvlan inside the pod, under a temporary name and down, in the attachment's
-/// link `group`, and returns it (index, MAC, MTU). It needs no address yet, so it is made
+/// link group, and returns it (index, MAC, MTU). It needs no address yet, so it is made
 /// while the IPAM plugin runs; `configure` finishes it. On failure nothing is left.
-pub fn create(
-    node: &Netlink,
-    pod: &Pod,
-    master: &Link,
-    mode: MacvlanMode,
-    mtu: Option<u32>,
-    group: u32,
-) -> CniResult<Link> {
+pub fn create(node: &Netlink, pod: &Pod, new: &NewMacvlan) -> CniResult<Link> {
+    let master = new.master;
     let (pod_ns, pod) = (&pod.ns, &pod.netlink);
     let temporary = temporary_name();
     node.create_macvlan(&MacvlanSpec {
         name: temporary.clone(),
         master_index: master.index,
-        mode,
-        mtu,
-        mac: None,
+        mode: new.mode,
+        mtu: new.mtu,
+        mac: new.mac,
         netns_fd: Some(pod_ns.as_fd()),
-        group: Some(group),
+        group: Some(new.group),
     })
     .with_context(|| format!("creating the pod's macvlan on master {}", master.name))?;
     let link = pod
@@ -132,8 +137,18 @@ pub fn configure(
         pod.add_address(index, ip.address, false)
             .with_context(|| format!("adding address {} to {ifname}", ip.address))?;
     }
-    pod.set_link_up(index)
-        .with_context(|| format!("bringing {ifname} up"))?;
+    pod.set_link_up(index).map_err(|e| {
+        // The kernel checks a macvlan's MAC against its master and siblings only when it
+        // comes up; only a requested MAC can collide.
+        if e.errno() == Some(nix::libc::EADDRINUSE) {
+            CniError::internal(format!(
+                "{ifname}'s MAC address is already in use on its master (the master's own or \
+                 another macvlan's): ask for another MAC"
+            ))
+        } else {
+            CniError::from(e).context(format!("bringing {ifname} up"))
+        }
+    })?;
     if let Some(previous) = dad_timing {
         wait_for_dad(pod, index, ifname)?;
         // Neighbour discovery of the running pod keeps the namespace's own timing.

@@ -8,11 +8,12 @@ use super::ipam::Ipam;
 use super::rollback::Rollback;
 use super::{attachment_key, open_pod};
 use crate::datapaths::engine::{self, Attach, Attached};
-use crate::datapaths::macvlan;
+use crate::datapaths::macvlan::{self, NewMacvlan};
 use crate::datapaths::node::Node;
 use crate::datapaths::plan::{PodInterface, Settings};
 use crate::datapaths::pod::Pod;
 use crate::datapaths::pod_addresses::{self, Origin};
+use crate::protocol::requested_mac::{requested_mac, RequestedMac};
 use crate::protocol::result::{pass_through, CniOutput, Interface};
 use crate::protocol::{CniError, CniResult, Command, Context, Environment, Mode, NetConf};
 use crate::system::netlink::Link;
@@ -45,7 +46,9 @@ fn add_interface(
 ) -> CniResult<Value> {
     let ipam = Ipam::new(env, conf, ipam_section);
     let ifname = env.ifname();
+    let requested = requested_mac(env, &conf.raw)?;
     let master = node.resolve_master(conf.master.as_deref())?;
+    refuse_masters_mac(requested, &master)?;
     macvlan::ensure_name_free(&pod.netlink, ifname)?;
     let mut rollback = Rollback::new();
 
@@ -56,10 +59,13 @@ fn add_interface(
     let created = macvlan::create(
         &node.netlink,
         pod,
-        &master,
-        conf.macvlan_mode,
-        conf.mtu,
-        group,
+        &NewMacvlan {
+            master: &master,
+            mode: conf.macvlan_mode,
+            mtu: conf.mtu,
+            mac: requested.map(|r| r.mac),
+            group,
+        },
     );
     let prepared = match &created {
         Ok(link) => {
@@ -89,7 +95,12 @@ fn add_interface(
     }
     let addresses = allocation_addresses(&allocation);
     pod_addresses::refuse_unfit(node, &raw_allocation, &addresses, Origin::IpamResult)?;
-    macvlan::configure(&pod.ns, &pod.netlink, index, ifname, &allocation)?;
+    macvlan::configure(&pod.ns, &pod.netlink, index, ifname, &allocation).map_err(|e| {
+        match requested {
+            Some(r) => e.context(format!("MAC {} from {}", r.mac, r.source)),
+            None => e,
+        }
+    })?;
     let pod_if = PodInterface {
         ifname: ifname.to_owned(),
         index,
@@ -102,6 +113,19 @@ fn add_interface(
     let attached = attach_host(conf, key, node, pod, &master, &pod_if)?;
     rollback.disarm();
     Ok(interface_result(allocation, &pod_if, pod, attached.as_ref()).to_json(conf.cni_version))
+}
+
+/// A requested MAC that is the master's own: refused before anything is allocated (the
+/// kernel would refuse it only when the link comes up). Another macvlan's MAC is found then
+/// (`macvlan::configure`): the pods' links live in their own namespaces.
+fn refuse_masters_mac(requested: Option<RequestedMac>, master: &Link) -> CniResult<()> {
+    match requested {
+        Some(r) if master.mac == Some(r.mac) => Err(CniError::internal(format!(
+            "MAC {} from {} is already in use on master {}: it is the master's own MAC",
+            r.mac, r.source, master.name
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The IPAM result, with the pod's macvlan as interface 0 of every address, and the veth's

@@ -31,13 +31,18 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let Mode::Interface { ipam } = &conf.mode else {
         return host.release(&node, &key).finish(&node).into_result();
     };
-    // Interface mode: three independent teardowns run side by side. The IPAM plugin is a
-    // process of its own; deleting the pod's links waits for an RCU grace period in the
-    // kernel; the host side waits for the node lock. The allocation is released always, also
-    // when the pod is gone.
+    // Interface mode. IPAM DEL first, while the pod and its path to the node are intact, as
+    // the reference plugins do: an IPAM plugin may need them to release (the `dhcp` daemon
+    // sends DHCPRELEASE out of the pod's interface, to a server that may be the node itself,
+    // reached through the host side). Only reading (the record, what DEL learned) overlaps
+    // it; that is right for every IPAM type. The allocation is released always, also when the
+    // pod is gone, and a failing release does not stop the teardown.
+    let mut errors = ErrorList::new();
     let ipam = Ipam::new(env, conf, ipam);
-    let pending = ipam.start(Command::Del);
-    let mut errors = std::thread::scope(|scope| {
+    errors.note(ipam.start(Command::Del).and_then(|pending| pending.wait()));
+    // Then two independent teardowns side by side: deleting the pod's links waits for an
+    // RCU grace period in the kernel, the host side waits for the node lock.
+    errors.append(std::thread::scope(|scope| {
         let pod_links = scope.spawn(|| remove_pod_links(pod_ns, env.ifname(), key.link_group()));
         let released = host.release(&node, &key);
         let mut errors = ErrorList::new();
@@ -49,8 +54,7 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
         // was gone, or a link without group) goes now.
         errors.append(released.finish(&node));
         errors
-    });
-    errors.note(pending.and_then(|p| p.wait()));
+    }));
     errors.into_result()
 }
 

@@ -18,6 +18,7 @@ use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
 use crate::protocol::version::version_reply;
 use crate::protocol::{CniResult, Command, Environment, NetConf};
+use crate::system::legacy_lock;
 use crate::system::netns::Netns;
 use crate::system::state::AttachmentKey;
 
@@ -33,6 +34,7 @@ pub fn run(
     }
     let conf = NetConf::parse(stdin, env.command)?;
     on_config(&conf);
+    legacy_lock::register_state_dirs(std::slice::from_ref(&conf.state_dir));
     log::debug!(
         "configuration: {}",
         serde_json::Value::Object(conf.raw.clone())

@@ -6,6 +6,7 @@ pub mod env;
 pub mod error;
 pub mod error_list;
 pub mod mode;
+pub mod requested_mac;
 pub mod result;
 pub mod version;
 

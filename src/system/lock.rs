@@ -9,7 +9,9 @@
 //! directory in /run (never under `stateDir`). Nodes in different namespaces on one machine
 //! (tests) never wait for each other. The files are empty and stay: removing a lock file
 //! that another call may have just opened would split the lock in two. Namespace inode
-//! numbers are reused by the kernel, so their number stays bounded.
+//! numbers are reused by the kernel, so their number stays bounded. The previous release
+//! locked `stateDir/lock` instead; `legacy_lock` keeps old and new calls apart after an
+//! upgrade and removes that file once no old call can use it.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use super::legacy_lock::{self, LegacyLocks};
 use super::{SysError, SysResult};
 
 /// Where the node locks live: tmpfs, gone with the namespaces at reboot.
@@ -25,11 +28,15 @@ pub const LOCK_DIR: &str = "/run/macvlan-host/node-locks";
 /// Held until dropped; the kernel also releases it if the process dies.
 pub struct NodeLock {
     _lock: Flock<File>,
+    /// The previous release's `stateDir/lock`s, taken after the node lock while they exist
+    /// (see `legacy_lock`).
+    _legacy: Option<LegacyLocks>,
 }
 
 impl NodeLock {
     /// Blocks until the lock of the calling thread's network namespace (the node) is held
-    /// exclusively.
+    /// exclusively, and with it the previous release's lock of each state directory of this
+    /// call, as long as that exists.
     pub fn acquire() -> SysResult<NodeLock> {
         let ns = "/proc/thread-self/ns/net";
         let meta = std::fs::metadata(ns)
@@ -40,7 +47,9 @@ impl NodeLock {
             .mode(0o700)
             .create(dir)
             .map_err(|e| SysError::io(format!("creating {}", dir.display()), e))?;
-        NodeLock::acquire_at(&lock_path(dir, meta.dev(), meta.ino()))
+        let mut lock = NodeLock::acquire_at(&lock_path(dir, meta.dev(), meta.ino()))?;
+        lock._legacy = Some(legacy_lock::take()?);
+        Ok(lock)
     }
 
     /// Locks the file at `path`. Nothing planted there can make this wait for anything but
@@ -68,7 +77,10 @@ impl NodeLock {
         let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| {
             SysError::io(format!("locking {}", path.display()), errno.into())
         })?;
-        Ok(NodeLock { _lock: lock })
+        Ok(NodeLock {
+            _lock: lock,
+            _legacy: None,
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod durable_file;
 pub mod error;
+pub mod legacy_lock;
 pub mod lock;
 pub mod logger;
 pub mod mac;

@@ -527,6 +527,23 @@ pub fn leftovers(
         }
     }
 
+    // A shim's users directory stays only while a kept pod uses the shim: an empty one is
+    // what a killed ADD made and nothing removed (issue 18, finding 7).
+    for dir in state_dirs {
+        let Ok(shims) = std::fs::read_dir(dir.join("users")) else {
+            continue;
+        };
+        for shim in shims.flatten() {
+            let shim = shim.file_name().to_string_lossy().into_owned();
+            if !shim_kept {
+                found.push(Leftover {
+                    kind: "users dir",
+                    what: format!("{}/users/{shim}", dir.display()),
+                });
+            }
+        }
+    }
+
     // IP allocations of pods that are gone.
     for dir in data_dirs {
         for allocation in host_local_allocations(dir) {

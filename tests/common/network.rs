@@ -101,6 +101,8 @@ pub struct Spec {
     pub ours: Value,
     /// Another network's stateDir and dataDir, to share them (one node, two networks).
     pub dirs_of: Option<(PathBuf, PathBuf)>,
+    /// The node's LAN interface the pods' macvlans hang off (`eth0` unless set).
+    pub master: &'static str,
 }
 
 impl Spec {
@@ -115,7 +117,15 @@ impl Spec {
             via_peer: false,
             ours: json!({}),
             dirs_of: None,
+            master: "eth0",
         }
+    }
+
+    /// The master of the pods' macvlans: the reference macvlan's in chained mode (ours finds
+    /// it from the pod link), ours in interface mode.
+    pub fn master(mut self, master: &'static str) -> Spec {
+        self.master = master;
+        self
     }
 
     /// `hostAccess: "veth"`.
@@ -220,14 +230,14 @@ impl Spec {
             // No `master` for ours: it must find the pod link's parent itself.
             Chaining::Chained => {
                 let reference = json!({
-                    "type": "macvlan", "master": "eth0", "mode": self.mode.unwrap_or("bridge"),
+                    "type": "macvlan", "master": self.master, "mode": self.mode.unwrap_or("bridge"),
                     "ipam": ipam,
                 });
                 vec![reference, ours]
             }
             Chaining::Interface => {
                 if ours.get("master").is_none() {
-                    ours["master"] = json!("eth0");
+                    ours["master"] = json!(self.master);
                 }
                 if let Some(mode) = self.mode {
                     ours["mode"] = json!(mode);

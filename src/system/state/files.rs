@@ -17,17 +17,25 @@ impl StateStore {
     }
 
     /// DEL, under the node lock: the temporary files a killed ADD of `record` can have left
-    /// (its record, its shim marker, its route owners), removed by name.
+    /// (its record, its shim marker, its route owners), removed by name; then the shim's users
+    /// directory if it is empty. An ADD killed after creating that directory and before its
+    /// marker was in place left it so, and the release, finding no marker of this attachment,
+    /// did not remove it. Empty means no attachment of this `stateDir` uses the shim, and
+    /// under the lock nobody is adding one.
     pub fn remove_temporaries_of(&self, record: &Record) -> SysResult<()> {
         let mut targets = vec![self.record_path(&record.key)];
-        if let Some(name) = record.host_side.shared_shim() {
+        let shim = record.host_side.shared_shim();
+        if let Some(name) = shim {
             targets.push(self.users_dir(name).join(record.key.file_stem()));
         }
         targets.extend(record.pod_addresses.iter().map(|a| self.owner_path(a.ip())));
         for target in targets {
             remove_file_if_present(&temp_path(&target))?;
         }
-        Ok(())
+        match shim {
+            Some(name) => self.forget_shim_if_unused(name),
+            None => Ok(()),
+        }
     }
 
     /// DEL without a record: the record an ADD was killed writing. One `stat` when there is

@@ -64,6 +64,18 @@ impl StateStore {
         }
     }
 
+    /// Removes the users directory of a shim if it is empty; one with users stays.
+    pub fn forget_shim_if_unused(&self, shim: &str) -> SysResult<()> {
+        let dir = self.users_dir(shim);
+        match fs::remove_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) => {
+                Ok(())
+            }
+            Err(e) => Err(SysError::io(format!("removing {}", dir.display()), e)),
+        }
+    }
+
     /// The shims that have a users directory (GC looks for unused ones).
     pub fn known_shims(&self) -> SysResult<Vec<String>> {
         Ok(read_dir(&self.dir.join("users"))?
