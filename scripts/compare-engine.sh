@@ -45,18 +45,28 @@ cat >"$tmp/driver.sh" <<'EOF'
 set -euo pipefail
 old=$1 new=$2 rounds=$3 tmp=$4 tag=$5 residents=$6 reconcile_rounds=$7
 export CNI_PATH=/usr/lib/cni CNI_ARGS=
+# CPU time (user + system, µs) of every child reaped so far, from bash's `times` run in this
+# shell (not in a subshell, which has children of its own), into $cpu_now: a call's CPU time is
+# the difference around it (the plugin and its own children, such as host-local).
+cpu_now=0
+read_cpu() {
+    times >"$tmp/times.now"
+    cpu_now=$(tail -1 "$tmp/times.now" | awk 'function us(x,  m) { m = x; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); return int((m * 60 + x) * 1000000) } { print us($1) + us($2) }')
+}
 call() { # label binary command netns id ifname stdin pods
-    local start=$EPOCHREALTIME
+    read_cpu; local cpu=$cpu_now start=$EPOCHREALTIME
     CNI_COMMAND=$3 CNI_NETNS=$4 CNI_CONTAINERID=$5 CNI_IFNAME=$6 "$2" <"$7" >"$tmp/out" 2>"$tmp/err" || {
         echo "$1 $3 failed: $(cat "$tmp/out" "$tmp/err")" >&2; exit 1; }
     local end=$EPOCHREALTIME
-    echo "$1 $3 $8 $(( ${end/./} - ${start/./} ))"
+    read_cpu
+    echo "$1 $3 $8 $(( ${end/./} - ${start/./} )) $(( cpu_now - cpu ))"
 }
 reconcile() { # label binary pods
-    local start=$EPOCHREALTIME
+    read_cpu; local cpu=$cpu_now start=$EPOCHREALTIME
     "$2" reconcile --state-dir "$tmp/state" >"$tmp/out" 2>"$tmp/err" || true
     local end=$EPOCHREALTIME
-    echo "$1 RECONCILE $3 $(( ${end/./} - ${start/./} ))"
+    read_cpu
+    echo "$1 RECONCILE $3 $(( ${end/./} - ${start/./} )) $(( cpu_now - cpu ))"
 }
 cycle() { # label binary pods
     call "$1" "$2" ADD /run/netns/$tag-pod "c$round" eth0 "$tmp/conf.json" "$3"
@@ -86,15 +96,19 @@ EOF
 nsenter --net="/run/netns/$tag-node" bash "$tmp/driver.sh" "$old" "$new" "$rounds" "$tmp" "$tag" "$residents" "$reconcile_rounds" >"$tmp/times"
 
 median() { sort -n | awk '{v[NR]=$1} END {if (NR == 0) {print "-"; exit} m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.2f", m/1000}'; }
-printf '%-6s %-10s %8s %8s %8s %8s\n' pods what "old ms" "new ms" "new/old" "n"
+# Column 4 is wall time, column 5 CPU time: on a shared, busy machine wall time swings with
+# the load, CPU time much less.
+printf '%-6s %-10s %9s %9s %8s %9s %9s %8s %5s\n' pods what "old wall" "new wall" "new/old" "old cpu" "new cpu" "new/old" n
 for pods in $(printf '%s\n' 1 "$residents" | sort -un); do
     for what in ADD CHECK DEL RECONCILE; do
-        o=$(awk -v p="$pods" -v c="$what" '$1=="old" && $2==c && $3==p {print $4}' "$tmp/times" | median)
-        n=$(awk -v p="$pods" -v c="$what" '$1=="new" && $2==c && $3==p {print $4}' "$tmp/times" | median)
-        [[ $o == - ]] && continue
+        pick() { awk -v l="$1" -v p="$pods" -v c="$what" -v k="$2" '$1==l && $2==c && $3==p {print $k}' "$tmp/times" | median; }
+        ow=$(pick old 4) nw=$(pick new 4) oc=$(pick old 5) nc=$(pick new 5)
+        [[ $ow == - ]] && continue
         count=$(awk -v p="$pods" -v c="$what" '$1=="new" && $2==c && $3==p' "$tmp/times" | wc -l)
-        printf '%-6s %-10s %8s %8s %8s %8s\n' "$pods" "$what" "$o" "$n" "$(awk -v a="$o" -v b="$n" 'BEGIN {printf "%.3f", b/a}')" "$count"
+        ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (a > 0) ? b/a : 0}'; }
+        printf '%-6s %-10s %9s %9s %8s %9s %9s %8s %5s\n' "$pods" "$what" "$ow" "$nw" "$(ratio "$ow" "$nw")" "$oc" "$nc" "$(ratio "$oc" "$nc")" "$count"
     done
 done
 printf 'static size: old %s bytes, new %s bytes\n' "$(stat -c %s "$old")" "$(stat -c %s "$new")"
-echo "($rounds interleaved rounds after 3 warm-up rounds, $reconcile_rounds reconcile passes each; medians of wall time from fork to exit)"
+echo "($rounds interleaved rounds after 3 warm-up rounds, $reconcile_rounds reconcile passes each; medians in ms, from fork to exit)"
+[[ -z ${KEEP_TIMES:-} ]] || cp "$tmp/times" "$KEEP_TIMES"
