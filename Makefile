@@ -1,7 +1,7 @@
 # Everything runs as root: the tests build network namespaces (see tests/common/mod.rs).
 CARGO ?= cargo
 
-.PHONY: all toolchain build static image test deps fmt fmt-check clippy demo bench bench-repair crash-sweep fuzz soak
+.PHONY: all toolchain build static image test deps roots roots-start fmt fmt-check clippy demo bench bench-repair bench-watcher crash-sweep fuzz soak test-docker-sid bench-docker
 
 all: build
 
@@ -35,9 +35,20 @@ fmt-check: toolchain
 clippy: toolchain
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The Debian trixie and sid roots of the newer runtimes (tests/common/runtime_node.rs), built
+# once and cached under /var/cache/macvlan-host/roots. `roots` builds them now; `roots-start`
+# starts them in the background, and the tests that need one wait for it.
+roots: deps
+	scripts/runtime-root.sh trixie
+	scripts/runtime-root.sh sid
+
+roots-start: deps
+	scripts/runtime-root.sh --background trixie sid
+
 # Unit tests and the namespace integration tests (each test builds its own namespaces). The
-# static binary is built first: tests/image.rs puts it into an image.
-test: deps fmt-check clippy static
+# static binary is built first: tests/image.rs puts it into an image. The roots build while
+# everything compiles.
+test: deps roots-start fmt-check clippy static
 	$(CARGO) test
 
 # The demo installs its dependencies and builds first, so it works on a fresh machine.
@@ -64,3 +75,16 @@ soak:
 # The watcher's repair latency (docs/benchmarks.md, "Repair latency"); not part of `test`.
 bench-repair:
 	scripts/bench-repair.sh
+
+# The Docker driver against sid's dockerd 28 (tests/docker.rs; trixie's 26 runs in `test`).
+test-docker-sid: deps
+	SUITE=sid $(CARGO) test --test docker
+
+# `docker run --rm` on -d macvlan-host against Docker's own -d macvlan; not part of `test`.
+bench-docker:
+	scripts/bench-docker.sh
+
+# The watcher's RSS and CPU at 1, 110 and 1,000 pods, and what its metrics listener adds
+# (docs/benchmarks.md, "The watcher's footprint"); not part of `test`.
+bench-watcher:
+	scripts/bench-watcher.sh

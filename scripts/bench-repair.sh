@@ -34,25 +34,11 @@ cleanup() {
 trap cleanup EXIT
 
 # The LAN: a bridge, the node on it (10.99.0.10/24), pods with macvlans on the node's eth0.
-for ns in lan node; do ip netns add "$P-$ns"; ip -n "$P-$ns" link set lo up; done
-ip -n "$P-lan" link add br0 type bridge
-ip -n "$P-lan" link set br0 up
-ip -n "$P-lan" link add node type veth peer name eth0 netns "$P-node"
-ip -n "$P-lan" link set node master br0 up
-ip -n "$P-node" addr add 10.99.0.10/24 dev eth0
-ip -n "$P-node" link set eth0 up
-
-mkdir -p "$T/cni"
-for f in /usr/lib/cni/*; do ln -s "$f" "$T/cni/"; done
-ln -s "$BIN" "$T/cni/macvlan-host"
-CONF='{"cniVersion":"1.1.0","name":"lan","type":"macvlan-host","master":"eth0","stateDir":"'$T'/state",
-"ipam":{"type":"host-local","dataDir":"'$T'/data","ranges":[[{"subnet":"10.99.0.0/24","rangeStart":"10.99.0.100","rangeEnd":"10.99.0.149"}]]}}'
-innode() { nsenter --net="/run/netns/$P-node" "$@"; }
+source scripts/bench-node.sh
+bench_node "$P" "$T" "$BIN" 10.99.0.10/24 10.99.0.0/24 10.99.0.100 10.99.0.149
 POD_IPS=()
 for i in $(seq 1 "$PODS"); do
-    ip netns add "$P-pod$i"
-    out=$(echo "$CONF" | CNI_COMMAND=ADD CNI_CONTAINERID="bench$i" CNI_NETNS="/run/netns/$P-pod$i" \
-        CNI_IFNAME=eth0 CNI_PATH="$T/cni" innode "$T/cni/macvlan-host")
+    out=$(add_pod "$i")
     POD_IPS+=("$(grep -o '"address": *"[0-9.]*' <<<"$out" | grep -o '[0-9.]*$')")
 done
 

@@ -28,6 +28,10 @@ PACKAGES=(
     # the LAN's DHCP server in tests/user_setups/dhcp.rs: the binary only (the `dnsmasq`
     # package would also start a DHCP/DNS service on the machine)
     dnsmasq-base
+    # the Debian trixie and sid root file systems of the newer runtimes (podman 5, Docker 26/28,
+    # containerd 2.1, CNI 1.1 plugins), built by scripts/runtime-root.sh when a test first
+    # needs one (tests/common/runtime_node.rs)
+    debootstrap
 )
 
 # Prints the packages that are not installed yet, one per line.

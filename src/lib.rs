@@ -7,10 +7,12 @@
 //! -> [`datapaths`] (the pod's macvlan; the host path, shim or veth, planned once and made
 //! true idempotently; the reconcile/diagnose entry points)
 //! -> [`system`] (netlink, namespaces, sysctls, the node lock, attachment records).
-//! Operator commands (`macvlan-host install | reconcile | diagnose`) are in [`commands`].
+//! Operator commands (`macvlan-host install | reconcile | diagnose`) are in [`commands`]; the
+//! Docker network driver (`macvlan-host docker-driver`), a front end of its own, in [`docker`].
 
 pub mod commands;
 pub mod datapaths;
+pub mod docker;
 pub mod plugin;
 pub mod protocol;
 pub mod system;

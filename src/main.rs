@@ -19,7 +19,8 @@ fn usage() -> String {
          \x20 macvlan-host install --bin-dir DIR --conf-dir DIR --conflist FILE [--watch]\n\
          \x20                                                         install the plugin and a conflist\n\
          \x20 macvlan-host reconcile [--state-dir DIR]... [--watch]   repair the host side of every pod\n\
-         \x20 macvlan-host diagnose [--state-dir DIR]... [--json]     tell what is wrong, change nothing\n\n\
+         \x20 macvlan-host diagnose [--state-dir DIR]... [--json]     tell what is wrong, change nothing\n\
+         \x20 macvlan-host docker-driver [--socket PATH] [--state-dir DIR]   Docker's network driver\n\n\
          Environment: {}=DIR, where sysctls are read and written (default /proc/sys;\n\
          a container whose /proc/sys is read-only mounts the host's /proc/sys/net below DIR)\n",
         env!("CARGO_PKG_VERSION"),

@@ -9,10 +9,21 @@
 //! (chained after the reference `macvlan`, or `macvlan-host` alone with delegated IPAM; shim or
 //! veth), runs two pods, checks node <-> pod both ways and pod -> LAN, tears them down and
 //! checks that nothing is left.
+//!
+//! The same four cases run against containerd 1.7 from Debian trixie (at cniVersion 1.0.0, with
+//! the machine's reference plugins 1.1.1) and containerd 2.1 from Debian sid (at cniVersion
+//! 1.1.0, with sid's reference plugins 1.9), each in a runtime node (`common::runtime_node`).
+//! containerd 2 also asks the conflist for STATUS to report the node's network readiness in
+//! the CRI Status call (what kubelet turns into the node's Ready condition): with the master
+//! down or missing it reports the network not ready with our message, and ready again once the
+//! master is back.
+//!
+//! The containerd 1.7 and 2.1 tests skip (with a message) only when their root cannot be built.
 
 mod common;
 mod containerd;
 
+use common::runtime_node::{runtime_root_or_skip, Suite};
 use common::*;
 use containerd::{eventually, Containerd, IMAGE};
 use serde_json::{json, Value};
@@ -44,22 +55,41 @@ enum Shape {
 /// One conflist with its own stateDir and host-local dataDir.
 struct Network {
     name: String,
+    cni_version: &'static str,
     shape: Shape,
     host_access: &'static str,
+    /// The master of interface mode (and of the reference `macvlan`).
+    master: &'static str,
     state: TempDir,
     host_local: TempDir,
+    /// Our `logFile` (at debug level: one line per call, tagged with its verb).
+    log: TempDir,
 }
 
 impl Network {
-    fn new(shape: Shape, host_access: &'static str) -> Network {
+    fn new(
+        cd: &Containerd,
+        cni_version: &'static str,
+        shape: Shape,
+        host_access: &'static str,
+    ) -> Network {
         let name = format!("mvh-cri-{shape:?}-{host_access}").to_lowercase();
         Network {
-            state: TempDir::new(&format!("{name}-state")),
-            host_local: TempDir::new(&format!("{name}-host-local")),
+            state: cd.temp_dir(&format!("{name}-state")),
+            host_local: cd.temp_dir(&format!("{name}-host-local")),
+            log: cd.temp_dir(&format!("{name}-log")),
             name,
+            cni_version,
             shape,
             host_access,
+            master: "eth0",
         }
+    }
+
+    /// Attaches through `master` instead of eth0.
+    fn with_master(mut self, master: &'static str) -> Network {
+        self.master = master;
+        self
     }
 
     fn conflist(&self) -> Value {
@@ -72,20 +102,32 @@ impl Network {
             "type": OUR_TYPE,
             "hostAccess": self.host_access,
             "stateDir": self.state.str(),
+            "logFile": self.log.join("plugin.log"),
+            "logLevel": "debug",
         });
         let plugins = match self.shape {
             Shape::Chained => json!([
-                {"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": ipam},
+                {"type": "macvlan", "master": self.master, "mode": "bridge", "ipam": ipam},
                 ours,
             ]),
             Shape::Interface => {
                 let mut ours = ours;
-                ours["master"] = json!("eth0");
+                ours["master"] = json!(self.master);
                 ours["ipam"] = ipam;
                 json!([ours])
             }
         };
-        json!({"cniVersion": "1.0.0", "name": self.name, "plugins": plugins})
+        json!({"cniVersion": self.cni_version, "name": self.name, "plugins": plugins})
+    }
+
+    /// The verbs the runtime called us with, from our log
+    /// (`<time> macvlan-host[<pid>] <VERB> <container> <ifname> <LEVEL>: ...`).
+    fn verbs(&self) -> std::collections::BTreeSet<String> {
+        let log = std::fs::read_to_string(self.log.join("plugin.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| l.split_once("] ")?.1.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
     }
 
     /// Records in our stateDir (its lock file aside).
@@ -200,15 +242,22 @@ fn assert_nothing_left(cd: &Containerd, lan: &Lan, network: &Network, when: &str
 }
 
 /// Two pods on `network` through their whole life.
-fn two_pods(cd: &Containerd, lan: &Lan, shape: Shape, host_access: &'static str) {
-    let network = Network::new(shape, host_access);
-    let case = network.name.clone();
+fn two_pods(cd: &Containerd, lan: &Lan, network: Network) {
+    let case = format!("{} (cniVersion {})", network.name, network.cni_version);
+    let started = std::time::Instant::now();
     cd.use_conflist(&network.conflist());
     let pods = [run_pod(cd, "pod-a"), run_pod(cd, "pod-b")];
     assert_ne!(pods[0].ip, pods[1].ip, "{case}: two pods, one address");
     for pod in &pods {
         assert_connected(cd, lan, pod, &case);
     }
+    // The plugins keep their state where the checks after DEL look for it.
+    assert!(
+        !network.records().is_empty(),
+        "{case}: no record while pods run"
+    );
+    let allocations = host_local_allocations(network.host_local.path());
+    assert_eq!(allocations.len(), 2, "{case}: allocations: {allocations:?}");
     // libcni cached each pod's result of this list: what the checks after DEL look for.
     let cached = files_under(&cd.cni_cache_dir().join("results"));
     let ours = cached.iter().filter(|f| f.starts_with(&network.name));
@@ -218,12 +267,33 @@ fn two_pods(cd: &Containerd, lan: &Lan, shape: Shape, host_access: &'static str)
         "{case}: libcni's cache while pods run: {cached:?}"
     );
 
-    for pod in &pods {
+    remove_pods(cd, lan, &network, &pods, &case);
+    // What the runtime called: ADD and DEL always; STATUS too at 1.1.0 (libcni asks for it
+    // only from that version on), which containerd 2 does for the node's readiness.
+    let verbs = network.verbs();
+    eprintln!("{case}: {} called {verbs:?}", cd.version());
+    let mut expected = vec!["ADD", "DEL"];
+    if network.cni_version == "1.1.0" {
+        expected.push("STATUS");
+    }
+    for verb in expected {
+        assert!(
+            verbs.contains(verb),
+            "{case}: never called {verb}: {verbs:?}"
+        );
+    }
+    eprintln!("{case}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// kubelet's teardown: StopContainer, StopPodSandbox, then StopPodSandbox again and
+/// RemovePodSandbox; nothing is left after the first StopPodSandbox already.
+fn remove_pods(cd: &Containerd, lan: &Lan, network: &Network, pods: &[RunningPod], case: &str) {
+    for pod in pods {
         cd.cri("stop-container", json!({"containerId": pod.container}));
         cd.cri("stop-pod", json!({"podId": pod.id}));
     }
-    assert_nothing_left(cd, lan, &network, &format!("{case}: after StopPodSandbox"));
-    for pod in &pods {
+    assert_nothing_left(cd, lan, network, &format!("{case}: after StopPodSandbox"));
+    for pod in pods {
         cd.cri("stop-pod", json!({"podId": pod.id}));
         cd.cri("remove-pod", json!({"podId": pod.id}));
     }
@@ -232,12 +302,16 @@ fn two_pods(cd: &Containerd, lan: &Lan, shape: Shape, host_access: &'static str)
         json!([]),
         "{case}: sandboxes"
     );
-    assert_nothing_left(
-        cd,
-        lan,
-        &network,
-        &format!("{case}: after RemovePodSandbox"),
-    );
+    assert_nothing_left(cd, lan, network, &format!("{case}: after RemovePodSandbox"));
+}
+
+/// The four cases, one after the other, on one containerd.
+fn four_cases(cd: &Containerd, lan: &Lan, cni_version: &'static str) {
+    for shape in [Shape::Chained, Shape::Interface] {
+        for host_access in ["shim", "veth"] {
+            two_pods(cd, lan, Network::new(cd, cni_version, shape, host_access));
+        }
+    }
 }
 
 #[test]
@@ -245,9 +319,128 @@ fn containerd_cri_pods_on_chained_and_interface_conflists() {
     let lan = Lan::new();
     let _node_listener = lan.node1.tcp_server(NODE_PORT);
     let cd = Containerd::start(&lan.node1);
-    for shape in [Shape::Chained, Shape::Interface] {
-        for host_access in ["shim", "veth"] {
-            two_pods(&cd, &lan, shape, host_access);
-        }
-    }
+    four_cases(&cd, &lan, "1.0.0");
+}
+
+/// The containerd of `suite`'s root in a runtime node on NODE1, checked to be `version`;
+/// `None` when the root cannot be built.
+fn containerd_in_node(suite: Suite, version: &str, lan: &Lan) -> Option<Containerd> {
+    runtime_root_or_skip(suite)?;
+    let cd = Containerd::start_in_node(suite, &lan.node1);
+    let found = cd.version();
+    assert!(found.contains(version), "containerd --version: {found}");
+    Some(cd)
+}
+
+/// containerd 2.1 (Debian sid) in a runtime node on NODE1.
+fn containerd_2_1(lan: &Lan) -> Option<Containerd> {
+    containerd_in_node(Suite::Sid, " 2.1.", lan)
+}
+
+#[test]
+fn containerd_1_7_cri_pods_on_chained_and_interface_conflists() {
+    let lan = Lan::new();
+    let _node_listener = lan.node1.tcp_server(NODE_PORT);
+    let Some(cd) = containerd_in_node(Suite::Trixie, " 1.7.", &lan) else {
+        return;
+    };
+    four_cases(&cd, &lan, "1.0.0");
+}
+
+#[test]
+fn containerd_2_1_cri_pods_on_cni_1_1_conflists() {
+    let lan = Lan::new();
+    let _node_listener = lan.node1.tcp_server(NODE_PORT);
+    let Some(cd) = containerd_2_1(&lan) else {
+        return;
+    };
+    four_cases(&cd, &lan, "1.1.0");
+}
+
+/// containerd 2's CRI Status: (networkReady, the NetworkReady condition's message).
+fn network_readiness(cd: &Containerd) -> (bool, String) {
+    let status = cd.cri("status", json!({}));
+    let message = status["networkMessage"].as_str().unwrap_or_default();
+    (status["networkReady"] == json!(true), message.to_string())
+}
+
+/// Waits until containerd reports the network ready (`true`) or not; the last message.
+fn network_becomes(cd: &Containerd, ready: bool, when: &str) -> String {
+    let mut last = (!ready, String::new());
+    let reached = eventually(Duration::from_secs(10), || {
+        last = network_readiness(cd);
+        last.0 == ready
+    });
+    assert!(
+        reached,
+        "{when}: containerd's NetworkReady stayed {} ({:?})",
+        last.0, last.1
+    );
+    eprintln!("{when}: NetworkReady {ready} {:?}", last.1);
+    last.1
+}
+
+#[test]
+fn containerd_2_1_network_readiness_follows_the_master_through_cni_status() {
+    let lan = Lan::new();
+    let Some(cd) = containerd_2_1(&lan) else {
+        return;
+    };
+    // The network's master is a link of its own (a veth pair inside NODE1): what a VLAN
+    // sub-interface or a bond is on a real node, which can be down or not there yet.
+    let master = "uplink";
+    let add_master = || {
+        lan.node1.ip([
+            "link",
+            "add",
+            master,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "uplink-peer",
+        ]);
+        lan.node1.ip(["link", "set", "uplink-peer", "up"]);
+        lan.node1.ip(["link", "set", master, "up"]);
+        // An address for the node to reach pods from (a /32: no route of its own).
+        lan.node1
+            .ip(["addr", "add", "10.99.0.12/32", "dev", master]);
+    };
+    add_master();
+    let network = Network::new(&cd, "1.1.0", Shape::Interface, "shim").with_master(master);
+    cd.use_conflist(&network.conflist());
+    network_becomes(&cd, true, "master up");
+
+    lan.node1.ip(["link", "set", master, "down"]);
+    let message = network_becomes(&cd, false, "master down");
+    assert!(
+        message.contains(master) && message.contains("down"),
+        "master down: the NetworkReady message does not say why: {message:?}"
+    );
+
+    lan.node1.ip(["link", "del", master]);
+    let message = network_becomes(&cd, false, "master missing");
+    assert!(
+        message.contains(master),
+        "master missing: the NetworkReady message does not name it: {message:?}"
+    );
+
+    add_master();
+    network_becomes(&cd, true, "master back");
+    // Ready means it: a pod is attached through the master that came back, and leaves
+    // nothing behind.
+    let case = "readiness";
+    let pod = run_pod(&cd, "pod-after");
+    let on_master = lan.node1.ip(["-d", "link", "show", "type", "macvlan"]);
+    assert!(
+        on_master.contains(&format!("@{master}")),
+        "{case}: the shim is not on {master}: {on_master}"
+    );
+    cd.cri("stop-container", json!({"containerId": pod.container}));
+    cd.cri("stop-pod", json!({"podId": pod.id}));
+    cd.cri("remove-pod", json!({"podId": pod.id}));
+    let shims = lan.node1.ip(["link", "show", "type", "macvlan"]);
+    assert!(shims.trim().is_empty(), "{case}: links left: {shims}");
+    lan.node1.ip(["link", "del", master]);
+    assert_nothing_left(&cd, &lan, &network, case);
 }

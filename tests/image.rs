@@ -160,7 +160,16 @@ fn daemonset_args(watch: bool) -> Vec<String> {
     .to_vec();
     args.push(format!("/etc/macvlan-host/{CONFLIST}"));
     if watch {
-        args.extend(["--watch", "--state-dir", "/run/cni/macvlan-host"].map(String::from));
+        args.extend(
+            [
+                "--watch",
+                "--state-dir",
+                "/run/cni/macvlan-host",
+                "--metrics-address",
+                "0.0.0.0:9447",
+            ]
+            .map(String::from),
+        );
     }
     args
 }
@@ -327,6 +336,26 @@ fn the_watcher_restores_a_deleted_shim(
     assert!(
         podman.container_pings("pod1", NODE1_IP4),
         "pod ({pod_ip}) -> NODE1 after repair"
+    );
+    // The kubelet's probes, at the node's address (hostNetwork), and a scrape that saw the
+    // repair.
+    let probe = |path: &str| {
+        http_get(
+            &lan.node1,
+            &format!("{NODE1_IP4}:9447"),
+            path,
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("no answer to GET {path}"))
+    };
+    assert_eq!(probe("/healthz").0, 200);
+    assert_eq!(probe("/readyz").0, 200);
+    let (_, metrics) = probe("/metrics");
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("macvlan_host_repairs_total{object=\"host_device\",cause=\"event\"} ")
+            && !l.ends_with(" 0")),
+        "{metrics}"
     );
 
     // As the kubelet stops it: SIGTERM to its PID 1, which ends with 0.

@@ -28,7 +28,8 @@ fn driver() -> &'static Path {
         let out = Command::new("go")
             .args(["build", "-o"])
             .arg(&partial)
-            .arg("main.go")
+            // The package (main.go and cni10.go: bookworm's libcni has no GC and no STATUS).
+            .arg(".")
             .current_dir(&source)
             .env("GOPATH", GOPATH)
             .env("GO111MODULE", "off")

@@ -1,8 +1,9 @@
 //! deploy/: every Kubernetes manifest passes the Kubernetes API schema (kubernetes-validate from
 //! PyPI, in the project's venv, installed by scripts/install-deps.sh; strict: unknown fields are
-//! errors), the NetworkAttachmentDefinition passes the Multus CRD written down in
-//! tests/schemas/, the conflists inside the manifests pass the plugin's own rules, the DaemonSet's
-//! arguments match its mounts, and the systemd unit passes `systemd-analyze verify`.
+//! errors), the NetworkAttachmentDefinition and the PodMonitor pass their CRDs written down in
+//! tests/schemas/ (Multus, the Prometheus operator), the conflists inside the manifests pass the
+//! plugin's own rules, the DaemonSet's arguments match its mounts, its probes and the
+//! PodMonitor its metrics port, and the systemd unit passes `systemd-analyze verify`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -72,6 +73,7 @@ fn built_in_kinds_pass_the_kubernetes_api_schema() {
         path("deploy/daemonset.yaml"),
         path("deploy/configmap.yaml"),
         path("tests/schemas/network-attachment-definition-crd.yaml"),
+        path("tests/schemas/podmonitor-crd.yaml"),
     ];
     for version in KUBERNETES_VERSIONS {
         let out = kubernetes_validate(version, &files);
@@ -116,18 +118,77 @@ fn the_validator_refuses_a_broken_daemonset() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `custom_resource.py CRD RESOURCE`: the resource against the CRD that defines it.
+fn custom_resource(crd: &str, resource: &Path) -> Output {
+    venv("python")
+        .args(["tests/schemas/custom_resource.py", crd])
+        .arg(resource)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_network_attachment_definition_passes_the_multus_crd() {
-    let out = venv("python")
-        .args([
-            "tests/schemas/custom_resource.py",
-            "tests/schemas/network-attachment-definition-crd.yaml",
-            "deploy/network-attachment-definition.yaml",
-        ])
-        .output()
-        .unwrap();
+    let out = custom_resource(
+        "tests/schemas/network-attachment-definition-crd.yaml",
+        &path("deploy/network-attachment-definition.yaml"),
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).starts_with("PASS "), "{}", text(&out));
+}
+
+#[test]
+fn the_pod_monitor_passes_the_prometheus_operator_crd_and_scrapes_the_metrics_port() {
+    const CRD: &str = "tests/schemas/podmonitor-crd.yaml";
+    let out = custom_resource(CRD, &path("deploy/podmonitor.yaml"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).starts_with("PASS "), "{}", text(&out));
+    // The check can fail: a misspelt field and a duration Prometheus would not parse.
+    let dir = std::env::temp_dir().join(format!("mvh-{}-podmonitor", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(path("deploy/podmonitor.yaml")).unwrap();
+    for (from, to, named) in [
+        (
+            "podMetricsEndpoints:",
+            "podMetricEndpoints:",
+            "podMetricEndpoints",
+        ),
+        ("interval: 30s", "interval: 30 seconds", "30 seconds"),
+    ] {
+        let broken = dir.join("podmonitor.yaml");
+        std::fs::write(&broken, good.replacen(from, to, 1)).unwrap();
+        let out = custom_resource(CRD, &broken);
+        assert!(!out.status.success(), "{named} accepted:\n{}", text(&out));
+        assert!(text(&out).contains(named), "{}", text(&out));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // It selects the DaemonSet's pods and scrapes the port the watcher listens on.
+    let monitor = &documents("deploy/podmonitor.yaml")[0];
+    let daemonset = &documents("deploy/daemonset.yaml")[0];
+    let pod = &daemonset["spec"]["template"];
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&pod["metadata"]["labels"][key], value, "label {key}");
+    }
+    assert_eq!(
+        monitor["metadata"]["namespace"],
+        daemonset["metadata"]["namespace"]
+    );
+    let container = &pod["spec"]["containers"][0];
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    let port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == endpoint["port"])
+        .expect("the PodMonitor's port is a container port");
+    let args = container["args"].as_array().unwrap();
+    let listen: std::net::SocketAddr = arg_after(args, "--metrics-address").parse().unwrap();
+    assert_eq!(port["containerPort"], listen.port());
+    assert_eq!(endpoint["path"], "/metrics");
 }
 
 #[test]
@@ -218,6 +279,29 @@ fn the_daemonset_wires_arguments_mounts_and_capabilities_together() {
         "ConfigMap has no key {key}"
     );
 
+    // The probes ask the watcher's listener (--metrics-address) on its declared port.
+    let listen: std::net::SocketAddr = arg_after(args, "--metrics-address").parse().unwrap();
+    assert!(
+        listen.ip().is_unspecified(),
+        "the kubelet probes the node's address (hostNetwork), not loopback"
+    );
+    let port = &container["ports"][0];
+    assert_eq!(port["containerPort"], listen.port());
+    for (probe, path) in [
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert_eq!(get["port"], port["name"], "{probe}");
+        // Longer than /healthz may take to answer (1 s).
+        assert!(
+            container[probe]["timeoutSeconds"].as_u64().unwrap() >= 2,
+            "{probe}"
+        );
+    }
+
     let security = &container["securityContext"];
     assert_eq!(security["privileged"], false);
     assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
@@ -229,18 +313,31 @@ fn the_daemonset_wires_arguments_mounts_and_capabilities_together() {
 
 #[test]
 fn the_systemd_unit_verifies_and_runs_reconcile_watch() {
-    let unit =
-        std::fs::read_to_string(path("deploy/systemd/macvlan-host-reconcile.service")).unwrap();
+    let unit = verified_unit("macvlan-host-reconcile.service");
+    assert!(unit.contains("\nExecStart=/opt/cni/bin/macvlan-host reconcile --watch\n"));
+}
+
+#[test]
+fn the_docker_driver_unit_verifies_and_starts_before_dockerd() {
+    let unit = verified_unit("macvlan-host-docker.service");
+    assert!(unit.contains("\nExecStart=/usr/local/bin/macvlan-host docker-driver\n"));
+    assert!(unit.contains("\nBefore=docker.service\n"));
+    // Containers with a restart policy come back at boot only if the driver is there.
+    assert!(unit.contains("\nWantedBy=multi-user.target docker.service\n"));
+}
+
+/// A unit of deploy/systemd/ that passes `systemd-analyze verify`; its text.
+fn verified_unit(name: &str) -> String {
+    let unit = std::fs::read_to_string(path(&format!("deploy/systemd/{name}"))).unwrap();
     let exec_start = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
         .expect("ExecStart");
     let words: Vec<&str> = exec_start.split_whitespace().collect();
-    assert_eq!(words[1..], ["reconcile", "--watch"]);
     // systemd-analyze verify checks that the program exists: point it at the built binary.
-    let dir = std::env::temp_dir().join(format!("mvh-{}-unit", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("mvh-{}-unit-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let copy = dir.join("macvlan-host-reconcile.service");
+    let copy = dir.join(name);
     std::fs::write(
         &copy,
         unit.replace(words[0], env!("CARGO_BIN_EXE_macvlan-host")),
@@ -254,7 +351,8 @@ fn the_systemd_unit_verifies_and_runs_reconcile_watch() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify: {}",
+        "systemd-analyze verify {name}: {}",
         text(&out)
     );
+    unit
 }

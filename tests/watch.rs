@@ -212,3 +212,154 @@ fn the_watcher_does_not_fight_concurrent_add_and_del() {
         watcher.log()
     );
 }
+
+/// Two shim pods on NODE1 and a watcher with a full pass every second; `wrap` runs the
+/// watcher's binary (e.g. in a mount namespace of its own).
+struct StaleBed {
+    lan: Lan,
+    state: TempDir,
+    _data: TempDir,
+    logs: TempDir,
+    conf: Value,
+    pods: Vec<(Pod, Attachment, String)>,
+}
+
+impl StaleBed {
+    fn new() -> StaleBed {
+        let lan = Lan::new();
+        let state = TempDir::new("state");
+        let data = TempDir::new("host-local");
+        let mut conf = network("lan", "shim", 100, 129, &state, &data);
+        conf["ipam"]["ranges"].as_array_mut().unwrap().pop();
+        let plugin = Plugin::ours();
+        let pods = ["a", "b"]
+            .iter()
+            .map(|name| {
+                let pod = lan.pod(name);
+                let at = Attachment::new(&pod);
+                let result = plugin.add(&lan.node1, &at, &conf).expect_ok().clone();
+                (pod, at, pod_ips(&result)[0].clone())
+            })
+            .collect();
+        StaleBed {
+            lan,
+            state,
+            _data: data,
+            logs: TempDir::new("watch-log"),
+            conf,
+            pods,
+        }
+    }
+
+    fn watch(&self, cmd: std::process::Command) -> Watcher {
+        Watcher::spawn(
+            cmd,
+            &[self.state.path()],
+            &self.logs,
+            &["--interval", "1", "--metrics-address", METRICS_ADDRESS],
+        )
+    }
+
+    fn records(&self) -> usize {
+        std::fs::read_dir(self.state.join("attachments"))
+            .unwrap()
+            .count()
+    }
+
+    fn routed(&self, ip: &str) -> bool {
+        on_shim(&self.lan.node1).0.iter().any(|r| r == ip)
+    }
+}
+
+#[test]
+fn an_attachment_whose_pod_namespace_is_gone_is_released_without_del() {
+    let mut bed = StaleBed::new();
+    let watcher = bed.watch(bed.lan.node1.command(OUR_PLUGIN));
+    // Pod a goes away without a DEL (Multus missed it, and no GC will come).
+    let (gone, _, gone_ip) = bed.pods.remove(0);
+    drop(gone);
+    let start = std::time::Instant::now();
+    while bed.routed(&gone_ip) || bed.records() != 1 {
+        assert!(
+            start.elapsed() < REPAIRED_WITHIN,
+            "the gone pod's route or record stays:\n{}",
+            watcher.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(watcher.log().contains("released: the pod is gone"));
+    let metrics = scrape(&bed.lan.node1);
+    assert_eq!(
+        sample(&metrics, "macvlan_host_stale_attachments_released_total"),
+        1.0
+    );
+    // The live pod keeps its route, its shim and its reachability.
+    let (live, live_at, live_ip) = &bed.pods[0];
+    assert!(bed.routed(live_ip));
+    assert!(bed.lan.node1.ping(live_ip), "node -> live pod");
+    assert!(live.ping(NODE1_IP4), "live pod -> node");
+    // Its DEL removes the rest; nothing of the gone pod is left either.
+    Plugin::ours()
+        .del(&bed.lan.node1, live_at, &bed.conf)
+        .expect_ok();
+    assert_nothing_left(&bed.lan.node1, "after the live pod's DEL");
+}
+
+#[test]
+fn a_pod_namespace_the_watcher_cannot_see_proves_nothing() {
+    let mut bed = StaleBed::new();
+    // One pod is really gone (no DEL); the other lives.
+    let (gone, _, gone_ip) = bed.pods.remove(0);
+    drop(gone);
+    let (_, live_at, live_ip) = &bed.pods[0];
+    let live_path = bed.pods[0].0.path();
+
+    // A watcher whose /run/netns is an empty directory of its own (a container without the
+    // host's) can prove nothing: neither pod is released.
+    let mut own_dir = bed.lan.node1.command("unshare");
+    own_dir.args(["--mount", "--propagation", "private", "sh", "-c"]);
+    own_dir.args([
+        "mount -t tmpfs none /run/netns && exec \"$@\"",
+        "sh",
+        OUR_PLUGIN,
+    ]);
+    let watcher = bed.watch(own_dir);
+    thread::sleep(Duration::from_millis(3500)); // several full passes
+    let log = watcher.log();
+    assert!(
+        log.contains("left alone") && !log.contains("released"),
+        "{log}"
+    );
+    assert_eq!(bed.records(), 2, "{log}");
+    assert!(bed.routed(&gone_ip) && bed.routed(live_ip));
+    drop(watcher);
+
+    // A watcher that sees the host's directory but not the live pod's mount in it (no
+    // HostToContainer propagation): the gone pod is provably gone, the live one is not.
+    let mut unmounted = bed.lan.node1.command("unshare");
+    unmounted.args(["--mount", "--propagation", "private", "sh", "-c"]);
+    unmounted.args([
+        "umount \"$1\" && shift && exec \"$@\"",
+        "sh",
+        &live_path,
+        OUR_PLUGIN,
+    ]);
+    let watcher = bed.watch(unmounted);
+    let start = std::time::Instant::now();
+    while bed.records() != 1 {
+        assert!(start.elapsed() < REPAIRED_WITHIN, "{}", watcher.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    thread::sleep(Duration::from_millis(2500)); // more full passes
+    let log = watcher.log();
+    assert!(log.contains("left alone"), "{log}");
+    assert_eq!(log.matches("released: the pod is gone").count(), 1, "{log}");
+    assert_eq!(bed.records(), 1);
+    assert!(!bed.routed(&gone_ip) && bed.routed(live_ip));
+    assert!(bed.lan.node1.ping(live_ip), "node -> live pod");
+    drop(watcher);
+    Plugin::ours()
+        .del(&bed.lan.node1, live_at, &bed.conf)
+        .expect_ok();
+    assert_nothing_left(&bed.lan.node1, "after the live pod's DEL");
+}

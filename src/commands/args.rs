@@ -1,5 +1,6 @@
 //! The command line of `reconcile` and `diagnose`: repeated `--state-dir DIR` and a few flags.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,6 +21,11 @@ pub struct Options {
     pub interval: Duration,
     /// `diagnose --json`.
     pub json: bool,
+    /// `reconcile --watch --metrics-address HOST:PORT`: serve /metrics, /healthz, /readyz.
+    pub metrics_address: Option<SocketAddr>,
+    /// `reconcile --watch` releases attachments whose pod is provably gone, unless
+    /// `--keep-stale`.
+    pub release_stale: bool,
 }
 
 /// The flags a command accepts besides `--state-dir` and `--help`.
@@ -53,6 +59,8 @@ pub fn parse(args: &[String], accepts: Accepts) -> Result<Options, String> {
         watch: false,
         interval: Duration::from_secs(30),
         json: false,
+        metrics_address: None,
+        release_stale: true,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -74,9 +82,20 @@ pub fn parse(args: &[String], accepts: Accepts) -> Result<Options, String> {
             "--interval" if accepts.watch => {
                 options.interval = interval(&value("--interval")?)?;
             }
+            "--metrics-address" if accepts.watch => {
+                let text = value("--metrics-address")?;
+                let address = text.parse().map_err(|_| {
+                    format!("--metrics-address {text:?}: not HOST:PORT (an IP address and a port, e.g. 0.0.0.0:9447)")
+                })?;
+                options.metrics_address = Some(address);
+            }
+            "--keep-stale" if accepts.watch => options.release_stale = false,
             "--json" if accepts.json => options.json = true,
             _ => return Err(format!("unknown argument {arg:?} (see --help)")),
         }
+    }
+    if !options.watch && (options.metrics_address.is_some() || !options.release_stale) {
+        return Err("--metrics-address and --keep-stale need --watch".into());
     }
     if options.state_dirs.is_empty() {
         options.state_dirs.push(DEFAULT_STATE_DIR.into());
@@ -162,5 +181,23 @@ mod tests {
             assert!(err.contains(named), "{bad:?}: {err}");
         }
         assert!(parse(&args(&["--json"]), diagnose).unwrap().json);
+        for (bad, named) in [
+            (
+                &["--watch", "--metrics-address", "localhost"][..],
+                "--metrics-address",
+            ),
+            (&["--metrics-address", "127.0.0.1:9447"][..], "--watch"),
+            (&["--keep-stale"][..], "--watch"),
+        ] {
+            let err = parse(&args(bad), RECONCILE).unwrap_err();
+            assert!(err.contains(named), "{bad:?}: {err}");
+        }
+        let o = parse(
+            &args(&["--watch", "--metrics-address=[::1]:9447", "--keep-stale"]),
+            RECONCILE,
+        )
+        .unwrap();
+        assert_eq!(o.metrics_address, Some("[::1]:9447".parse().unwrap()));
+        assert!(!o.release_stale);
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::datapaths::engine::{diagnose_attachment, reconcile_attachment, AttachmentError};
 use crate::datapaths::node::Node;
-use crate::datapaths::objects::Drift;
+use crate::datapaths::objects::{Drift, Repair};
 use crate::protocol::CniError;
 use crate::system::state::{AttachmentKey, StateStore};
 
@@ -16,11 +16,12 @@ use crate::system::state::{AttachmentKey, StateStore};
 pub enum Outcome {
     /// Nothing had drifted.
     InSync,
-    /// What was repaired, one line each; `remade_device` when a shim or veth was created or
-    /// replaced, or a shim's MAC set (the engine converged the shim's other users already;
-    /// the pass goes round once more to see them in sync).
+    /// What had drifted and what was repaired; `remade_device` when a shim or veth was
+    /// created or replaced, or a shim's MAC set (the engine converged the shim's other users
+    /// already; the pass goes round once more to see them in sync).
     Repaired {
-        lines: Vec<String>,
+        drift: Vec<Drift>,
+        repairs: Vec<Repair>,
         remade_device: bool,
     },
     /// The pod's namespace could not be opened: reported and left alone. From inside a
@@ -37,18 +38,19 @@ pub fn reconcile(
     store: &StateStore,
     key: &AttachmentKey,
 ) -> Result<Outcome, CniError> {
-    match diagnose_attachment(node, store, key) {
+    let drift = match diagnose_attachment(node, store, key) {
         Ok(drift) if drift.is_empty() => return Ok(Outcome::InSync),
-        Ok(_) => {}
+        Ok(drift) => drift,
         Err(e) => return outcome_of(e),
-    }
+    };
     match reconcile_attachment(node, store, key) {
         Ok(repairs) if repairs.is_empty() => Ok(Outcome::InSync),
         Ok(repairs) => Ok(Outcome::Repaired {
             remade_device: repairs
                 .iter()
                 .any(|r| r.remade_device() || r.changed_shared_shim().is_some()),
-            lines: repairs.iter().map(ToString::to_string).collect(),
+            drift,
+            repairs,
         }),
         Err(e) => outcome_of(e),
     }

@@ -14,7 +14,9 @@ use super::conflist::{self, OUR_TYPE};
 use crate::system::durable_file::{self, Replaced};
 
 const USAGE: &str = "\
-usage: macvlan-host install --bin-dir DIR --conf-dir DIR --conflist FILE [--watch [--state-dir DIR]...]
+usage: macvlan-host install --bin-dir DIR --conf-dir DIR --conflist FILE
+                            [--watch [--state-dir DIR]... [--interval SECONDS]
+                             [--metrics-address HOST:PORT] [--keep-stale]]
        macvlan-host install --bin-dir DIR --conf-dir DIR --conflist FILE --uninstall
 
 Installs this binary as DIR/macvlan-host in the CNI bin directory and FILE (a conflist, e.g.
@@ -26,7 +28,9 @@ is refused, naming the key, and the installed one stays.
   --conf-dir DIR    the host's CNI configuration directory (/etc/cni/net.d)
   --conflist FILE   the conflist to install; its file name must end in .conflist
   --watch           then run `macvlan-host reconcile --watch` in this same process
-  --state-dir DIR   passed on to reconcile (repeatable; only with --watch)
+  --state-dir DIR, --interval SECONDS, --metrics-address HOST:PORT, --keep-stale
+                    passed on to reconcile --watch (only with --watch; see
+                    `macvlan-host reconcile --help`)
   --uninstall       remove the binary and the conflist instead (the binary stays while
                     another conflist in --conf-dir still uses it)
 
@@ -40,7 +44,8 @@ struct Options {
     conf_dir: PathBuf,
     conflist: PathBuf,
     watch: bool,
-    state_dirs: Vec<PathBuf>,
+    /// The arguments passed on to `reconcile --watch`, as given.
+    watch_args: Vec<String>,
     uninstall: bool,
 }
 
@@ -58,7 +63,7 @@ pub fn main(args: &[String]) -> ExitCode {
             install(&options)?;
             if options.watch {
                 // Only returns when the exec failed.
-                return Err(become_reconcile(&options.state_dirs));
+                return Err(become_reconcile(&options.watch_args));
             }
             Ok(())
         }
@@ -95,10 +100,15 @@ fn parse(args: &[String]) -> Result<Options, Failure> {
             _ => fail(format!("{flag} needs a value\n{USAGE}")),
         };
         match arg.as_str() {
+            "--state-dir" | "--interval" | "--metrics-address" => {
+                let v = value(arg)?;
+                options.watch_args.push(arg.clone());
+                options.watch_args.push(v.to_string_lossy().into_owned());
+            }
+            "--keep-stale" => options.watch_args.push(arg.clone()),
             "--bin-dir" => options.bin_dir = value(arg)?,
             "--conf-dir" => options.conf_dir = value(arg)?,
             "--conflist" => options.conflist = value(arg)?,
-            "--state-dir" => options.state_dirs.push(value(arg)?),
             "--watch" => options.watch = true,
             "--uninstall" => options.uninstall = true,
             other => return fail(format!("unknown argument {other:?}\n{USAGE}")),
@@ -113,8 +123,8 @@ fn parse(args: &[String]) -> Result<Options, Failure> {
             return fail(format!("{flag} is required\n{USAGE}"));
         }
     }
-    if !options.state_dirs.is_empty() && !options.watch {
-        return fail("--state-dir is for reconcile: it needs --watch");
+    if let (Some(arg), false) = (options.watch_args.first(), options.watch) {
+        return fail(format!("{arg} is for reconcile: it needs --watch"));
     }
     if options.watch && options.uninstall {
         return fail("--watch and --uninstall exclude each other");
@@ -249,15 +259,15 @@ fn names_our_type(bytes: &[u8]) -> bool {
             .is_some_and(|p| p.iter().any(ours))
 }
 
-/// Replaces this process with `macvlan-host reconcile --watch --state-dir DIR...`: the same PID
-/// (the container's PID 1 stays PID 1), and no dependency on reconcile's code here. Returns
-/// only when the exec failed.
-fn become_reconcile(state_dirs: &[PathBuf]) -> Failure {
+/// Replaces this process with `macvlan-host reconcile --watch ARGS`: the same PID (the
+/// container's PID 1 stays PID 1), and no dependency on reconcile's code here (reconcile
+/// checks the arguments). Returns only when the exec failed.
+fn become_reconcile(watch_args: &[String]) -> Failure {
     let mut command = std::process::Command::new("/proc/self/exe");
-    command.arg0(OUR_TYPE).args(["reconcile", "--watch"]);
-    for dir in state_dirs {
-        command.arg("--state-dir").arg(dir);
-    }
+    command
+        .arg0(OUR_TYPE)
+        .args(["reconcile", "--watch"])
+        .args(watch_args);
     eprintln!("macvlan-host install: done; running reconcile --watch");
     Failure(format!("cannot run reconcile --watch: {}", command.exec()))
 }
@@ -273,7 +283,7 @@ mod tests {
     #[test]
     fn parses_the_daemonset_command_line() {
         let options = parse(&args(
-            "--bin-dir /b --conf-dir /c --conflist /m/10.conflist --watch --state-dir /s1 --state-dir /s2",
+            "--bin-dir /b --conf-dir /c --conflist /m/10.conflist --watch --state-dir /s1 --state-dir /s2 --metrics-address 0.0.0.0:9447 --keep-stale",
         ))
         .unwrap();
         assert_eq!(
@@ -283,7 +293,9 @@ mod tests {
                 conf_dir: "/c".into(),
                 conflist: "/m/10.conflist".into(),
                 watch: true,
-                state_dirs: vec!["/s1".into(), "/s2".into()],
+                watch_args: args(
+                    "--state-dir /s1 --state-dir /s2 --metrics-address 0.0.0.0:9447 --keep-stale"
+                ),
                 uninstall: false,
             }
         );
@@ -297,6 +309,10 @@ mod tests {
             err("--bin-dir /b --conf-dir /c --conflist").starts_with("--conflist needs a value")
         );
         assert!(err("--bin-dir /b --conf-dir /c --conflist /f --state-dir /s").contains("--watch"));
+        assert!(
+            err("--bin-dir /b --conf-dir /c --conflist /f --metrics-address :1")
+                .contains("--watch")
+        );
         assert!(
             err("--bin-dir /b --conf-dir /c --conflist /f --watch --uninstall").contains("exclude")
         );

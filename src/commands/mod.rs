@@ -13,7 +13,9 @@ mod host_managers;
 pub mod install;
 mod pass;
 mod reconcile;
+mod stale;
 mod sysctls;
+mod telemetry;
 mod watch;
 
 use std::process::ExitCode;
@@ -24,6 +26,7 @@ pub fn run(name: &str, args: &[String]) -> Option<ExitCode> {
         "install" => Some(install::main(args)),
         "reconcile" => Some(reconcile::main(args)),
         "diagnose" => Some(diagnose::main(args)),
+        "docker-driver" => Some(crate::docker::main(args)),
         _ => None,
     }
 }

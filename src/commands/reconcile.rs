@@ -4,13 +4,15 @@
 use std::process::ExitCode;
 
 use super::args::{self, Accepts};
-use super::pass::{self, Report, Scope};
+use super::pass::{self, Hooks, Report, Scope};
 use super::{could_not_run, watch, Exit};
 use crate::datapaths::node::Node;
 use crate::system::{legacy_lock, logger};
 
 const HELP: &str = "\
-Usage: macvlan-host reconcile [--state-dir DIR]... [--watch [--interval SECONDS]]
+Usage: macvlan-host reconcile [--state-dir DIR]...
+                              [--watch [--interval SECONDS] [--metrics-address HOST:PORT]
+                               [--keep-stale]]
 
 Repairs the host side of every attachment recorded in the state directories (default
 /run/cni/macvlan-host): the shim (MAC, hardening, up), the node's routes to each pod with the
@@ -25,6 +27,11 @@ beside concurrent ADD, DEL and GC.
                     routes and neighbours (and of the pods'), logs on stderr, exits 0 on
                     SIGTERM or SIGINT
   --interval SECS   with --watch: the periodic full pass (default 30; 0.01 to 604800)
+  --metrics-address HOST:PORT
+                    with --watch: serve Prometheus metrics (/metrics), liveness (/healthz)
+                    and readiness (/readyz) over HTTP on this address (off by default)
+  --keep-stale      with --watch: never release an attachment whose pod namespace provably
+                    no longer exists (by default the watcher releases it, as GC would)
 
 Exit status: 0 nothing had drifted, 1 something was repaired (or could not be), 2 could not run.
 ";
@@ -46,13 +53,13 @@ pub fn main(args: &[String]) -> ExitCode {
     logger::init_with_stderr_level("reconcile".into(), level);
     legacy_lock::register_state_dirs(&options.state_dirs);
     if options.watch {
-        return watch::run(&options.state_dirs, options.interval);
+        return watch::run(&options);
     }
     let node = match Node::open() {
         Ok(node) => node,
         Err(e) => return could_not_run("reconcile", e.msg),
     };
-    match pass::run(&node, &options.state_dirs, Scope::All) {
+    match pass::run(&node, &options.state_dirs, Scope::All, &Hooks::NONE) {
         Ok(report) => {
             print_report(&report);
             if report.drifted() {
@@ -67,8 +74,8 @@ pub fn main(args: &[String]) -> ExitCode {
 
 /// What was repaired on stdout, one line each; what was left alone or failed on stderr.
 fn print_report(report: &Report) {
-    for (attachment, lines) in &report.repaired {
-        for line in lines {
+    for (attachment, repairs) in &report.repaired {
+        for line in repairs {
             println!("{attachment}: repaired: {line}");
         }
     }

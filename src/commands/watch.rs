@@ -7,6 +7,9 @@
 //! debounced (a flush arrives as a burst); our own repairs cause notifications too, so the
 //! pass after a repairing pass finds nothing to do, changes nothing, and the loop goes quiet.
 //! If something keeps undoing our repairs, the debounce grows so that the fight costs little.
+//!
+//! What it does is counted, and with `--metrics-address` served with its health (`telemetry`);
+//! full passes also release attachments whose pod is provably gone (`stale`).
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
@@ -18,7 +21,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use super::pass::{self, Report, Scope};
+use super::args::Options;
+use super::pass::{self, Hooks, Report, Scope};
+use super::telemetry::{Cause, ErrorKind, Source, Telemetry};
 use super::{could_not_run, Exit};
 use crate::datapaths::node::Node;
 use crate::system::netlink_events::EventSocket;
@@ -37,8 +42,8 @@ struct Pending {
     pods: Vec<String>,
 }
 
-pub fn run(dirs: &[PathBuf], interval: Duration) -> ExitCode {
-    match watch(dirs, interval) {
+pub fn run(options: &Options) -> ExitCode {
+    match watch(options) {
         Ok(()) => Exit::Clean.into(),
         Err(e) => could_not_run("reconcile --watch", e),
     }
@@ -46,15 +51,20 @@ pub fn run(dirs: &[PathBuf], interval: Duration) -> ExitCode {
 
 /// Until SIGTERM or SIGINT: wait for notifications or the next full pass, note what changed,
 /// pass when due.
-fn watch(dirs: &[PathBuf], interval: Duration) -> Result<(), String> {
+fn watch(options: &Options) -> Result<(), String> {
     let signals = stop_signals()?;
-    let mut watcher = Watcher::start(dirs, interval)?;
+    // After the signal mask: the listener's thread inherits it.
+    let telemetry = Telemetry::start(options.metrics_address)?;
+    let mut watcher = Watcher::start(options, telemetry)?;
     log::info!(
-        "watching {} for changes (full pass every {interval:?})",
-        dirs.iter()
+        "watching {} for changes (full pass every {:?})",
+        options
+            .state_dirs
+            .iter()
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        options.interval
     );
     loop {
         let Some(ready) = watcher.wait(&signals)? else {
@@ -106,30 +116,38 @@ struct Watcher<'a> {
     unreachable: HashSet<String>,
     /// When the last pass ended and how long it took.
     last_pass: Option<(Instant, Duration)>,
+    /// Attachments the last pass that examined them could not repair (readiness).
+    unrepaired: HashSet<String>,
+    release_stale: bool,
+    telemetry: Telemetry,
 }
 
 impl<'a> Watcher<'a> {
     /// Subscribes in the node, then runs the first full pass: nothing that happens during it
     /// goes unseen.
-    fn start(dirs: &'a [PathBuf], interval: Duration) -> Result<Watcher<'a>, String> {
+    fn start(options: &'a Options, telemetry: Telemetry) -> Result<Watcher<'a>, String> {
         let node = Node::open().map_err(|e| e.msg)?;
         let node_events = EventSocket::open().map_err(|e| e.to_string())?;
         let mut watcher = Watcher {
             node,
-            dirs,
+            dirs: &options.state_dirs,
             node_events,
             pods: HashMap::new(),
             pending: Pending::default(),
-            interval,
-            next_full: Instant::now() + interval,
+            interval: options.interval,
+            next_full: Instant::now() + options.interval,
             debounce: DEBOUNCE,
             unreachable: HashSet::new(),
             last_pass: None,
+            unrepaired: HashSet::new(),
+            release_stale: options.release_stale,
+            telemetry,
         };
-        watcher.pass(&Pending {
+        let first = Pending {
             full: true,
             ..Pending::default()
-        })?;
+        };
+        watcher.pass(&first, Cause::Startup)?;
         Ok(watcher)
     }
 
@@ -146,6 +164,8 @@ impl<'a> Watcher<'a> {
         let mut fds = vec![
             PollFd::new(signals.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.node_events.as_fd(), PollFlags::POLLIN),
+            // A probe asking for a sign of life: answered below, by turning.
+            PollFd::new(self.telemetry.wake_fd(), PollFlags::POLLIN),
         ];
         fds.extend(
             pod_names
@@ -157,13 +177,14 @@ impl<'a> Watcher<'a> {
             Err(nix::errno::Errno::EINTR) => return Ok(None),
             Err(e) => return Err(format!("poll: {e}")),
         }
+        self.telemetry.alive();
         let readable = |fd: &PollFd| fd.any().unwrap_or(false);
         Ok(Some(Ready {
             stop: readable(&fds[0]),
             node: readable(&fds[1]),
             pods: pod_names
                 .iter()
-                .zip(&fds[2..])
+                .zip(&fds[3..])
                 .filter(|(_, fd)| readable(fd))
                 .map(|(name, _)| (*name).clone())
                 .collect(),
@@ -175,11 +196,15 @@ impl<'a> Watcher<'a> {
         if ready.node {
             match self.node_events.drain() {
                 Ok(changes) if !changes.is_empty() => {
+                    self.telemetry.events(Source::Node, &changes);
                     self.pending.since.get_or_insert_with(Instant::now);
                     self.pending.full = true;
                 }
                 Ok(_) => {}
-                Err(e) => log::warn!("{e}"),
+                Err(e) => {
+                    self.telemetry.error(ErrorKind::Events);
+                    log::warn!("{e}");
+                }
             }
         }
         for name in &ready.pods {
@@ -188,6 +213,7 @@ impl<'a> Watcher<'a> {
             };
             match socket.drain() {
                 Ok(changes) if !changes.is_empty() => {
+                    self.telemetry.events(Source::Pod, &changes);
                     self.pending.since.get_or_insert_with(Instant::now);
                     if !self.pending.pods.contains(name) {
                         self.pending.pods.push(name.clone());
@@ -214,7 +240,13 @@ impl<'a> Watcher<'a> {
             full: self.pending.full || periodic,
             ..std::mem::take(&mut self.pending)
         };
-        if let Err(e) = self.pass(&work) {
+        let cause = if work.since.is_some() {
+            Cause::Event
+        } else {
+            Cause::Periodic
+        };
+        if let Err(e) = self.pass(&work, cause) {
+            self.telemetry.error(ErrorKind::Pass);
             log::warn!("pass failed: {e}");
         }
         if work.full {
@@ -233,16 +265,25 @@ impl<'a> Watcher<'a> {
         }
     }
 
-    fn pass(&mut self, work: &Pending) -> Result<(), String> {
+    fn pass(&mut self, work: &Pending, cause: Cause) -> Result<(), String> {
         let started = Instant::now();
         let scope = if work.full {
             Scope::All
         } else {
             Scope::Pods(&work.pods)
         };
-        let report = pass::run(&self.node, self.dirs, scope)?;
-        self.last_pass = Some((Instant::now(), started.elapsed()));
+        let hooks = Hooks {
+            progress: &|| self.telemetry.progress(),
+            // Only a full pass has seen every attachment's namespace fail to open.
+            release_stale: self.release_stale && work.full,
+        };
+        let report = pass::run(&self.node, self.dirs, scope, &hooks)?;
+        let took = started.elapsed();
+        self.last_pass = Some((Instant::now(), took));
         log_report(&report, work.since, started);
+        self.note_unrepaired(&report, work.full);
+        self.telemetry
+            .pass(cause, work.full, &report, took, self.unrepaired.len());
         // Told once per attachment, not on every pass.
         for (attachment, reason) in &report.unreachable {
             if self.unreachable.insert(attachment.clone()) {
@@ -265,6 +306,18 @@ impl<'a> Watcher<'a> {
         Ok(())
     }
 
+    /// A full pass sees every attachment; a pass for some pods updates only theirs.
+    fn note_unrepaired(&mut self, report: &Report, full: bool) {
+        if full {
+            self.unrepaired.clear();
+        }
+        for (attachment, _) in &report.repaired {
+            self.unrepaired.remove(attachment);
+        }
+        self.unrepaired
+            .extend(report.failed.iter().map(|(a, _)| a.clone()));
+    }
+
     /// Keeps one event socket per pod namespace of the attachments seen in a full pass.
     fn listen_in(&mut self, namespaces: &[String]) {
         self.pods.retain(|path, _| namespaces.contains(path));
@@ -279,7 +332,10 @@ impl<'a> Watcher<'a> {
                 Ok(socket) => {
                     self.pods.insert(path.clone(), socket);
                 }
-                Err(e) => log::warn!("not listening in pod namespace {path}: {e}"),
+                Err(e) => {
+                    self.telemetry.error(ErrorKind::PodListen);
+                    log::warn!("not listening in pod namespace {path}: {e}")
+                }
             }
         }
     }

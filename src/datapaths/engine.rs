@@ -30,13 +30,18 @@ use crate::system::state::{AttachmentKey, Record, StateStore};
 /// no configuration, only what host access needs.
 pub struct Attach<'a> {
     pub node: &'a Node,
-    pub pod: &'a Pod,
+    /// None: the node's side only, the pod's namespace is not there yet (Docker's Join); a
+    /// later call with the pod completes it.
+    pub pod: Option<&'a Pod>,
+    /// The pod's namespace path, as recorded.
+    pub netns: &'a str,
     pub master: &'a Link,
-    /// The pod's interface as the front end made or found it.
+    /// The pod's interface as the front end made or found it (its name inside the pod when
+    /// the pod is there).
     pub pod_if: &'a PodInterface,
     pub key: &'a AttachmentKey,
     pub settings: &'a Settings,
-    pub state_dir: &'a Path,
+    pub store: &'a StateStore,
 }
 
 /// What attaching made: the record (every value host access needs later), and the host
@@ -52,16 +57,27 @@ pub fn attach_pod(request: &Attach) -> CniResult<Option<Attached>> {
     if request.settings.host_access == HostAccess::None {
         return Ok(None);
     }
-    let store = StateStore::open(request.state_dir).context("opening stateDir")?;
-    let plan = plan::plan(
+    let mut plan = plan::plan(
         request.node,
         request.settings,
         request.key,
         request.master,
-        &request.pod.path,
+        request.netns,
         request.pod_if,
     )?;
-    for repair in attach(request.node, &store, &plan, request.master, request.pod)? {
+    // The interface's name inside the pod, when it is not the attachment's (Docker names it
+    // itself, once the link is there).
+    plan.record.pod_ifname = request
+        .pod
+        .map(|_| request.pod_if.ifname.clone())
+        .filter(|name| *name != request.key.ifname);
+    for repair in attach(
+        request.node,
+        request.store,
+        &plan,
+        request.master,
+        request.pod,
+    )? {
         // Creating is what ADD is for (and logged where it happens); anything else means an
         // earlier call or someone else left the host side wrong.
         match repair.action {
@@ -94,16 +110,16 @@ pub enum Detach {
 }
 
 impl Detach {
-    /// Reads the record (creating nothing: with nothing recorded, a missing or read-only
-    /// `stateDir` is no error); without one, learns from `clues` while the pod still exists.
+    /// Reads the record (open `store` with `StateStore::existing`: with nothing recorded, a
+    /// missing or read-only `stateDir` is no error); without one, learns from `clues` while
+    /// the pod still exists.
     pub fn prepare(
         node: &Node,
-        state_dir: &Path,
+        store: StateStore,
         key: &AttachmentKey,
         host_access: HostAccess,
         clues: &Clues,
     ) -> Detach {
-        let store = StateStore::existing(state_dir);
         match store.load(key).context("reading the attachment record") {
             Ok(Some(record)) => Detach::Recorded(store, Box::new(record)),
             Ok(None) if host_access == HostAccess::None => Detach::Nothing,
@@ -191,7 +207,7 @@ pub fn attach(
     store: &StateStore,
     plan: &Plan,
     master: &Link,
-    pod: &Pod,
+    pod: Option<&Pod>,
 ) -> CniResult<Vec<Repair>> {
     let lock = NodeLock::acquire().context("taking the node lock")?;
     match host_access::ensure_locked(node, store, plan, master, pod) {
@@ -259,7 +275,7 @@ fn converge(
     let pod = open_pod(node, &record)?;
     let (plan, master) = replan(node, &record)?;
     let drift = host_access::verify_planned(node, store, &plan, &master, Some(&pod))?;
-    let mut repairs = host_access::ensure_locked(node, store, &plan, &master, &pod)?;
+    let mut repairs = host_access::ensure_locked(node, store, &plan, &master, Some(&pod))?;
     // Routes and neighbour entries are rewritten without being read first; verify said which
     // of them were wrong. Device drift is reported by ensure itself.
     repairs.extend(

@@ -26,7 +26,8 @@ use crate::system::netlink::{Link, Netlink, Route};
 use crate::system::state::{AttachmentKey, Record, StateStore};
 
 /// Makes every piece of the plan true, from whatever state an earlier run left: idempotent.
-/// The caller holds the node lock. Routes and neighbour entries are written with replace
+/// The caller holds the node lock. Without `pod` only the node's side is made (Docker's
+/// Join, before the container's namespace exists); a later call with the pod completes it. Routes and neighbour entries are written with replace
 /// semantics (no dump on ADD; a route of an earlier version is rewritten with our protocol);
 /// the devices report their own repairs.
 pub fn ensure_locked(
@@ -34,7 +35,7 @@ pub fn ensure_locked(
     store: &StateStore,
     plan: &Plan,
     master: &Link,
-    pod: &Pod,
+    pod: Option<&Pod>,
 ) -> CniResult<Vec<Repair>> {
     let record = &plan.record;
     let path = host_path::of(record);
@@ -51,12 +52,13 @@ pub fn ensure_locked(
         store,
         key: &record.key,
         master,
-        pod: Some(pod),
+        pod,
+        pod_ifname: record.pod_interface_name(),
         pod_link: plan.pod_link,
     };
     let devices = path.ensure(&site, &mut repairs)?;
     ensure_node_side(node, plan, devices.host)?;
-    if let Some(pod_device) = &devices.pod {
+    if let (Some(pod), Some(pod_device)) = (pod, &devices.pod) {
         let mut stale =
             forget_node_addresses(&pod.netlink, pod_device, &plan.stale_node_addresses)?;
         repairs.append(&mut stale);
@@ -187,6 +189,7 @@ pub fn verify_planned(
         key: &record.key,
         master,
         pod,
+        pod_ifname: record.pod_interface_name(),
         pod_link: plan.pod_link,
     };
     let Some(devices) = path.verify(&site, &mut drift)? else {

@@ -78,8 +78,11 @@ pub struct Site<'a> {
     pub store: &'a StateStore,
     pub key: &'a AttachmentKey,
     pub master: &'a Link,
-    /// None: the node's side only (the pod's namespace is not at hand).
+    /// None: the node's side only (the pod's namespace is not at hand, or not there yet:
+    /// Docker's Join).
     pub pod: Option<&'a Pod>,
+    /// The name of the pod's interface host access reaches (`Record::pod_interface_name`).
+    pub pod_ifname: &'a str,
     /// The pod's interface when the caller knows it already (ADD made or found it).
     pub pod_link: Option<PodLink>,
 }
@@ -93,12 +96,6 @@ pub struct PodLink {
 }
 
 impl Site<'_> {
-    /// The pod, which ensure needs.
-    pub fn pod(&self) -> CniResult<&Pod> {
-        self.pod
-            .ok_or_else(|| CniError::internal("the pod's namespace is needed here"))
-    }
-
     /// The pod's interface: known already, or looked up by name; None when the pod has none.
     pub fn pod_link(&self) -> CniResult<Option<PodLink>> {
         if let Some(link) = self.pod_link {
@@ -109,7 +106,7 @@ impl Site<'_> {
         };
         Ok(pod
             .netlink
-            .link_by_name(&self.key.ifname)
+            .link_by_name(self.pod_ifname)
             .context("looking up the pod's interface")?
             .map(|l| PodLink {
                 index: l.index,

@@ -14,7 +14,7 @@ use super::node::{same_family, usable_addresses_of, Node};
 use super::shim;
 use crate::protocol::{CniError, CniResult, Context};
 use crate::system::netlink::{Address, Link};
-use crate::system::state::{AttachmentKey, Record};
+use crate::system::state::{AttachmentKey, NetnsIdentity, Record};
 use crate::system::Mac;
 
 pub struct Plan {
@@ -56,7 +56,10 @@ pub fn plan(
     // The addresses were refused already when they cannot be a pod's (the node's own among
     // them: `pod_addresses`, before anything was made).
     let facts = NodeFacts::observe(node, master.clone())?;
-    planned(settings, key, &facts, netns_path, pod_if)
+    let mut plan = planned(settings, key, &facts, netns_path, pod_if)?;
+    // Which namespace the path names now: a gone pod is told from one out of view later.
+    plan.record.netns_identity = NetnsIdentity::observe(std::path::Path::new(netns_path));
+    Ok(plan)
 }
 
 /// ADD's desired state, from the configuration's values and the node's facts.
@@ -88,6 +91,8 @@ pub fn planned(
         host_routes: settings.host_routes.clone(),
         shim_addresses: side.own_addresses,
         link_group: pod_if.link_group,
+        pod_ifname: None,
+        netns_identity: None,
     };
     Ok(Plan {
         record,

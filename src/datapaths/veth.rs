@@ -117,8 +117,12 @@ impl HostPath for VethPath<'_> {
     }
 
     fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> CniResult<Devices> {
-        let (node, pod) = (site.node, site.pod()?);
-        let (host_name, pod_name) = (self.host_name, self.pod_end);
+        let (node, host_name, pod_name) = (site.node, self.host_name, self.pod_end);
+        let pod = site.pod.ok_or_else(|| {
+            CniError::internal(format!(
+                "veth {host_name}: the pair is made with both ends, and the pod's namespace is not there yet"
+            ))
+        })?;
         // Both ends follow the pod's interface: a jumbo-frame LAN is jumbo through the node's
         // path too.
         let mtu = site.pod_link()?.map(|l| l.mtu);

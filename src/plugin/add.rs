@@ -15,9 +15,11 @@ use crate::datapaths::pod::Pod;
 use crate::datapaths::pod_addresses::{self, Origin};
 use crate::protocol::requested_mac::{requested_mac, RequestedMac};
 use crate::protocol::result::{pass_through, CniOutput, Interface};
-use crate::protocol::{CniError, CniResult, Command, Context, Environment, Mode, NetConf};
+use crate::protocol::{
+    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
+};
 use crate::system::netlink::Link;
-use crate::system::state::AttachmentKey;
+use crate::system::state::{AttachmentKey, StateStore};
 
 pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
     let node = Node::open()?;
@@ -225,14 +227,19 @@ fn attach_host(
     master: &Link,
     pod_if: &PodInterface,
 ) -> CniResult<Option<Attached>> {
+    if conf.host_access == HostAccess::None {
+        return Ok(None);
+    }
+    let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
     engine::attach_pod(&Attach {
         node,
-        pod,
+        pod: Some(pod),
+        netns: &pod.path,
         master,
         pod_if,
         key,
         settings: &host_settings(conf),
-        state_dir: &conf.state_dir,
+        store: &store,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, ErrorList, Mode, NetConf,
 };
 use crate::system::netns::Netns;
+use crate::system::state::StateStore;
 
 pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let node = Node::open()?;
@@ -27,7 +28,9 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
         ifname: env.ifname(),
         pod_ns: pod_ns.as_ref(),
     };
-    let host = Detach::prepare(&node, &conf.state_dir, &key, conf.host_access, &clues);
+    // Nothing is created: with nothing recorded, a missing or read-only stateDir is no error.
+    let store = StateStore::existing(&conf.state_dir);
+    let host = Detach::prepare(&node, store, &key, conf.host_access, &clues);
     let Mode::Interface { ipam } = &conf.mode else {
         return host.release(&node, &key).finish(&node).into_result();
     };

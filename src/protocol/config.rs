@@ -148,23 +148,13 @@ impl NetConf {
             None => MacvlanMode::Bridge,
             Some(text) => text.parse().map_err(CniError::config)?,
         };
-        let mtu = reader.optional_u64("mtu")?;
-        if let Some(mtu) = mtu {
-            if !(68..=65535).contains(&mtu) {
-                return Err(CniError::config(format!(
-                    "mtu {mtu} is out of range: it must be between 68 and 65535"
-                )));
-            }
-        }
-        let host_access = match reader.optional_str("hostAccess")?.as_deref() {
-            None | Some("shim") => HostAccess::Shim,
-            Some("veth") => HostAccess::Veth,
-            Some("none") => HostAccess::None,
-            Some(other) => {
-                return Err(CniError::config(format!(
-                    "hostAccess {other:?} is invalid: use \"shim\" (default), \"veth\" or \"none\""
-                )))
-            }
+        let mtu = match reader.optional_u64("mtu")? {
+            Some(mtu) => Some(check_mtu("mtu", mtu)?),
+            None => None,
+        };
+        let host_access = match reader.optional_str("hostAccess")? {
+            None => HostAccess::Shim,
+            Some(text) => parse_host_access("hostAccess", &text)?,
         };
         let shim_name = reader.optional_str("shimName")?;
         if let Some(n) = &shim_name {
@@ -190,7 +180,7 @@ impl NetConf {
             mode,
             master,
             macvlan_mode,
-            mtu: mtu.map(|m| m as u32),
+            mtu,
             host_access,
             shim_name,
             shim_addresses: reader.cidr_list("shimAddresses")?,
@@ -277,7 +267,35 @@ pub fn parse_cidr(text: &str) -> Result<IpNetwork, String> {
         .map_err(|e| format!("is not a valid CIDR: {e}"))
 }
 
-fn check_ifname(key: &str, name: &str) -> CniResult<()> {
+/// The rules of the keys every front end shares (CNI's configuration, the `-o` options of
+/// Docker and netavark networks); `key` is the name the user typed, and every error names it.
+///
+/// An MTU the kernel accepts for a macvlan (at most the master's is checked against the
+/// master itself).
+pub fn check_mtu(key: &str, mtu: u64) -> CniResult<u32> {
+    if (68..=65535).contains(&mtu) {
+        Ok(mtu as u32)
+    } else {
+        Err(CniError::config(format!(
+            "{key} {mtu} is out of range: it must be between 68 and 65535"
+        )))
+    }
+}
+
+/// `shim`, `veth` or `none`.
+pub fn parse_host_access(key: &str, text: &str) -> CniResult<HostAccess> {
+    match text {
+        "shim" => Ok(HostAccess::Shim),
+        "veth" => Ok(HostAccess::Veth),
+        "none" => Ok(HostAccess::None),
+        other => Err(CniError::config(format!(
+            "{key} {other:?} is invalid: use \"shim\" (default), \"veth\" or \"none\""
+        ))),
+    }
+}
+
+/// An interface name the kernel accepts.
+pub fn check_ifname(key: &str, name: &str) -> CniResult<()> {
     validate_ifname(name).map_err(|why| CniError::config(format!("{key} {name:?} {why}")))
 }
 

@@ -25,11 +25,14 @@
 //! (the one network fixture, `Spec` -> `Net`, for chained or interface mode and IPv4, IPv6 or
 //! dual stack), `results` (reading results and errors), `inspect` (what a namespace holds, and
 //! the "nothing left" assertions), `traffic` (TCP server, ping/TCP checks, `Holder`) and
-//! `cases` (the `cases!` table: one `#[test]` per setup of a scenario).
+//! `cases` (the `cases!` table: one `#[test]` per setup of a scenario). `runtime_node` (used as
+//! `common::runtime_node::*`) runs the newer runtimes — podman 5, Docker 26/28, containerd 2.1 —
+//! from a Debian trixie or sid root inside a node's namespace.
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 mod cases;
+mod cgroups;
 mod conflist;
 mod inspect;
 mod lan;
@@ -38,14 +41,15 @@ mod network;
 mod plugin;
 pub mod podman;
 mod results;
+pub mod runtime_node;
 mod temp_dir;
 mod traffic;
 
 // Each test binary uses a different part of the harness.
 #[allow(unused_imports)]
 pub use {
-    cases::*, conflist::*, inspect::*, lan::*, netns::*, network::*, plugin::*, results::*,
-    temp_dir::*, traffic::*,
+    cases::*, cgroups::*, conflist::*, inspect::*, lan::*, netns::*, network::*, plugin::*,
+    results::*, temp_dir::*, traffic::*,
 };
 
 /// The plugin under test, built by cargo for the integration tests.

@@ -18,7 +18,12 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
         cleanup_stale();
-        let path = std::env::temp_dir().join(format!("{}-{label}", unique_name()));
+        TempDir::new_in(&std::env::temp_dir(), label)
+    }
+
+    /// A fresh directory `<parent>/mvh-<pid>-<n>-<label>`, removed on `Drop`.
+    pub fn new_in(parent: &Path, label: &str) -> TempDir {
+        let path = parent.join(format!("{}-{label}", unique_name()));
         fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {path:?}: {e}"));
         TempDir { path }
     }

@@ -194,3 +194,25 @@ impl Drop for Holder {
         let _ = self.0.wait();
     }
 }
+
+/// The response to `GET path` from inside `from`, sent to `address` (HOST:PORT): (status,
+/// body); None when no response came within `timeout`.
+pub fn http_get(
+    from: &Netns,
+    address: &str,
+    path: &str,
+    timeout: Duration,
+) -> Option<(u16, String)> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    let address: SocketAddr = address.parse().expect("HOST:PORT");
+    from.in_netns(move || {
+        let mut stream = TcpStream::connect_timeout(&address, timeout).ok()?;
+        stream.set_read_timeout(Some(timeout)).unwrap();
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        Some((status, body))
+    })
+}

@@ -1,15 +1,26 @@
-//! An isolated containerd (Debian's 1.6, with its CRI plugin) on a node of the test LAN, and
+//! An isolated containerd with its CRI plugin on a node of the test LAN, and
 //! `tests/cri-driver`, the CRI client the tests drive it with. See
 //! `../shared/notes/containerd-cri.md` for why each piece is there.
 //!
-//! containerd runs in the node's network namespace, in a private mount namespace (a tmpfs on
-//! `/run`, where 1.6 hard-codes its shim sockets; the run's directory bound on `/var/lib`, where
-//! libcni keeps its result cache) and in a private PID namespace whose first process is a shell
-//! that waits on a pipe from the test. Killing that process by its PID ends containerd, its
-//! shims and every container at once; so does the test process dying, which closes the pipe.
+//! Two places it runs:
+//! - the machine's own (Debian bookworm's 1.6), in the node's network namespace, in a private
+//!   mount namespace (a tmpfs on `/run`, where 1.6 hard-codes its shim sockets; the run's
+//!   directory bound on `/var/lib`, where libcni keeps its result cache) and in a private PID
+//!   namespace whose first process is a shell that waits on a pipe from the test. Killing that
+//!   process by its PID ends containerd, its shims and every container at once; so does the test
+//!   process dying, which closes the pipe.
+//! - a newer one (Debian sid's 2.1) from a Debian root in a runtime node
+//!   (`common::runtime_node`), with a version 3 configuration, the root's CNI 1.1 reference
+//!   plugins and ctr. The node's private /run and root overlay play the part of the tmpfs and
+//!   the bind above; dropping the node ends it all.
+//!
+//! Either way containerd's directory (configuration, socket, state, images) has the same path
+//! on the machine and in the node, so the CRI driver runs on the machine.
 
+use crate::common::runtime_node::{RuntimeNode, Suite};
 use crate::common::*;
 use serde_json::{json, Value};
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -25,8 +36,6 @@ const APPLETS: [&str; 5] = ["sh", "sleep", "nc", "ping", "ip"];
 const CONFLIST: &str = "10-mvh.conflist";
 /// How long one CRI call may take before the test gives up on it.
 const CALL_TIMEOUT: &str = "60";
-/// Where cgroup hierarchies are mounted (v1 controllers and the v2 `unified` one).
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Builds the CRI driver once per test binary (cargo, into `target/cri-driver`, so the
 /// dependencies are compiled only the first time) and returns its path.
@@ -57,24 +66,39 @@ pub fn driver() -> &'static Path {
     })
 }
 
+/// Where a containerd runs, and what ends it.
+enum Place {
+    /// The machine's containerd in private mount and PID namespaces.
+    Machine {
+        /// `unshare`, which waits for the PID namespace's first process.
+        holder: Child,
+        /// The pipe that first process waits on.
+        holder_stdin: Option<ChildStdin>,
+        /// The PID namespace's first process, as the machine sees it.
+        first_pid: i32,
+        /// The CNI plugins' directory (reference plugins, `loopback` included, and ours).
+        _plugins: Plugin,
+        /// containerd's directory.
+        _dir: TempDir,
+    },
+    /// A Debian root's containerd in a runtime node; its directory is in the node's work
+    /// directory.
+    Node(RuntimeNode),
+}
+
 /// A running containerd whose CRI attaches pods through the conflist in its `conf_dir`.
 /// `Drop` kills it (by PID), removes its cgroups and deletes its directory.
 pub struct Containerd {
-    /// `unshare`, which waits for the PID namespace's first process.
-    holder: Child,
-    /// The pipe that first process waits on.
-    holder_stdin: Option<ChildStdin>,
-    /// The PID namespace's first process, as the machine sees it.
-    first_pid: i32,
-    /// Per-run cgroup parent of every pod: `/mvh-<pid>-<n>-containerd`.
+    place: Place,
+    /// containerd's directory, the same path on the machine and in a runtime node.
+    dir: PathBuf,
+    /// Per-run cgroup parent of every pod.
     cgroup_parent: String,
-    /// The CNI plugins' directory (reference plugins, `loopback` included, and ours).
-    _plugins: Plugin,
-    dir: TempDir,
 }
 
 impl Containerd {
-    /// Starts containerd in `node`'s network namespace with the busybox image imported.
+    /// Starts the machine's containerd in `node`'s network namespace with the busybox image
+    /// imported.
     pub fn start(node: &Netns) -> Containerd {
         remove_stale_cgroups();
         let dir = TempDir::new("containerd");
@@ -82,20 +106,92 @@ impl Containerd {
             fs::create_dir_all(dir.join(sub)).expect("create containerd directories");
         }
         let plugins = Plugin::ours();
-        fs::write(dir.join("config.toml"), config(&dir, plugins.cni_path())).expect("config");
+        let config = config(dir.path(), plugins.cni_path());
+        fs::write(dir.join("config.toml"), config).expect("config");
         let cgroup_parent = format!("/{}", dir.path().file_name().unwrap().to_string_lossy());
         let (holder, holder_stdin) = spawn_holder(node, &dir);
         let containerd = Containerd {
-            first_pid: first_child(holder.id()),
-            holder,
-            holder_stdin: Some(holder_stdin),
+            dir: dir.path().to_path_buf(),
+            place: Place::Machine {
+                first_pid: first_child_soon(holder.id()),
+                holder,
+                holder_stdin: Some(holder_stdin),
+                _plugins: plugins,
+                _dir: dir,
+            },
             cgroup_parent,
-            _plugins: plugins,
-            dir,
         };
         containerd.wait_until_ready();
         containerd.import_image();
         containerd
+    }
+
+    /// Starts the containerd of `suite`'s Debian root in a runtime node on `node`'s network
+    /// namespace, with the busybox image imported. Its CNI plugins are the root's reference
+    /// plugins (`/usr/lib/cni`) and ours.
+    pub fn start_in_node(suite: Suite, node: &Netns) -> Containerd {
+        let mut runtime = RuntimeNode::start(suite, node.name());
+        let dir = runtime.work().join("containerd");
+        for sub in ["net.d", "root", "state", "opt", "logs", "cni-bin"] {
+            fs::create_dir_all(dir.join(sub)).expect("create containerd directories");
+        }
+        let cni_bin = dir.join("cni-bin");
+        std::os::unix::fs::symlink(runtime.our_plugin(), cni_bin.join(OUR_TYPE))
+            .expect("link our plugin into the CNI directory");
+        let config = match suite {
+            // containerd 2: configuration version 3, the root's reference plugins 1.9.
+            Suite::Sid => config_v3(&dir),
+            // containerd 1.7: version 2 and one bin_dir; trixie's root has no reference
+            // plugins, so the machine's (Debian bookworm's 1.1.1) are copied in.
+            Suite::Trixie => {
+                for plugin in ["macvlan", "host-local", "loopback"] {
+                    fs::copy(Path::new("/usr/lib/cni").join(plugin), cni_bin.join(plugin))
+                        .expect("copy the machine's reference plugins");
+                }
+                config(&dir, &cni_bin)
+            }
+        };
+        fs::write(dir.join("config.toml"), config).expect("config");
+        let cgroup_parent = format!("{}/containerd", runtime.cgroup_parent());
+        let config = dir.join("config.toml");
+        runtime.spawn_daemon(
+            "containerd",
+            &[],
+            [
+                OsStr::new("containerd"),
+                "--config".as_ref(),
+                config.as_os_str(),
+            ],
+        );
+        let containerd = Containerd {
+            dir,
+            place: Place::Node(runtime),
+            cgroup_parent,
+        };
+        containerd.wait_until_ready();
+        containerd.import_image();
+        containerd
+    }
+
+    /// A fresh directory that containerd and the plugins it runs see at the same path as the
+    /// test (in a runtime node, /tmp is the node's own).
+    pub fn temp_dir(&self, label: &str) -> TempDir {
+        match &self.place {
+            Place::Machine { .. } => TempDir::new(label),
+            Place::Node(node) => node.temp_dir(label),
+        }
+    }
+
+    /// `containerd --version` of this containerd.
+    pub fn version(&self) -> String {
+        let out = match &self.place {
+            Place::Node(node) => node.exec(["containerd", "--version"]),
+            Place::Machine { .. } => Command::new("containerd")
+                .arg("--version")
+                .output()
+                .expect("run containerd --version"),
+        };
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -114,7 +210,10 @@ impl Containerd {
 
     /// Files in libcni's result cache (`/var/lib/cni` inside containerd's mount namespace).
     pub fn cni_cache_dir(&self) -> PathBuf {
-        self.dir.join("var-lib/cni")
+        match &self.place {
+            Place::Machine { .. } => self.dir.join("var-lib/cni"),
+            Place::Node(node) => node.host_view("/var/lib/cni"),
+        }
     }
 
     /// One CRI call through the driver; the output whether it succeeded or not.
@@ -191,16 +290,24 @@ impl Containerd {
         );
     }
 
-    /// `ctr images import` of the hand-written OCI layout, in the CRI's `k8s.io` namespace.
+    /// `ctr images import` of the hand-written OCI layout, in the CRI's `k8s.io` namespace,
+    /// with the ctr of containerd's own version.
     fn import_image(&self) {
         let tar = write_image(&self.dir.join("image"));
-        let out = Command::new("ctr")
-            .arg("-a")
-            .arg(self.socket())
-            .args(["-n", "k8s.io", "images", "import"])
-            .arg(&tar)
-            .output()
-            .expect("run ctr");
+        let socket = self.socket();
+        let args: [&OsStr; 7] = [
+            "-a".as_ref(),
+            socket.as_os_str(),
+            "-n".as_ref(),
+            "k8s.io".as_ref(),
+            "images".as_ref(),
+            "import".as_ref(),
+            tar.as_os_str(),
+        ];
+        let out = match &self.place {
+            Place::Node(node) => node.exec(std::iter::once(OsStr::new("ctr")).chain(args)),
+            Place::Machine { .. } => Command::new("ctr").args(args).output().expect("run ctr"),
+        };
         assert!(
             out.status.success(),
             "ctr images import: {}",
@@ -210,7 +317,11 @@ impl Containerd {
 
     /// containerd's warnings and errors, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+        let path = match &self.place {
+            Place::Machine { .. } => self.dir.join("containerd.log"),
+            Place::Node(node) => node.work().join("containerd.log"),
+        };
+        let log = fs::read_to_string(path).unwrap_or_default();
         let lines: Vec<&str> = log
             .lines()
             .filter(|l| !l.contains("level=info") && !l.contains("level=debug"))
@@ -221,21 +332,31 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        // SIGKILL: the PID namespace's first process ignores what it has no handler for.
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.first_pid.to_string()])
-            .status();
-        drop(self.holder_stdin.take());
-        // `unshare` returns once every process of the namespace is gone.
-        let _ = self.holder.wait();
-        remove_cgroups(&self.cgroup_parent);
-        // `self.dir` (images, snapshots, state, libcni's cache) is deleted when it drops next.
+        // A runtime node ends everything in it, its cgroups included, when it drops next.
+        if let Place::Machine {
+            holder,
+            holder_stdin,
+            first_pid,
+            ..
+        } = &mut self.place
+        {
+            // SIGKILL: the PID namespace's first process ignores what it has no handler for.
+            let _ = Command::new("kill")
+                .args(["-KILL", &first_pid.to_string()])
+                .status();
+            drop(holder_stdin.take());
+            // `unshare` returns once every process of the namespace is gone.
+            let _ = holder.wait();
+            remove_cgroups(&self.cgroup_parent);
+            // The directory (images, snapshots, state, libcni's cache) is deleted when it
+            // drops next.
+        }
     }
 }
 
 /// containerd's `config.toml`: everything private to `dir`, the CRI plugin set up for this
 /// machine (no AppArmor, no lowering of `oom_score_adj`, runc with cgroupfs).
-fn config(dir: &TempDir, cni_bin: &Path) -> String {
+fn config(dir: &Path, cni_bin: &Path) -> String {
     let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
     let d = |sub: &str| dir.join(sub).display().to_string();
     format!(
@@ -278,6 +399,55 @@ disabled_plugins = [
     )
 }
 
+/// containerd 2's `config.toml` (version 3, where the CRI plugin is split into `cri.v1.images`
+/// and `cri.v1.runtime`): the same choices as `config`, paths inside the runtime node.
+fn config_v3(dir: &Path) -> String {
+    let images = "plugins.'io.containerd.cri.v1.images'";
+    let runtime = "plugins.'io.containerd.cri.v1.runtime'";
+    let d = |sub: &str| dir.join(sub).display().to_string();
+    format!(
+        r#"version = 3
+root = "{root}"
+state = "{state}"
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile",
+  "io.containerd.snapshotter.v1.erofs", "io.containerd.differ.v1.erofs",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
+  "io.containerd.nri.v1.nri",
+]
+[grpc]
+  address = "{socket}"
+[plugins.'io.containerd.internal.v1.opt']
+  path = "{opt}"
+[{images}.pinned_images]
+  sandbox = "{IMAGE}"
+[{runtime}]
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [{runtime}.cni]
+    bin_dirs = ["{cni_bin}", "/usr/lib/cni"]
+    conf_dir = "{net_d}"
+  [{runtime}.containerd]
+    default_runtime_name = "runc"
+    [{runtime}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{runtime}.containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "{runc}"
+        SystemdCgroup = false
+"#,
+        root = d("root"),
+        state = d("state"),
+        socket = d("containerd.sock"),
+        opt = d("opt"),
+        cni_bin = d("cni-bin"),
+        net_d = d("net.d"),
+        runc = d("state/runc"),
+    )
+}
+
 /// Starts the PID namespace in `node`: its first process mounts the private `/run` and
 /// `/var/lib`, starts containerd and waits until its stdin closes.
 fn spawn_holder(node: &Netns, dir: &TempDir) -> (Child, ChildStdin) {
@@ -303,20 +473,17 @@ read _ || true"#;
 
 /// The first child of process `pid` (here: the PID namespace's first process), as soon as it
 /// exists.
-fn first_child(pid: u32) -> i32 {
-    let children = format!("/proc/{pid}/task/{pid}/children");
+fn first_child_soon(pid: u32) -> i32 {
     let mut found = None;
     let exists = || {
-        found = fs::read_to_string(&children)
-            .ok()
-            .and_then(|c| c.split_whitespace().next()?.parse().ok());
+        found = first_child(pid);
         found.is_some()
     };
     assert!(
         eventually(Duration::from_secs(5), exists),
         "unshare started no process"
     );
-    found.unwrap()
+    found.unwrap() as i32
 }
 
 /// Polls `check` every 100 ms until it holds or `limit` has passed.
@@ -422,62 +589,4 @@ fn tar(dir: &Path, archive: &Path) {
         .output()
         .expect("run tar");
     assert!(out.status.success(), "tar {dir:?}: {out:?}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// cgroups
-// ---------------------------------------------------------------------------------------------
-
-/// The cgroup hierarchies: `/sys/fs/cgroup/<controller>` (v1) and `unified` (v2), or the
-/// root itself on a pure v2 machine.
-fn hierarchies() -> Vec<PathBuf> {
-    let root = Path::new(CGROUP_ROOT);
-    if root.join("cgroup.controllers").exists() {
-        return vec![root.to_path_buf()];
-    }
-    let Ok(read) = fs::read_dir(root) else {
-        return Vec::new();
-    };
-    read.flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && !p.is_symlink())
-        .collect()
-}
-
-/// Removes `parent` (a cgroup path like `/mvh-...`) from every hierarchy, innermost first.
-/// A cgroup can be removed once its processes are gone, which can take a moment after a kill.
-fn remove_cgroups(parent: &str) {
-    for hierarchy in hierarchies() {
-        let path = hierarchy.join(parent.trim_start_matches('/'));
-        if path.exists() {
-            eventually(Duration::from_secs(5), || rmdir_tree(&path));
-        }
-    }
-}
-
-/// `rmdir` of a cgroup directory and every cgroup below it; whether it is gone.
-fn rmdir_tree(path: &Path) -> bool {
-    if let Ok(read) = fs::read_dir(path) {
-        for entry in read.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                rmdir_tree(&entry.path());
-            }
-        }
-    }
-    let _ = fs::remove_dir(path);
-    !path.exists()
-}
-
-/// Removes cgroups that a killed earlier run left (named after a test process that is gone).
-fn remove_stale_cgroups() {
-    for hierarchy in hierarchies() {
-        let Ok(read) = fs::read_dir(&hierarchy) else {
-            continue;
-        };
-        for entry in read.flatten() {
-            if is_stale(&entry.file_name().to_string_lossy()) {
-                rmdir_tree(&entry.path());
-            }
-        }
-    }
 }

@@ -386,9 +386,18 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn start(node: &Netns, state_dirs: &[&Path], log_dir: &TempDir, extra: &[&str]) -> Watcher {
+        Watcher::spawn(node.command(OUR_PLUGIN), state_dirs, log_dir, extra)
+    }
+
+    /// `cmd` (the binary, run however the test needs) with `reconcile --watch` and the rest.
+    pub fn spawn(
+        mut cmd: Command,
+        state_dirs: &[&Path],
+        log_dir: &TempDir,
+        extra: &[&str],
+    ) -> Watcher {
         let log = log_dir.join("watch.log");
         let file = fs::File::create(&log).expect("watch log");
-        let mut cmd = node.command(OUR_PLUGIN);
         cmd.args(["reconcile", "--watch"]);
         for dir in state_dirs {
             cmd.arg("--state-dir").arg(dir);
@@ -460,4 +469,37 @@ impl Drop for Watcher {
             let _ = child.wait();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The watcher's HTTP endpoints (`--metrics-address`)
+// ---------------------------------------------------------------------------------------------
+
+/// Where the tests' watchers listen: NODE1's own loopback.
+pub const METRICS_ADDRESS: &str = "127.0.0.1:9447";
+
+/// `http_get`, which must answer within 5 s.
+pub fn http_get_ok(node: &Netns, path: &str) -> (u16, String) {
+    http_get(node, METRICS_ADDRESS, path, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no answer to GET {path}"))
+}
+
+/// Every sample of a scrape of /metrics: `name{labels}` -> value.
+pub fn scrape(node: &Netns) -> std::collections::HashMap<String, f64> {
+    let (status, body) = http_get_ok(node, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// One sample of a scrape; panics naming it when it is missing.
+pub fn sample(samples: &std::collections::HashMap<String, f64>, name: &str) -> f64 {
+    *samples
+        .get(name)
+        .unwrap_or_else(|| panic!("no sample {name} in {samples:#?}"))
 }

@@ -120,7 +120,7 @@ impl<'a> ShimPath<'a> {
             name,
             mac: record.host_mac,
             addresses: &record.shim_addresses,
-            pod_ifname: &record.key.ifname,
+            pod_ifname: record.pod_interface_name(),
         }
     }
 
@@ -367,15 +367,20 @@ impl HostPath for ShimPath<'_> {
             let label = self.object().to_string();
             wait_until_passing(&[(&node.netlink, link.index, &label)])?;
         }
-        let pod_link = site.pod_link()?.ok_or_else(|| {
-            CniError::internal(format!(
-                "interface {} does not exist in the pod",
-                self.pod_ifname
-            ))
-        })?;
+        // Without the pod (Docker's Join, before the container's namespace exists) the node's
+        // side is all there is to make.
+        let pod = match site.pod {
+            Some(_) => Some(site.pod_link()?.ok_or_else(|| {
+                CniError::internal(format!(
+                    "interface {} does not exist in the pod",
+                    self.pod_ifname
+                ))
+            })?),
+            None => None,
+        };
         Ok(Devices {
             host: link.index,
-            pod: Some(PodDevice {
+            pod: pod.map(|pod_link| PodDevice {
                 index: pod_link.index,
                 name: self.pod_ifname.to_owned(),
             }),

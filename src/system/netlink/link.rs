@@ -3,7 +3,7 @@
 
 use std::os::fd::AsRawFd;
 
-use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet, AfSpecInet6, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoMacVlan, InfoVeth,
     LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode as KernelMacvlanMode,
@@ -52,6 +52,23 @@ impl Netlink {
         let mut message = LinkMessage::default();
         message.header.index = index;
         self.get_link(message, &format!("cannot look up link index {index}"))
+    }
+
+    /// Every link of the namespace: a dump, for a namespace of one container (Docker names
+    /// the interface it moves in only then; it is found by its MAC).
+    pub fn links(&self) -> SysResult<Vec<Link>> {
+        let replies = self.execute(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+            "cannot list links",
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(link) => Some(parse_link(link)),
+                _ => None,
+            })
+            .collect())
     }
 
     fn get_link(&self, message: LinkMessage, context: &str) -> SysResult<Option<Link>> {

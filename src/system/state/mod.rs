@@ -136,8 +136,52 @@ pub struct Record {
     /// veth's pod end joins it, so DEL removes both with one request.
     #[serde(default)]
     pub link_group: Option<u32>,
+    /// The pod's interface name when it differs from `key.ifname`: Docker names the link
+    /// inside the container only after the driver has joined it (`eth0`, `eth1`...), while
+    /// the key, known at Join, carries the name the driver gave it on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ifname: Option<String>,
+    /// The pod's namespace as ADD found it at `netns`: what `reconcile --watch` needs to prove
+    /// the pod gone when no DEL or GC will come (Multus sends neither to a delegate). Absent
+    /// in records of older versions: those are never released that way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_identity: Option<NetnsIdentity>,
 }
 
+impl Record {
+    /// The name of the pod's interface that host access reaches.
+    pub fn pod_interface_name(&self) -> &str {
+        self.pod_ifname.as_deref().unwrap_or(&self.key.ifname)
+    }
+}
+
+/// A namespace (its nsfs device and inode) and the directory its path is in, identified by
+/// device and inode: the same directory seen through a bind mount has the same pair, another
+/// directory at the same path (a container's own /run/netns) has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetnsIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub dir_dev: u64,
+    pub dir_ino: u64,
+}
+
+impl NetnsIdentity {
+    /// Two `stat`s; None when either fails (the path has no directory, or is gone already).
+    pub fn observe(path: &Path) -> Option<NetnsIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let ns = fs::metadata(path).ok()?;
+        let dir = fs::metadata(path.parent()?).ok()?;
+        Some(NetnsIdentity {
+            dev: ns.dev(),
+            ino: ns.ino(),
+            dir_dev: dir.dev(),
+            dir_ino: dir.ino(),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
 pub struct StateStore {
     dir: PathBuf,
 }

@@ -33,6 +33,8 @@ fn record(id: &str) -> Record {
         host_routes: vec![],
         shim_addresses: vec![],
         link_group: None,
+        pod_ifname: None,
+        netns_identity: None,
     }
 }
 

@@ -2,8 +2,8 @@
 //! the answer as JSON on stdout; a failed call exits 1 with the gRPC status on stderr.
 //!
 //! It calls containerd's CRI RuntimeService (v1) the way kubelet does. Verbs and their input:
-//! - `status` `{}`: runtime and network readiness, and the verbose info (containerd puts the
-//!   CNI configuration it loaded there).
+//! - `status` `{}`: runtime and network readiness (with the NetworkReady condition's reason and
+//!   message), and the verbose info (containerd puts the CNI configuration it loaded there).
 //! - `run-pod` `Pod`: RunPodSandbox; prints `{"podId"}`.
 //! - `pod-status` `{"podId"}`: PodSandboxStatus (verbose): state, IP, verbose info.
 //! - `create-container` `{"podId", "pod": Pod, "name", "image", "command": [...]}`;
@@ -174,15 +174,19 @@ async fn status(c: &mut Client) -> Outcome {
         .await
         .map_err(grpc)?
         .into_inner();
-    let ready = |kind: &str| {
+    let condition = |kind: &str| {
         answer
             .status
             .as_ref()
-            .is_some_and(|s| s.conditions.iter().any(|c| c.r#type == kind && c.status))
+            .and_then(|s| s.conditions.iter().find(|c| c.r#type == kind))
     };
+    let ready = |kind: &str| condition(kind).is_some_and(|c| c.status);
+    let network = condition("NetworkReady");
     Ok(json!({
         "runtimeReady": ready("RuntimeReady"),
         "networkReady": ready("NetworkReady"),
+        "networkReason": network.map(|c| c.reason.as_str()).unwrap_or_default(),
+        "networkMessage": network.map(|c| c.message.as_str()).unwrap_or_default(),
         "info": info(answer.info.clone()),
     }))
 }
