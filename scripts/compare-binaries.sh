@@ -17,24 +17,7 @@ rounds=${3:-200}
 
 tag=mvhcmp-$$
 tmp=$(mktemp -d)
-cleanup() {
-    for ns in lan node peer pod resident; do ip netns del "$tag-$ns" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# LAN: a bridge in its own namespace; node and peer hang on it by veth.
-for ns in lan node peer pod resident; do ip netns add "$tag-$ns"; done
-ip -n "$tag-lan" link add br0 type bridge
-ip -n "$tag-lan" link set br0 up
-for host in node:10.99.0.10 peer:10.99.0.20; do
-    name=${host%%:*} address=${host#*:}
-    ip -n "$tag-lan" link add "$name" type veth peer name eth0 netns "$tag-$name"
-    ip -n "$tag-lan" link set "$name" master br0 up
-    ip -n "$tag-$name" link set eth0 up
-    ip -n "$tag-$name" link set lo up
-    ip -n "$tag-$name" addr add "$address/16" dev eth0
-done
+source "$(dirname "$0")/compare-lan.sh"
 
 conf() {
     cat <<EOF

@@ -26,10 +26,10 @@ plain=interface-shim,chained-veth \
 bond=interface-shim,one-mac,failover \
 bond-fom=one-mac,failover \
 bridge=interface-shim,chained-veth,one-mac}
-# Known to fail until branch `engine` lands (issue 18, finding 1: a master whose MAC changes
-# breaks the shim). Shown as "xfail" and not counted; empty this list once the fix is merged,
-# and an "XPASS" (a listed cell that passes) fails the run so the list cannot go stale.
-XFAIL=${MVH_KERNEL_XFAIL-bond-fom/failover}
+# Cells known to fail (none today: bond-fom/failover, a master whose MAC changes, passes since
+# the shim follows the master's MAC). A listed cell is shown as "xfail" and not counted; an
+# "XPASS" (a listed cell that passes) fails the run, so the list cannot go stale.
+XFAIL=${MVH_KERNEL_XFAIL-}
 if [[ ${1:-} == --sample ]]; then
     SUITES=trixie MATRIX=vlan=interface-shim
 fi

@@ -24,6 +24,8 @@ fn named(bed: &Bed, what: Disturbance) -> String {
         Disturbance::ShimMacChanged => "02:00:00:aa:bb:cc".to_string(),
         Disturbance::VethNodeEndDeleted => format!("{} does not exist", bed.veth_node_end()),
         Disturbance::Renumbered => RENUMBERED_IP4.to_string(),
+        Disturbance::MasterMacChanged => format!("shim {SHIM} has MAC"),
+        Disturbance::MasterMtuRaised => format!("shim {SHIM} has MTU 1500, not 9000"),
         Disturbance::MasterDownUp => unreachable!("no drift once the master's addresses are back"),
     }
 }

@@ -186,3 +186,39 @@ fn add_restores_the_pods_of_a_shim_it_recreates() {
     bed.delete_all();
     assert_nothing_left(bed.node(), "after every pod's DEL");
 }
+
+/// Issue 18, finding 1: after the master's MAC changed, the next ADD used to replace the shim
+/// with a new MAC, then heal the other pods by putting the old one back: ADD exited 0 for a
+/// pod the node could not reach, and `reconcile` never settled. Now the shim's MAC follows
+/// the master's current one, set in place; ADD makes every pod on the shim follow it.
+#[test]
+fn add_after_a_master_mac_change_leaves_every_pod_reachable() {
+    let mut bed = Bed::new();
+    bed.disturb(Disturbance::MasterMacChanged);
+    let newcomer = bed.lan.pod("newcomer");
+    let at = Attachment::new(&newcomer);
+    let conf = bed.pods[0].conf.clone();
+    let result = bed.plugin.add(bed.node(), &at, &conf).expect_ok().clone();
+    let ip4 = result_ip(&result, false);
+    assert!(bed.node().ping(&ip4), "node -> the new pod {ip4}");
+    assert!(newcomer.ping(&bed.node_ip4), "the new pod -> node");
+    bed.assert_works("after ADD following the master's MAC change");
+    let out = bed.command("reconcile", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "ADD left nothing to repair:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // And it stays settled: a second master MAC change takes one pass, then none.
+    bed.lan
+        .node1
+        .ip(["link", "set", "eth0", "address", "02:00:00:00:00:43"]);
+    assert_eq!(bed.command("reconcile", &[]).status.code(), Some(1));
+    assert_eq!(bed.command("reconcile", &[]).status.code(), Some(0));
+    bed.assert_works("after the second MAC change and one reconcile");
+    bed.plugin.del(bed.node(), &at, &conf).expect_ok();
+    bed.delete_all();
+    assert_nothing_left(bed.node(), "after every pod's DEL");
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{could_not_run, Exit};
 
 /// Where the plugin keeps its records unless a network configures `stateDir`.
-pub const DEFAULT_STATE_DIR: &str = "/run/cni/macvlan-host";
+pub use crate::protocol::config::DEFAULT_STATE_DIR;
 
 #[derive(Debug, PartialEq)]
 pub struct Options {

@@ -5,9 +5,9 @@
 //! reading them first, and every write notifies the watcher; an attachment without drift is
 //! left untouched, so a pass that finds nothing changes nothing and the watcher goes quiet.
 
-use crate::datapaths::attachment::{diagnose_attachment, reconcile_attachment, AttachmentError};
-use crate::datapaths::host_path::{Drift, Repair};
+use crate::datapaths::engine::{diagnose_attachment, reconcile_attachment, AttachmentError};
 use crate::datapaths::node::Node;
+use crate::datapaths::objects::{Drift, Repair};
 use crate::protocol::CniError;
 use crate::system::state::{AttachmentKey, StateStore};
 
@@ -17,8 +17,8 @@ pub enum Outcome {
     /// Nothing had drifted.
     InSync,
     /// What had drifted and what was repaired; `remade_device` when a shim or veth was
-    /// created or replaced (the routes of other attachments on a replaced shim went with the
-    /// old one).
+    /// created or replaced, or a shim's MAC set (the engine converged the shim's other users
+    /// already; the pass goes round once more to see them in sync).
     Repaired {
         drift: Vec<Drift>,
         repairs: Vec<Repair>,
@@ -48,7 +48,7 @@ pub fn reconcile(
         Ok(repairs) => Ok(Outcome::Repaired {
             remade_device: repairs
                 .iter()
-                .any(|r| matches!(r, Repair::Created(_) | Repair::Replaced(_))),
+                .any(|r| r.remade_device() || r.changed_shared_shim().is_some()),
             drift,
             repairs,
         }),

@@ -138,10 +138,7 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
                     .entry(name.to_owned())
                     .or_insert_with(|| (record.host_mac.to_string(), Vec::new()));
                 // What is wrong with the shim itself shows once, under the shim.
-                for d in drift
-                    .iter()
-                    .filter(|d| d.is_device_level() && d.to_string().contains(name))
-                {
+                for d in drift.iter().filter(|d| d.object.shim() == Some(name)) {
                     let line = d.to_string();
                     if !shim.1.contains(&line) {
                         shim.1.push(line);

@@ -2,14 +2,12 @@
 //! brought back to what it must be. Shared by `reconcile` and `reconcile --watch`.
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::attachment::{self, Outcome};
 use super::stale;
-use crate::datapaths::host_path::{Drift, Repair};
 use crate::datapaths::node::Node;
+use crate::datapaths::objects::{Drift, Repair};
 use crate::protocol::CniError;
 use crate::system::state::{AttachmentKey, StateStore};
 
@@ -148,24 +146,7 @@ fn reconcile_one(
     }
 }
 
-/// The attachments recorded in `dir`, from the record file names
-/// (`attachments/<network>:<container>:<ifname>.json`).
+/// The attachments recorded in `dir` (`StateStore::keys`), as the commands report an error.
 pub fn keys_in(dir: &Path) -> Result<Vec<AttachmentKey>, String> {
-    let records = dir.join("attachments");
-    let entries = match fs::read_dir(&records) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("reading {}: {e}", records.display())),
-    };
-    let mut keys = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("reading {}: {e}", records.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".json") else {
-            continue;
-        };
-        keys.extend(AttachmentKey::from_file_stem(stem));
-    }
-    keys.sort_by_key(AttachmentKey::file_stem);
-    Ok(keys)
+    StateStore::existing(dir).keys().map_err(|e| e.to_string())
 }

@@ -19,7 +19,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::datapaths::host_access;
+use crate::datapaths::engine;
 use crate::datapaths::node::Node;
 use crate::system::state::{AttachmentKey, Record, StateStore};
 
@@ -98,7 +98,7 @@ pub fn release_if_gone(
     };
     // The same release as GC's (under the node lock; a concurrent DEL's release of the same
     // record removes the same things, and missing is success).
-    let errors = host_access::detach(node, store, &record);
+    let errors = engine::detach(node, store, &record).finish(node);
     if errors.is_empty() {
         log::info!("{}: released: the pod is gone ({proof})", key.file_stem());
         Ok(Some(proof))

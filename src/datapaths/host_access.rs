@@ -14,67 +14,22 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::host_path::{self, Devices, Drift, PodDevice, Repair};
-use super::node::{delete_link, same_family, Node};
-use super::plan::{replan, Plan};
+use super::host_path::{self, Devices, PodDevice, Site, Teardown};
+use super::node::{delete_link, Node};
+use super::objects::{Action, Drift, Object, Problem, Repair};
+use super::plan::{replan, Plan, PodRoute};
 use super::pod::Pod;
+use super::routes::{self, host_route, host_route_selector};
 use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, Netlink, Route};
 use crate::system::state::{AttachmentKey, Record, StateStore};
 
-/// ADD: makes the plan true under the node lock. On failure everything it made is released
-/// again. Returns what had to be repaired (a reused shim that had lost its hardening...).
-/// Without `pod` only the node's side is made (Docker's Join, before the container's
-/// namespace exists); a later call with the pod completes it.
-pub fn attach(
-    node: &Node,
-    store: &StateStore,
-    plan: &Plan,
-    master: &Link,
-    pod: Option<&Pod>,
-) -> CniResult<Vec<Repair>> {
-    let lock = NodeLock::acquire().context("taking the node lock")?;
-    match ensure_locked(node, store, plan, master, pod) {
-        Ok(mut repairs) => {
-            if let Some(shim) = remade_shim(&plan.record, &repairs) {
-                let healed =
-                    super::attachment::heal_shim_users(node, store, shim, &plan.record.key);
-                repairs.extend(healed);
-            }
-            Ok(repairs)
-        }
-        Err(err) => {
-            let released = release_locked(node, store, &plan.record);
-            drop(lock);
-            for cleanup in released.finish(node) {
-                log::warn!(
-                    "rolling back host access of {}: {cleanup}",
-                    plan.record.key.file_stem()
-                );
-            }
-            Err(err)
-        }
-    }
-}
-
-/// The shim's name when `ensure` created or replaced it: the other pods on it lost their
-/// routes and neighbour entries with the old one (none when it is new).
-fn remade_shim<'a>(record: &'a Record, repairs: &[Repair]) -> Option<&'a str> {
-    let name = record.host_side.shared_shim()?;
-    let label = format!("shim {name}");
-    repairs
-        .iter()
-        .any(|r| {
-            matches!(r, Repair::Created(what) | Repair::Replaced(what)
-                if *what == label || what.starts_with(&format!("{label} ")))
-        })
-        .then_some(name)
-}
-
 /// Makes every piece of the plan true, from whatever state an earlier run left: idempotent.
-/// The caller holds the node lock. Routes and neighbour entries are written with replace
-/// semantics (no dump on ADD); the devices report their own repairs.
+/// The caller holds the node lock. Without `pod` only the node's side is made (Docker's
+/// Join, before the container's namespace exists); a later call with the pod completes it. Routes and neighbour entries are written with replace
+/// semantics (no dump on ADD; a route of an earlier version is rewritten with our protocol);
+/// the devices report their own repairs.
 pub fn ensure_locked(
     node: &Node,
     store: &StateStore,
@@ -92,21 +47,22 @@ pub fn ensure_locked(
             .context("recording the route's owner")?;
     }
     let mut repairs = Vec::new();
-    let devices = path.ensure(
+    let site = Site {
         node,
         store,
-        &record.key,
+        key: &record.key,
         master,
         pod,
-        plan.pod_index,
-        &mut repairs,
-    )?;
+        pod_ifname: record.pod_interface_name(),
+        pod_link: plan.pod_link,
+    };
+    let devices = path.ensure(&site, &mut repairs)?;
     ensure_node_side(node, plan, devices.host)?;
     if let (Some(pod), Some(pod_device)) = (pod, &devices.pod) {
         let mut stale =
             forget_node_addresses(&pod.netlink, pod_device, &plan.stale_node_addresses)?;
         repairs.append(&mut stale);
-        ensure_pod_side(&pod.netlink, record, pod_device, |on_link| {
+        ensure_pod_side(&pod.netlink, plan, pod_device, |on_link| {
             path.routes_node_address(on_link)
         })?;
     }
@@ -114,21 +70,16 @@ pub fn ensure_locked(
 }
 
 fn ensure_node_side(node: &Node, plan: &Plan, host: u32) -> CniResult<()> {
-    let record = &plan.record;
-    for address in &record.pod_addresses {
-        let ip = address.ip();
-        let source = plan.sources.iter().copied().find(|s| same_family(*s, ip));
+    for route in plan.node_routes() {
+        let ip = route.ip;
         node.netlink
-            .add_route(&host_route(ip, host, source), true)
+            .add_route(&host_route(ip, host, route.source), true)
             .with_context(|| format!("adding the node's route to pod address {ip}"))?;
+    }
+    for (ip, mac) in plan.node_neighbours() {
         node.netlink
-            .set_permanent_neighbour(host, ip, record.pod_mac)
-            .with_context(|| {
-                format!(
-                    "adding the node's neighbour entry {ip} -> {}",
-                    record.pod_mac
-                )
-            })?;
+            .set_permanent_neighbour(host, ip, mac)
+            .with_context(|| format!("adding the node's neighbour entry {ip} -> {mac}"))?;
     }
     Ok(())
 }
@@ -145,10 +96,10 @@ fn forget_node_addresses(
             .delete_neighbour(device.index, *ip)
             .with_context(|| format!("removing the pod's neighbour entry for {ip}"))?;
         let route = pod
-            .delete_route(&host_route(*ip, device.index, None))
+            .delete_route(&host_route_selector(*ip, device.index))
             .with_context(|| format!("removing the pod's route to {ip}"))?;
         if neighbour || route {
-            repairs.push(Repair::ForgotNodeAddress(*ip));
+            repairs.push(Repair::new(Object::FormerNodeAddress(*ip), Action::Removed));
         }
     }
     Ok(repairs)
@@ -156,86 +107,75 @@ fn forget_node_addresses(
 
 fn ensure_pod_side(
     pod: &Netlink,
-    record: &Record,
+    plan: &Plan,
     device: &PodDevice,
     needs_route: impl Fn(bool) -> bool,
 ) -> CniResult<()> {
     let (index, name) = (device.index, &device.name);
-    for ip in &record.node_addresses {
-        let on_link = record.pod_addresses.iter().any(|p| p.contains(*ip));
-        if needs_route(on_link) {
-            pod.add_route(&host_route(*ip, index, None), true)
-                .with_context(|| {
-                    format!("adding the pod's route to node address {ip} via {name}")
-                })?;
-        }
-        pod.set_permanent_neighbour(index, *ip, record.host_mac)
-            .with_context(|| {
-                format!(
-                    "adding the pod's neighbour entry {ip} -> {} on {name}",
-                    record.host_mac
-                )
-            })?;
+    for route in plan.pod_routes_to_node(needs_route) {
+        let ip = route.destination.ip();
+        pod.add_route(&pod_route(&route, index), true)
+            .with_context(|| format!("adding the pod's route to node address {ip} via {name}"))?;
     }
-    for cidr in &record.host_routes {
-        let route = host_routes_entry(record, *cidr, index)?;
-        let via = route.gateway.unwrap_or(cidr.ip());
-        pod.add_route(&route, true)
+    for (ip, mac) in plan.pod_neighbours() {
+        pod.set_permanent_neighbour(index, ip, mac)
+            .with_context(|| format!("adding the pod's neighbour entry {ip} -> {mac} on {name}"))?;
+    }
+    for route in plan.host_routes()? {
+        let (cidr, via) = (
+            route.destination,
+            route.via.unwrap_or(route.destination.ip()),
+        );
+        pod.add_route(&pod_route(&route, index), true)
             .with_context(|| format!("adding the pod's hostRoutes entry {cidr} via {via}"))?;
     }
     Ok(())
 }
 
-/// A `hostRoutes` entry: through the node's address of that family, on the pod's device.
-fn host_routes_entry(record: &Record, cidr: IpNetwork, device: u32) -> CniResult<Route> {
-    let via = record
-        .node_addresses
-        .iter()
-        .copied()
-        .find(|ip| same_family(*ip, cidr.ip()))
-        .ok_or_else(|| {
-            CniError::config(format!(
-                "hostRoutes {cidr}: the node has no address of that family on the master to route through"
-            ))
-        })?;
-    Ok(Route {
-        destination: Some(cidr),
-        gateway: Some(via),
-        output_index: Some(device),
-        onlink: true,
-        ..Route::default()
-    })
-}
-
-/// A route to one address through `device` (`ip route replace ADDR/32 dev DEVICE src SRC`).
-fn host_route(ip: IpAddr, device: u32, source: Option<IpAddr>) -> Route {
-    Route {
-        destination: Some(IpNetwork::from(ip)),
-        output_index: Some(device),
-        source,
-        scope_link: true,
-        ..Route::default()
+/// A route of the plan in the pod, on the pod's device of the path, marked ours: a host
+/// route to a node address, or a `hostRoutes` entry through the node (on-link: the node's
+/// address need not be in a prefix of the pod).
+fn pod_route(route: &PodRoute, device: u32) -> Route {
+    match route.via {
+        None => host_route(route.destination.ip(), device, None),
+        Some(via) => Route {
+            destination: Some(route.destination),
+            gateway: Some(via),
+            output_index: Some(device),
+            onlink: true,
+            protocol: routes::PROTOCOL,
+            ..Route::default()
+        },
     }
 }
 
 /// CHECK and diagnose: everything ensure would make true, compared with what is there. Empty
 /// when nothing drifted. `pod` None checks the node's side only.
-pub fn verify(node: &Node, record: &Record, pod: Option<&Pod>) -> CniResult<Vec<Drift>> {
+pub fn verify(
+    node: &Node,
+    store: &StateStore,
+    record: &Record,
+    pod: Option<&Pod>,
+) -> CniResult<Vec<Drift>> {
     let master_present = node
         .netlink
         .link_by_name(&record.master)
         .context("looking up the master")?
         .is_some();
     if !master_present {
-        return Ok(vec![Drift::MasterMissing(record.master.clone())]);
+        return Ok(vec![Drift::new(
+            Object::Master(record.master.clone()),
+            Problem::Missing,
+        )]);
     }
     let (plan, master) = replan(node, record)?;
-    verify_planned(node, &plan, &master, pod)
+    verify_planned(node, store, &plan, &master, pod)
 }
 
 /// `verify` against a plan made for the node as it is now.
 pub fn verify_planned(
     node: &Node,
+    store: &StateStore,
     plan: &Plan,
     master: &Link,
     pod: Option<&Pod>,
@@ -243,7 +183,16 @@ pub fn verify_planned(
     let record = &plan.record;
     let path = host_path::of(record);
     let mut drift = Vec::new();
-    let Some(devices) = path.verify(node, Some(master), pod, &mut drift)? else {
+    let site = Site {
+        node,
+        store,
+        key: &record.key,
+        master,
+        pod,
+        pod_ifname: record.pod_interface_name(),
+        pod_link: plan.pod_link,
+    };
+    let Some(devices) = path.verify(&site, &mut drift)? else {
         return Ok(drift);
     };
     verify_node_side(node, plan, &devices, &mut drift)?;
@@ -261,39 +210,52 @@ fn verify_node_side(
     devices: &Devices,
     drift: &mut Vec<Drift>,
 ) -> CniResult<()> {
-    let record = &plan.record;
     // One lookup per pod address (the route the node uses, its neighbour entry on the host
     // device), never a dump of tables that grow with the number of pods.
-    for address in &record.pod_addresses {
-        let ip = address.ip();
+    for wanted in plan.node_routes() {
+        let ip = wanted.ip;
         let dst = IpNetwork::from(ip);
-        let route = node
+        let found = node
             .netlink
             .route_to(ip)
             .with_context(|| format!("looking up the node's route to pod address {ip}"))?
             .filter(|r| r.destination == Some(dst) && r.output_index == Some(devices.host));
-        let wanted = plan.sources.iter().copied().find(|s| same_family(*s, ip));
-        match (route, wanted) {
-            (None, _) => drift.push(Drift::NodeRouteMissing(ip)),
-            (Some(route), Some(wanted)) if route.source != Some(wanted) => {
-                drift.push(Drift::NodeRouteSource {
-                    ip,
-                    source: route.source,
-                    wanted,
-                })
-            }
-            _ => {}
+        if let Some(problem) = route_problem(found.as_ref(), wanted.source) {
+            drift.push(Drift::new(Object::NodeRoute(ip), problem));
         }
-        let mac = record.pod_mac;
+    }
+    for (ip, mac) in plan.node_neighbours() {
         let neighbour = node
             .netlink
             .neighbour(devices.host, ip)
             .with_context(|| format!("looking up the node's neighbour entry for {ip}"))?;
         if !neighbour.is_some_and(|n| n.permanent && n.mac == Some(mac)) {
-            drift.push(Drift::NodeNeighbourMissing { ip, mac });
+            drift.push(Drift::new(
+                Object::NodeNeighbour { ip, mac },
+                Problem::Missing,
+            ));
         }
     }
     Ok(())
+}
+
+/// What is wrong with the route found for a wanted one (None: nothing): missing, another
+/// source than the node's current address, or not marked ours (an earlier version's).
+pub fn route_problem(found: Option<&Route>, wanted_source: Option<IpAddr>) -> Option<Problem> {
+    let route = match found {
+        None => return Some(Problem::Missing),
+        Some(route) => route,
+    };
+    match wanted_source {
+        Some(wanted) if route.source != Some(wanted) => Some(Problem::Source {
+            actual: route.source,
+            wanted,
+        }),
+        _ if route.protocol != routes::PROTOCOL => Some(Problem::Unmarked {
+            protocol: route.protocol,
+        }),
+        _ => None,
+    }
 }
 
 fn verify_pod_side(
@@ -303,37 +265,37 @@ fn verify_pod_side(
     drift: &mut Vec<Drift>,
     needs_route: impl Fn(bool) -> bool,
 ) -> CniResult<()> {
-    let record = &plan.record;
     let neighbours = pod
         .neighbours(device.index)
         .context("reading the pod's neighbour entries")?;
     let routes = pod.routes().context("reading the pod's routes")?;
-    let has_route = |dst: IpNetwork| {
-        routes
-            .iter()
-            .any(|r| r.destination == Some(dst) && r.output_index == Some(device.index))
-    };
-    let mac = record.host_mac;
-    for ip in &record.node_addresses {
+    for (ip, mac) in plan.pod_neighbours() {
         if !neighbours
             .iter()
-            .any(|n| n.address == *ip && n.permanent && n.mac == Some(mac))
+            .any(|n| n.address == ip && n.permanent && n.mac == Some(mac))
         {
-            drift.push(Drift::PodNeighbourMissing { ip: *ip, mac });
+            drift.push(Drift::new(
+                Object::PodNeighbour { ip, mac },
+                Problem::Missing,
+            ));
         }
-        let on_link = record.pod_addresses.iter().any(|p| p.contains(*ip));
-        if needs_route(on_link) && !has_route(IpNetwork::from(*ip)) {
-            drift.push(Drift::PodRouteMissing(IpNetwork::from(*ip)));
+    }
+    let mut wanted = plan.pod_routes_to_node(needs_route);
+    // A `hostRoutes` entry without a node address of its family is ensure's error; here it
+    // is one route less to look for.
+    wanted.extend(plan.host_routes().unwrap_or_default());
+    for route in wanted {
+        let dst = route.destination;
+        let found = routes
+            .iter()
+            .find(|r| r.destination == Some(dst) && r.output_index == Some(device.index));
+        if let Some(problem) = route_problem(found, None) {
+            drift.push(Drift::new(Object::PodRoute(dst), problem));
         }
     }
     for ip in &plan.stale_node_addresses {
         if neighbours.iter().any(|n| n.address == *ip && n.permanent) {
-            drift.push(Drift::StaleNodeAddress(*ip));
-        }
-    }
-    for cidr in &record.host_routes {
-        if !has_route(*cidr) {
-            drift.push(Drift::PodRouteMissing(*cidr));
+            drift.push(Drift::new(Object::FormerNodeAddress(*ip), Problem::Stale));
         }
     }
     Ok(())
@@ -350,14 +312,6 @@ impl Released {
     pub fn nothing() -> Released {
         Released {
             errors: ErrorList::new(),
-            deferred: None,
-        }
-    }
-
-    /// Everything was released under the lock already; only errors to report.
-    pub fn with_errors(errors: ErrorList) -> Released {
-        Released {
-            errors,
             deferred: None,
         }
     }
@@ -405,12 +359,7 @@ pub fn release_unrecorded(
     Released { errors, deferred }
 }
 
-/// GC: `release` and `finish` in one.
-pub fn detach(node: &Node, store: &StateStore, record: &Record) -> ErrorList {
-    release(node, store, record).finish(node)
-}
-
-fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released {
+pub(super) fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released {
     let mut errors = ErrorList::new();
     let key = &record.key;
     let path = host_path::of(record);
@@ -434,7 +383,11 @@ fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released 
             }
         }
         if let Some(link) = &host_link {
-            if let Err(e) = node.netlink.delete_route(&host_route(ip, link.index, None)) {
+            // Whoever wrote it (an earlier version wrote `boot`): the owner file says whose.
+            if let Err(e) = node
+                .netlink
+                .delete_route(&host_route_selector(ip, link.index))
+            {
                 errors.push(CniError::from(e).context(format!("removing the route to {ip}")));
             }
             if let Err(e) = node.netlink.delete_neighbour(link.index, ip) {
@@ -445,21 +398,58 @@ fn release_locked(node: &Node, store: &StateStore, record: &Record) -> Released 
         }
         errors.note(store.clear_owner(ip));
     }
-    let deferred = path.release(node, store, key, host_link, &mut errors);
+    let teardown = Teardown { node, store, key };
+    let deferred = path.release(&teardown, host_link, &mut errors);
     errors.note(store.remove(key));
     // What a killed ADD of this attachment left half written.
     errors.note(store.remove_temporaries_of(record));
     Released { errors, deferred }
 }
 
-/// GC: shims that no attachment uses any more, under the node lock.
-pub fn remove_unused_shims(node: &Node, store: &StateStore) -> ErrorList {
-    match NodeLock::acquire() {
-        Ok(_lock) => super::shim::remove_unused(node, store),
-        Err(e) => {
-            let mut errors = ErrorList::new();
-            errors.push(CniError::from(e).context("taking the node lock"));
-            errors
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(source: Option<&str>, protocol: u8) -> Route {
+        Route {
+            destination: Some("10.0.0.100/32".parse().unwrap()),
+            output_index: Some(10),
+            source: source.map(|s| s.parse().unwrap()),
+            protocol,
+            ..Route::default()
         }
+    }
+
+    #[test]
+    fn a_route_is_right_with_our_protocol_and_the_nodes_source() {
+        let wanted = Some("10.0.0.10".parse().unwrap());
+        assert_eq!(
+            route_problem(Some(&found(Some("10.0.0.10"), 109)), wanted),
+            None
+        );
+        assert_eq!(route_problem(None, wanted), Some(Problem::Missing));
+    }
+
+    #[test]
+    fn a_renumbered_source_is_drift_before_an_unmarked_protocol() {
+        let wanted = Some("10.0.0.12".parse().unwrap());
+        assert!(matches!(
+            route_problem(Some(&found(Some("10.0.0.10"), 3)), wanted),
+            Some(Problem::Source { .. })
+        ));
+    }
+
+    #[test]
+    fn a_route_of_an_earlier_version_is_to_adopt() {
+        let wanted = Some("10.0.0.10".parse().unwrap());
+        assert_eq!(
+            route_problem(Some(&found(Some("10.0.0.10"), 3)), wanted),
+            Some(Problem::Unmarked { protocol: 3 })
+        );
+        // A pod route (no source wanted) too.
+        assert_eq!(
+            route_problem(Some(&found(None, 3)), None),
+            Some(Problem::Unmarked { protocol: 3 })
+        );
     }
 }

@@ -10,21 +10,43 @@
 //!
 //! What both share (node routes, neighbour entries, records) is `host_access`.
 
-use std::fmt;
-use std::net::IpAddr;
-
 use ipnetwork::IpNetwork;
 
 use super::node::Node;
-use super::plan::{PodInterface, Settings};
+use super::objects::{Drift, Repair};
 use super::pod::Pod;
-use super::unrecorded::{self, Clues, Learned};
+use super::shim::unrecorded::{self, Clues, Learned};
 use super::{shim, veth};
 use crate::protocol::result::Interface;
-use crate::protocol::{CniError, CniResult, ErrorList, HostAccess};
-use crate::system::netlink::Link;
+use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
+use crate::system::netlink::{Link, MacvlanMode};
 use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
 use crate::system::Mac;
+
+/// The values of the configuration that host access needs: the datapaths never see the
+/// whole configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host_access: HostAccess,
+    pub shim_name: Option<String>,
+    pub shim_addresses: Vec<IpNetwork>,
+    pub veth_name: Option<String>,
+    pub host_routes: Vec<IpNetwork>,
+}
+
+/// The pod's interface as the mode that made it knows it.
+#[derive(Clone, Debug)]
+pub struct PodInterface {
+    pub ifname: String,
+    pub index: u32,
+    pub mac: Mac,
+    pub mtu: u32,
+    pub macvlan_mode: Option<MacvlanMode>,
+    pub addresses: Vec<IpNetwork>,
+    /// The interface's link group when this plugin made it (interface mode): a veth's pod end
+    /// joins it, so DEL removes both with one request.
+    pub link_group: Option<u32>,
+}
 
 /// What planning one host side decided.
 pub struct SidePlan {
@@ -49,6 +71,57 @@ pub struct PodDevice {
     pub name: String,
 }
 
+/// Where a host path works: the node and its master, the pod, the attachment. One value,
+/// so that each implementation takes what it needs and a new one needs no new parameter.
+pub struct Site<'a> {
+    pub node: &'a Node,
+    pub store: &'a StateStore,
+    pub key: &'a AttachmentKey,
+    pub master: &'a Link,
+    /// None: the node's side only (the pod's namespace is not at hand, or not there yet:
+    /// Docker's Join).
+    pub pod: Option<&'a Pod>,
+    /// The name of the pod's interface host access reaches (`Record::pod_interface_name`).
+    pub pod_ifname: &'a str,
+    /// The pod's interface when the caller knows it already (ADD made or found it).
+    pub pod_link: Option<PodLink>,
+}
+
+/// The pod's interface (its macvlan) as the host path needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct PodLink {
+    pub index: u32,
+    /// A veth pair follows it: jumbo frames from the LAN fit through the node's path too.
+    pub mtu: u32,
+}
+
+impl Site<'_> {
+    /// The pod's interface: known already, or looked up by name; None when the pod has none.
+    pub fn pod_link(&self) -> CniResult<Option<PodLink>> {
+        if let Some(link) = self.pod_link {
+            return Ok(Some(link));
+        }
+        let Some(pod) = self.pod else {
+            return Ok(None);
+        };
+        Ok(pod
+            .netlink
+            .link_by_name(self.pod_ifname)
+            .context("looking up the pod's interface")?
+            .map(|l| PodLink {
+                index: l.index,
+                mtu: l.mtu,
+            }))
+    }
+}
+
+/// What a teardown needs: the node, the state directory, the attachment.
+pub struct Teardown<'a> {
+    pub node: &'a Node,
+    pub store: &'a StateStore,
+    pub key: &'a AttachmentKey,
+}
+
 pub trait HostPath {
     /// The host device's name in the node.
     fn host_name(&self) -> &str;
@@ -60,30 +133,12 @@ pub trait HostPath {
     /// Makes the devices true: creates what is missing, repairs what drifted, each repair
     /// noted in `repairs`. Runs under the node lock. Bookkeeping that must exist before a
     /// device does (a shim's user marker) is written here, after the device is known to be
-    /// ours or absent, and before it is created. `pod_index` is the pod's interface when the
-    /// caller knows it already. Without `pod`, only the node's side is made (the shim's; a
-    /// veth pair needs both ends).
-    #[allow(clippy::too_many_arguments)]
-    fn ensure(
-        &self,
-        node: &Node,
-        store: &StateStore,
-        key: &AttachmentKey,
-        master: &Link,
-        pod: Option<&Pod>,
-        pod_index: Option<u32>,
-        repairs: &mut Vec<Repair>,
-    ) -> CniResult<Devices>;
+    /// ours or absent, and before it is created.
+    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> CniResult<Devices>;
 
     /// Notes in `drift` what is missing or wrong with the devices; None when the host device
     /// is not there to check further.
-    fn verify(
-        &self,
-        node: &Node,
-        master: Option<&Link>,
-        pod: Option<&Pod>,
-        drift: &mut Vec<Drift>,
-    ) -> CniResult<Option<Devices>>;
+    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> CniResult<Option<Devices>>;
 
     /// Whether the pod needs a route to node address `ip`: through a veth every node address
     /// does; through the shim only those outside the pod's own prefixes (the others are
@@ -95,9 +150,7 @@ pub trait HostPath {
     /// pod's own veth is no shared state).
     fn release(
         &self,
-        node: &Node,
-        store: &StateStore,
-        key: &AttachmentKey,
+        teardown: &Teardown,
         host_link: Option<Link>,
         errors: &mut ErrorList,
     ) -> Option<Link>;
@@ -124,163 +177,6 @@ pub fn of(record: &Record) -> Box<dyn HostPath + '_> {
     match &record.host_side {
         HostSide::Shim { name } => Box::new(shim::ShimPath::new(name, record)),
         HostSide::Veth { name, pod_end } => Box::new(veth::VethPath::new(name, pod_end, record)),
-    }
-}
-
-/// Something `ensure` changed because it was missing or wrong. An empty list from a second run
-/// means nothing had drifted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Repair {
-    Created(String),
-    /// A shim's hardening was rewritten: the sysctls that differed.
-    Hardened {
-        shim: String,
-        settings: Vec<String>,
-    },
-    RemovedLinkLocal {
-        shim: String,
-        address: IpNetwork,
-    },
-    BroughtUp(String),
-    /// A stale device of this attachment was replaced.
-    Replaced(String),
-    /// The pod's entries for a node address that is no longer the node's.
-    ForgotNodeAddress(IpAddr),
-    /// A route or neighbour entry that verify had found missing or wrong, written again.
-    Restored(Drift),
-}
-
-impl fmt::Display for Repair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Repair::Created(what) => write!(f, "created {what}"),
-            Repair::Hardened { shim, settings } => {
-                write!(f, "hardened shim {shim}: set {}", settings.join(", "))
-            }
-            Repair::RemovedLinkLocal { shim, address } => {
-                write!(f, "removed link-local address {address} from shim {shim}")
-            }
-            Repair::BroughtUp(name) => write!(f, "brought {name} up"),
-            Repair::Replaced(what) => write!(f, "replaced {what}"),
-            Repair::ForgotNodeAddress(ip) => write!(
-                f,
-                "removed the pod's entries for {ip}, no longer an address of the node"
-            ),
-            Repair::Restored(drift) => write!(f, "restored: {drift}"),
-        }
-    }
-}
-
-/// Something missing or wrong in an attachment's host side. CHECK fails with all of them;
-/// the messages name the piece (device, address, MAC).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Drift {
-    MasterMissing(String),
-    /// "shim mvh-eth0" / "veth mvh0123..."
-    DeviceMissing {
-        device: String,
-        place: &'static str,
-    },
-    /// The interface with the device's name is not ours (kind, master, mode or MAC).
-    DeviceForeign {
-        device: String,
-        why: String,
-    },
-    DeviceDown {
-        device: String,
-        place: &'static str,
-    },
-    ShimUnhardened {
-        shim: String,
-        sysctl: String,
-        value: String,
-        wanted: String,
-    },
-    ShimLinkLocal {
-        shim: String,
-        address: IpNetwork,
-    },
-    NodeRouteMissing(IpAddr),
-    NodeRouteSource {
-        ip: IpAddr,
-        source: Option<IpAddr>,
-        wanted: IpAddr,
-    },
-    NodeNeighbourMissing {
-        ip: IpAddr,
-        mac: Mac,
-    },
-    PodNeighbourMissing {
-        ip: IpAddr,
-        mac: Mac,
-    },
-    PodRouteMissing(IpNetwork),
-    /// The pod still has entries for an address the node no longer has (renumbered node).
-    StaleNodeAddress(IpAddr),
-}
-
-impl Drift {
-    /// Whether `ensure`'s own device checks repair it (and report it themselves).
-    pub fn is_device_level(&self) -> bool {
-        matches!(
-            self,
-            Drift::MasterMissing(_)
-                | Drift::DeviceMissing { .. }
-                | Drift::DeviceForeign { .. }
-                | Drift::DeviceDown { .. }
-                | Drift::ShimUnhardened { .. }
-                | Drift::ShimLinkLocal { .. }
-                | Drift::StaleNodeAddress(_)
-        )
-    }
-}
-
-impl fmt::Display for Drift {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Drift::MasterMissing(name) => write!(f, "master {name} does not exist"),
-            Drift::DeviceMissing { device, place } => {
-                write!(f, "{device} does not exist {place}")
-            }
-            Drift::DeviceForeign { device, why } => write!(f, "{device}: {why}"),
-            Drift::DeviceDown { device, place } => write!(f, "{device} {place} is down"),
-            Drift::ShimUnhardened {
-                shim,
-                sysctl,
-                value,
-                wanted,
-            } => write!(
-                f,
-                "shim {shim} is not hardened: {sysctl} is {value}, not {wanted}"
-            ),
-            Drift::ShimLinkLocal { shim, address } => write!(
-                f,
-                "shim {shim} has link-local address {address}: it would speak on the LAN"
-            ),
-            Drift::NodeRouteMissing(ip) => {
-                write!(f, "the node's route to pod address {ip} is missing")
-            }
-            Drift::NodeRouteSource { ip, source, wanted } => write!(
-                f,
-                "the node's route to pod address {ip} has source {}, not the node's {wanted}",
-                source
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "none".into())
-            ),
-            Drift::NodeNeighbourMissing { ip, mac } => write!(
-                f,
-                "the node's permanent neighbour entry {ip} -> {mac} is missing"
-            ),
-            Drift::PodNeighbourMissing { ip, mac } => write!(
-                f,
-                "the pod's permanent neighbour entry for node address {ip} -> {mac} is missing"
-            ),
-            Drift::PodRouteMissing(dst) => write!(f, "the pod's route to {dst} is missing"),
-            Drift::StaleNodeAddress(ip) => write!(
-                f,
-                "the pod still has a neighbour entry for {ip}, no longer an address of the node"
-            ),
-        }
     }
 }
 

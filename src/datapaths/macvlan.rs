@@ -47,30 +47,32 @@ fn temporary_name() -> String {
     format!("mvh{:08x}", std::process::id() ^ nanos)
 }
 
+/// How the pod's macvlan is made: on which master, in which mode, at which MTU (None: the
+/// master's), with which MAC (None: the kernel picks a random one; else the runtime asked for
+/// it), in which link group.
+pub struct NewMacvlan<'a> {
+    pub master: &'a Link,
+    pub mode: MacvlanMode,
+    pub mtu: Option<u32>,
+    pub mac: Option<Mac>,
+    pub group: u32,
+}
+
 /// Creates the macvlan inside the pod, under a temporary name and down, in the attachment's
-/// link `group`, with `mac` when the runtime asked for one (else the kernel picks a random
-/// one; podman's `--mac-address`, Multus' `mac`), and returns its index and MAC. It needs no address yet, so it is made while the IPAM
-/// plugin runs; `configure` finishes it. On failure nothing is left.
-#[allow(clippy::too_many_arguments)]
-pub fn create(
-    node: &Netlink,
-    pod: &Pod,
-    master: &Link,
-    mode: MacvlanMode,
-    mtu: Option<u32>,
-    mac: Option<Mac>,
-    group: u32,
-) -> CniResult<(u32, Mac)> {
+/// link group, and returns it (index, MAC, MTU). It needs no address yet, so it is made
+/// while the IPAM plugin runs; `configure` finishes it. On failure nothing is left.
+pub fn create(node: &Netlink, pod: &Pod, new: &NewMacvlan) -> CniResult<Link> {
+    let master = new.master;
     let (pod_ns, pod) = (&pod.ns, &pod.netlink);
     let temporary = temporary_name();
     node.create_macvlan(&MacvlanSpec {
         name: temporary.clone(),
         master_index: master.index,
-        mode,
-        mtu,
-        mac,
+        mode: new.mode,
+        mtu: new.mtu,
+        mac: new.mac,
         netns_fd: Some(pod_ns.as_fd()),
-        group: Some(group),
+        group: Some(new.group),
     })
     .with_context(|| format!("creating the pod's macvlan on master {}", master.name))?;
     let link = pod
@@ -82,7 +84,7 @@ pub fn create(
             ))
         })?;
     match link.mac {
-        Some(mac) => Ok((link.index, mac)),
+        Some(_) => Ok(link),
         None => {
             let _ = pod.delete_link(link.index);
             Err(CniError::internal(format!(

@@ -104,7 +104,8 @@ fn why_not_a_pod(address: IpNetwork, node: &[IpAddr], gateways: &[IpAddr]) -> Op
     None
 }
 
-fn is_link_local_v6(ip: Ipv6Addr) -> bool {
+/// fe80::/10: the one IPv6 link-local test (the shim's hardening uses it too).
+pub fn is_link_local_v6(ip: Ipv6Addr) -> bool {
     ip.segments()[0] & 0xffc0 == 0xfe80
 }
 

@@ -5,15 +5,15 @@
 
 use std::os::fd::AsFd;
 
-use super::host_path::{Devices, Drift, HostPath, PodDevice, Repair, SidePlan};
+use super::host_path::{Devices, HostPath, PodDevice, Settings, SidePlan, Site, Teardown};
 use super::link_ready::wait_until_passing;
 use super::node::Node;
-use super::plan::Settings;
+use super::objects::{Action, Drift, Mismatch, Object, Problem, Repair};
 use super::pod::Pod;
 use crate::protocol::result::Interface;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::netlink::{Link, Netlink, VethSpec};
-use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
+use crate::system::state::{AttachmentKey, HostSide, Record};
 use crate::system::{names, Mac};
 
 /// The node end: derived from the attachment, so DEL finds it without any state.
@@ -69,8 +69,17 @@ impl<'a> VethPath<'a> {
         }
     }
 
-    /// Creates the pair with the pod end directly inside the pod.
-    fn create(&self, node: &Node, pod: &Pod) -> CniResult<()> {
+    fn node_end(&self) -> Object {
+        Object::VethNodeEnd(self.host_name.to_owned())
+    }
+
+    fn pod_end(&self) -> Object {
+        Object::VethPodEnd(self.pod_end.to_owned())
+    }
+
+    /// Creates the pair with the pod end directly inside the pod, both ends at the pod
+    /// interface's MTU.
+    fn create(&self, node: &Node, pod: &Pod, mtu: Option<u32>) -> CniResult<()> {
         let (host_name, pod_name) = (self.host_name, self.pod_end);
         node.netlink
             .create_veth(&VethSpec {
@@ -80,7 +89,7 @@ impl<'a> VethPath<'a> {
                 peer_mac: Some(self.pod_mac),
                 peer_netns_fd: Some(pod.ns.as_fd()),
                 peer_group: self.link_group,
-                mtu: None,
+                mtu,
             })
             .with_context(|| format!("creating veth {host_name} (node) / {pod_name} (pod)"))
     }
@@ -107,22 +116,16 @@ impl HostPath for VethPath<'_> {
         })
     }
 
-    fn ensure(
-        &self,
-        node: &Node,
-        _store: &StateStore,
-        _key: &AttachmentKey,
-        _master: &Link,
-        pod: Option<&Pod>,
-        _pod_index: Option<u32>,
-        repairs: &mut Vec<Repair>,
-    ) -> CniResult<Devices> {
-        let (host_name, pod_name) = (self.host_name, self.pod_end);
-        let pod = pod.ok_or_else(|| {
+    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> CniResult<Devices> {
+        let (node, host_name, pod_name) = (site.node, self.host_name, self.pod_end);
+        let pod = site.pod.ok_or_else(|| {
             CniError::internal(format!(
                 "veth {host_name}: the pair is made with both ends, and the pod's namespace is not there yet"
             ))
         })?;
+        // Both ends follow the pod's interface: a jumbo-frame LAN is jumbo through the node's
+        // path too.
+        let mtu = site.pod_link()?.map(|l| l.mtu);
         let pod_end = pod
             .netlink
             .link_by_name(pod_name)
@@ -153,13 +156,17 @@ impl HostPath for VethPath<'_> {
                         .delete_link(stale.index)
                         .with_context(|| format!("removing stale veth {pod_name} in the pod"))?;
                 }
-                self.create(node, pod)?;
-                let what = format!("veth {host_name} (node) / {pod_name} (pod)");
-                repairs.push(if stale {
-                    Repair::Replaced(what)
+                self.create(node, pod, mtu)?;
+                let action = if stale {
+                    Action::Replaced
                 } else {
-                    Repair::Created(what)
-                });
+                    Action::Created
+                };
+                let pair = Object::VethPair {
+                    node_end: host_name.to_owned(),
+                    pod_end: pod_name.to_owned(),
+                };
+                repairs.push(Repair::new(pair, action));
                 (
                     require(&node.netlink, host_name, "node")?,
                     require(&pod.netlink, pod_name, "pod")?,
@@ -167,12 +174,31 @@ impl HostPath for VethPath<'_> {
                 )
             }
         };
+        if let Some(mtu) = mtu {
+            for (netlink, link, object) in [
+                (&node.netlink, &host, self.node_end()),
+                (&pod.netlink, &pod_end, self.pod_end()),
+            ] {
+                if link.mtu != mtu {
+                    netlink
+                        .set_mtu(link.index, mtu)
+                        .with_context(|| format!("setting the MTU of {object} to {mtu}"))?;
+                    repairs.push(Repair::new(
+                        object,
+                        Action::SetMtu {
+                            from: link.mtu,
+                            to: mtu,
+                        },
+                    ));
+                }
+            }
+        }
         if !host.up {
             node.netlink
                 .set_link_up(host.index)
                 .with_context(|| format!("bringing veth {host_name} up"))?;
             if !fresh {
-                repairs.push(Repair::BroughtUp(format!("veth {host_name}")));
+                repairs.push(Repair::new(self.node_end(), Action::BroughtUp));
             }
         }
         if !pod_end.up {
@@ -180,7 +206,7 @@ impl HostPath for VethPath<'_> {
                 .set_link_up(pod_end.index)
                 .with_context(|| format!("bringing veth {pod_name} up in the pod"))?;
             if !fresh {
-                repairs.push(Repair::BroughtUp(format!("veth {pod_name} in the pod")));
+                repairs.push(Repair::new(self.pod_end(), Action::BroughtUp));
             }
         }
         // Both ends carry the first packet: ADD's caller may send it at once.
@@ -201,48 +227,37 @@ impl HostPath for VethPath<'_> {
         })
     }
 
-    fn verify(
-        &self,
-        node: &Node,
-        _master: Option<&Link>,
-        pod: Option<&Pod>,
-        drift: &mut Vec<Drift>,
-    ) -> CniResult<Option<Devices>> {
-        let label = format!("veth {}", self.host_name);
-        let Some(host) = node
+    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> CniResult<Option<Devices>> {
+        let Some(host) = site
+            .node
             .netlink
             .link_by_name(self.host_name)
             .context("looking up the veth's node end")?
         else {
-            drift.push(Drift::DeviceMissing {
-                device: label,
-                place: "on the node",
-            });
+            drift.push(Drift::new(self.node_end(), Problem::Missing));
             return Ok(None);
         };
+        let mtu = site.pod_link()?.map(|l| l.mtu);
         if host.kind.as_deref() != Some("veth") {
-            drift.push(Drift::DeviceForeign {
-                device: label.clone(),
-                why: "the interface on the node is not a veth".into(),
-            });
+            drift.push(Drift::new(
+                self.node_end(),
+                Problem::Foreign(Mismatch::Kind {
+                    actual: host.kind.clone(),
+                    wanted: "veth",
+                }),
+            ));
         } else if host.mac != Some(self.host_mac) {
-            drift.push(Drift::DeviceForeign {
-                device: label.clone(),
-                why: format!(
-                    "has MAC {}, expected {}",
-                    host.mac.map(|m| m.to_string()).unwrap_or_default(),
-                    self.host_mac
-                ),
-            });
+            drift.push(Drift::new(
+                self.node_end(),
+                Problem::Foreign(Mismatch::Mac {
+                    actual: host.mac,
+                    wanted: self.host_mac,
+                }),
+            ));
         }
-        if !host.up {
-            drift.push(Drift::DeviceDown {
-                device: label,
-                place: "on the node",
-            });
-        }
-        let pod_device = match pod {
-            Some(pod) => self.verify_pod_end(pod, drift)?,
+        verify_link(&host, self.node_end(), mtu, drift);
+        let pod_device = match site.pod {
+            Some(pod) => self.verify_pod_end(pod, mtu, drift)?,
             None => None,
         };
         Ok(Some(Devices {
@@ -257,9 +272,7 @@ impl HostPath for VethPath<'_> {
 
     fn release(
         &self,
-        _node: &Node,
-        _store: &StateStore,
-        _key: &AttachmentKey,
+        _teardown: &Teardown,
         host_link: Option<Link>,
         _errors: &mut ErrorList,
     ) -> Option<Link> {
@@ -269,35 +282,50 @@ impl HostPath for VethPath<'_> {
 }
 
 impl VethPath<'_> {
-    fn verify_pod_end(&self, pod: &Pod, drift: &mut Vec<Drift>) -> CniResult<Option<PodDevice>> {
-        let label = format!("veth {}", self.pod_end);
+    fn verify_pod_end(
+        &self,
+        pod: &Pod,
+        mtu: Option<u32>,
+        drift: &mut Vec<Drift>,
+    ) -> CniResult<Option<PodDevice>> {
         let Some(link) = pod
             .netlink
             .link_by_name(self.pod_end)
             .context("looking up the veth's pod end")?
         else {
-            drift.push(Drift::DeviceMissing {
-                device: label,
-                place: "in the pod",
-            });
+            drift.push(Drift::new(self.pod_end(), Problem::Missing));
             return Ok(None);
         };
         if link.kind.as_deref() != Some("veth") {
-            drift.push(Drift::DeviceForeign {
-                device: label.clone(),
-                why: "the interface in the pod is not a veth".into(),
-            });
+            drift.push(Drift::new(
+                self.pod_end(),
+                Problem::Foreign(Mismatch::Kind {
+                    actual: link.kind.clone(),
+                    wanted: "veth",
+                }),
+            ));
         }
-        if !link.up {
-            drift.push(Drift::DeviceDown {
-                device: label,
-                place: "in the pod",
-            });
-        }
+        verify_link(&link, self.pod_end(), mtu, drift);
         Ok(Some(PodDevice {
             index: link.index,
             name: link.name,
         }))
+    }
+}
+
+/// A veth end is up and at the pod interface's MTU.
+fn verify_link(link: &Link, object: Object, mtu: Option<u32>, drift: &mut Vec<Drift>) {
+    if let Some(wanted) = mtu.filter(|m| *m != link.mtu) {
+        drift.push(Drift::new(
+            object.clone(),
+            Problem::Mtu {
+                actual: link.mtu,
+                wanted,
+            },
+        ));
+    }
+    if !link.up {
+        drift.push(Drift::new(object, Problem::Down));
     }
 }
 

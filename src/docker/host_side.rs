@@ -13,10 +13,11 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use super::store::{Endpoint, Network};
-use crate::datapaths::host_access;
+use crate::datapaths::engine::{self, Attach, Detach};
 use crate::datapaths::node::{usable_addresses_of, Node};
-use crate::datapaths::plan::{self, PodInterface, Settings};
+use crate::datapaths::plan::{PodInterface, Settings};
 use crate::datapaths::pod::Pod;
+use crate::datapaths::shim::unrecorded::Clues;
 use crate::protocol::{CniError, CniResult, Context, HostAccess};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
 use crate::system::netns::{Netns, OpenError};
@@ -180,23 +181,22 @@ impl Host {
             ifname: link.name.clone(),
             index: link.index,
             mac: endpoint.mac,
+            mtu: link.mtu,
             macvlan_mode: Some(mode_of(network)?),
             addresses: endpoint.addresses.clone(),
             link_group: None,
         };
         let key = key_of(network, endpoint);
-        let mut plan = plan::plan(
-            &self.node,
-            &settings(network)?,
-            &key,
-            &parent,
-            sandbox,
-            &pod_if,
-        )?;
-        plan.record.pod_ifname = pod.map(|_| link.name.clone());
-        for repair in host_access::attach(&self.node, &self.store, &plan, &parent, pod)? {
-            log::debug!("endpoint {}: {repair}", endpoint.id);
-        }
+        engine::attach_pod(&Attach {
+            node: &self.node,
+            pod,
+            netns: sandbox,
+            master: &parent,
+            pod_if: &pod_if,
+            key: &key,
+            settings: &settings(network)?,
+            store: &self.store,
+        })?;
         Ok(())
     }
 
@@ -205,16 +205,19 @@ impl Host {
     pub fn detach(&self, network: &Network, endpoint: &Endpoint) -> CniResult<()> {
         let host_access = host_access_of(network)?;
         let key = key_of(network, endpoint);
-        let released = match self
-            .store
-            .load(&key)
-            .context("reading the attachment record")?
-        {
-            Some(record) => host_access::release(&self.node, &self.store, &record),
-            None if host_access == HostAccess::None => return Ok(()),
-            None => host_access::release_unrecorded(&self.node, &self.store, &key, host_access),
+        // Without a record nothing is learned (no prevResult, the container may be gone):
+        // what can be found by name goes.
+        let clues = Clues {
+            shim_name: None,
+            master: None,
+            prev_result: None,
+            ifname: &key.ifname,
+            pod_ns: None,
         };
-        released.finish(&self.node).into_result()
+        Detach::prepare(&self.node, self.store.clone(), &key, host_access, &clues)
+            .release(&self.node, &key)
+            .finish(&self.node)
+            .into_result()
     }
 
     /// Whether the endpoint's macvlan is (still) on the node: Docker 26 has not moved it

@@ -1,6 +1,7 @@
 //! The netavark front end's one door to the host-side logic: the container's macvlan
-//! (`datapaths::macvlan`, as interface mode makes a pod's), and host access planned, attached
-//! and released as the CNI verbs do (`datapaths::plan`, `host_access`, DEL's teardown path).
+//! (`datapaths::macvlan`, as interface mode makes a pod's), and host access attached and
+//! released through the convergence engine, as the CNI verbs do (`engine::attach_pod`,
+//! `engine::Detach`).
 //! Attachments are recorded in the network's state directory, so `reconcile`, `--watch` and
 //! `diagnose` look after podman's containers as they do after pods.
 
@@ -11,14 +12,13 @@ use serde_json::json;
 
 use super::attachment::Attachment;
 use super::network::Settings;
-use crate::datapaths::host_access::{self, Released};
-use crate::datapaths::host_path;
-use crate::datapaths::macvlan;
+use crate::datapaths::engine::{self, Attach, Detach};
+use crate::datapaths::host_path::{PodInterface, Settings as HostSettings};
+use crate::datapaths::macvlan::{self, NewMacvlan};
 use crate::datapaths::node::{usable_addresses_of, Node};
-use crate::datapaths::plan::{self, PodInterface};
 use crate::datapaths::pod::Pod;
 use crate::datapaths::pod_addresses::{self, Origin};
-use crate::datapaths::unrecorded::{self, Clues};
+use crate::datapaths::shim::unrecorded::Clues;
 use crate::plugin::rollback::Rollback;
 use crate::protocol::options::NetworkOptions;
 use crate::protocol::result::{CniOutput, IpConfig, RouteEntry};
@@ -76,21 +76,31 @@ pub fn connect(netns: &Path, settings: &Settings, attachment: &Attachment) -> Cn
 
     let mut rollback = Rollback::new();
     let group = key.link_group();
-    let (index, mac) = macvlan::create(
+    let link = macvlan::create(
         &node.netlink,
         &pod,
-        &master,
-        options.mode,
-        options.mtu,
-        attachment.mac,
-        group,
+        &NewMacvlan {
+            master: &master,
+            mode: options.mode,
+            mtu: options.mtu,
+            mac: attachment.mac,
+            group,
+        },
     )?;
+    let index = link.index;
     let container = &pod.netlink;
     rollback.push("removing the container's macvlan", move || {
         if let Err(e) = container.delete_link(index) {
             log::warn!("rolling back: removing {ifname} from the container: {e}");
         }
     });
+    // `create` returns only a macvlan that has its MAC.
+    let mac = link.mac.ok_or_else(|| {
+        CniError::internal(format!(
+            "the container's new macvlan {} has no MAC",
+            link.name
+        ))
+    })?;
     macvlan::prepare(&pod.netlink, index, ifname)?;
     macvlan::configure(&pod.ns, &pod.netlink, index, ifname, &allocation)?;
     if options.host_access != HostAccess::None {
@@ -101,22 +111,22 @@ pub fn connect(netns: &Path, settings: &Settings, attachment: &Attachment) -> Cn
             ifname: ifname.to_owned(),
             index,
             mac,
+            mtu: link.mtu,
             macvlan_mode: Some(options.mode),
             addresses,
             link_group: Some(group),
         };
-        let plan = plan::plan(
-            &node,
-            &host_settings(options),
+        // The engine releases what it made when it fails.
+        engine::attach_pod(&Attach {
+            node: &node,
+            pod: Some(&pod),
+            netns: &pod.path,
+            master: &master,
+            pod_if: &pod_if,
             key,
-            &master,
-            &pod.path,
-            &pod_if,
-        )?;
-        // `attach` releases what it made when it fails.
-        for repair in host_access::attach(&node, &store, &plan, &master, Some(&pod))? {
-            log::info!("{repair}");
-        }
+            settings: &host_settings(options),
+            store: &store,
+        })?;
     }
     rollback.disarm();
     Ok(mac)
@@ -128,11 +138,18 @@ pub fn disconnect(netns: &Path, settings: &Settings, key: &AttachmentKey) -> Cni
     let node = Node::open()?;
     let pod_ns = Pod::namespace_if_present(Some(netns), &node.ns, "the container's namespace")?;
     let store = StateStore::existing(&settings.state_dir);
-    let released = match store.load(key).context("reading the attachment record") {
-        Ok(Some(record)) => host_access::release(&node, &store, &record),
-        Ok(None) => release_unrecorded(&node, &store, key, &settings.options, pod_ns.as_ref()),
-        Err(e) => Released::failed(e),
+    let options = &settings.options;
+    // Without a record (setup never got that far, or the state directory was wiped): what
+    // the engine can learn of the container and of the shim it would have used.
+    let clues = Clues {
+        shim_name: options.shim_name.as_deref(),
+        master: options.parent.as_deref(),
+        prev_result: None,
+        ifname: &key.ifname,
+        pod_ns: pod_ns.as_ref(),
     };
+    let released =
+        Detach::prepare(&node, store, key, options.host_access, &clues).release(&node, key);
     let mut errors = ErrorList::new();
     errors.note(remove_container_links(pod_ns, key));
     errors.append(released.finish(&node));
@@ -177,7 +194,7 @@ pub fn release_abandoned(state_dir: &Path) -> Vec<String> {
         .map(|record| {
             let key = record.key.file_stem();
             log::info!("releasing {key}: its namespace {} is gone", record.netns);
-            for e in host_access::detach(&node, &store, &record) {
+            for e in engine::detach(&node, &store, &record).finish(&node) {
                 log::warn!("releasing {key}: {e}");
             }
             key
@@ -202,34 +219,6 @@ fn mark_as_podmans(state_dir: &Path) -> CniResult<()> {
 
 /// The marker file of `mark_as_podmans`.
 pub const PODMAN_MARKER: &str = "netavark-plugin";
-
-/// Without a record (setup never got that far, or the state directory was wiped): route
-/// ownerships and a veth's derived node end, and for a shim the pod's route and neighbour
-/// entry when they provably are this container's.
-fn release_unrecorded(
-    node: &Node,
-    store: &StateStore,
-    key: &AttachmentKey,
-    options: &NetworkOptions,
-    pod_ns: Option<&Netns>,
-) -> Released {
-    let clues = Clues {
-        shim_name: options.shim_name.as_deref(),
-        master: options.parent.as_deref(),
-        prev_result: None,
-        ifname: &key.ifname,
-        pod_ns,
-    };
-    let learned_errors = host_path::learn_unrecorded(node, options.host_access, &clues)
-        .map(|boxed| {
-            let (learned, shim) = *boxed;
-            unrecorded::release(node, store, key, shim, &learned).errors
-        })
-        .unwrap_or_default();
-    let mut released = host_access::release_unrecorded(node, store, key, options.host_access);
-    released.errors.append(learned_errors);
-    released
-}
 
 /// The container's links of this attachment (its macvlan, a veth's pod end) in one request,
 /// then the interface by name in case it lost its group.
@@ -308,8 +297,8 @@ fn keep_existing_defaults(mut allocation: CniOutput, pod: &Pod) -> CniResult<Cni
     Ok(allocation)
 }
 
-fn host_settings(options: &NetworkOptions) -> plan::Settings {
-    plan::Settings {
+fn host_settings(options: &NetworkOptions) -> HostSettings {
+    HostSettings {
         host_access: options.host_access,
         shim_name: options.shim_name.clone(),
         shim_addresses: options.shim_addresses.clone(),

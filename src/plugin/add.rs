@@ -7,11 +7,10 @@ use serde_json::{Map, Value};
 use super::ipam::Ipam;
 use super::rollback::Rollback;
 use super::{attachment_key, open_pod};
-use crate::datapaths::host_access;
-use crate::datapaths::host_path::{self, Repair};
-use crate::datapaths::macvlan;
+use crate::datapaths::engine::{self, Attach, Attached};
+use crate::datapaths::macvlan::{self, NewMacvlan};
 use crate::datapaths::node::Node;
-use crate::datapaths::plan::{self, PodInterface, Settings};
+use crate::datapaths::plan::{PodInterface, Settings};
 use crate::datapaths::pod::Pod;
 use crate::datapaths::pod_addresses::{self, Origin};
 use crate::protocol::requested_mac::{requested_mac, RequestedMac};
@@ -20,7 +19,7 @@ use crate::protocol::{
     CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
 };
 use crate::system::netlink::Link;
-use crate::system::state::{AttachmentKey, Record, StateStore};
+use crate::system::state::{AttachmentKey, StateStore};
 
 pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
     let node = Node::open()?;
@@ -62,14 +61,17 @@ fn add_interface(
     let created = macvlan::create(
         &node.netlink,
         pod,
-        &master,
-        conf.macvlan_mode,
-        conf.mtu,
-        requested.map(|r| r.mac),
-        group,
+        &NewMacvlan {
+            master: &master,
+            mode: conf.macvlan_mode,
+            mtu: conf.mtu,
+            mac: requested.map(|r| r.mac),
+            group,
+        },
     );
-    let prepared = match created {
-        Ok((index, _)) => {
+    let prepared = match &created {
+        Ok(link) => {
+            let index = link.index;
             rollback.push("removing the pod's macvlan", move || {
                 remove_link(pod, index, ifname)
             });
@@ -82,7 +84,11 @@ fn add_interface(
     if reply.is_ok() {
         rollback.push("releasing the IPAM allocation", || release(&ipam));
     }
-    let (index, mac) = created?;
+    let link = created?;
+    let index = link.index;
+    let mac = link
+        .mac
+        .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?;
     prepared?;
     let raw_allocation = reply?;
     let allocation = CniOutput::parse(&raw_allocation, "the IPAM result")?;
@@ -101,13 +107,14 @@ fn add_interface(
         ifname: ifname.to_owned(),
         index,
         mac,
+        mtu: link.mtu,
         macvlan_mode: Some(conf.macvlan_mode),
         addresses,
         link_group: Some(group),
     };
-    let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
+    let attached = attach_host(conf, key, node, pod, &master, &pod_if)?;
     rollback.disarm();
-    Ok(interface_result(allocation, &pod_if, pod, record.as_ref()).to_json(conf.cni_version))
+    Ok(interface_result(allocation, &pod_if, pod, attached.as_ref()).to_json(conf.cni_version))
 }
 
 /// A requested MAC that is the master's own: refused before anything is allocated (the
@@ -129,14 +136,14 @@ fn interface_result(
     mut result: CniOutput,
     pod_if: &PodInterface,
     pod: &Pod,
-    record: Option<&Record>,
+    attached: Option<&Attached>,
 ) -> CniOutput {
     result.interfaces = vec![Interface {
         name: pod_if.ifname.clone(),
         mac: Some(pod_if.mac.to_string()),
         sandbox: Some(pod.path.clone()),
     }];
-    result.interfaces.extend(host_interfaces(record));
+    result.interfaces.extend(host_interfaces(attached));
     for ip in &mut result.ips {
         ip.interface = Some(0);
     }
@@ -196,20 +203,21 @@ fn add_chained(
         mac: link
             .mac
             .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?,
+        mtu: link.mtu,
         macvlan_mode: link.macvlan_mode,
         addresses: pod_if.addresses,
         // Only a link this plugin made is in the attachment's group.
         link_group: None,
     };
-    let record = attach_host(conf, key, node, pod, &master, &pod_if)?;
+    let attached = attach_host(conf, key, node, pod, &master, &pod_if)?;
     Ok(pass_through(
         prev,
         conf.cni_version,
-        &host_interfaces(record.as_ref()),
+        &host_interfaces(attached.as_ref()),
     ))
 }
 
-/// The host-access step both modes share: plan once, then ensure. None with
+/// The host-access step both modes share, through the engine. None with
 /// `hostAccess: "none"`.
 fn attach_host(
     conf: &NetConf,
@@ -218,21 +226,21 @@ fn attach_host(
     pod: &Pod,
     master: &Link,
     pod_if: &PodInterface,
-) -> CniResult<Option<Record>> {
+) -> CniResult<Option<Attached>> {
     if conf.host_access == HostAccess::None {
         return Ok(None);
     }
     let store = StateStore::open(&conf.state_dir).context("opening stateDir")?;
-    let plan = plan::plan(node, &host_settings(conf), key, master, &pod.path, pod_if)?;
-    for repair in host_access::attach(node, &store, &plan, master, Some(pod))? {
-        // Creating is what ADD is for (and logged where it happens); anything else means an
-        // earlier call or someone else left the host side wrong.
-        match repair {
-            Repair::Created(_) => log::debug!("{repair}"),
-            _ => log::warn!("repaired: {repair}"),
-        }
-    }
-    Ok(Some(plan.record))
+    engine::attach_pod(&Attach {
+        node,
+        pod: Some(pod),
+        netns: &pod.path,
+        master,
+        pod_if,
+        key,
+        settings: &host_settings(conf),
+        store: &store,
+    })
 }
 
 /// The values of the configuration that host access needs.
@@ -246,10 +254,10 @@ fn host_settings(conf: &NetConf) -> Settings {
     }
 }
 
-/// Host-side interfaces to report: those that are the pod's own (`HostPath::result_interface`).
-fn host_interfaces(record: Option<&Record>) -> Vec<Interface> {
-    record
-        .and_then(|record| host_path::of(record).result_interface())
+/// Host-side interfaces to report: those that are the pod's own (a veth's node end).
+fn host_interfaces(attached: Option<&Attached>) -> Vec<Interface> {
+    attached
+        .and_then(|a| a.host_interface.clone())
         .into_iter()
         .collect()
 }

@@ -2,7 +2,7 @@
 
 use super::ipam::Ipam;
 use super::{attachment_key, open_pod};
-use crate::datapaths::host_access;
+use crate::datapaths::engine;
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
@@ -70,7 +70,7 @@ fn check_host_access(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) 
                 conf.state_dir.display()
             ))
         })?;
-    let drift = host_access::verify(node, &record, Some(pod))?;
+    let drift = engine::check(node, &store, &record, pod)?;
     if drift.is_empty() {
         return Ok(());
     }

@@ -4,17 +4,15 @@
 
 use super::ipam::Ipam;
 use super::{attachment_key, pod_namespace_if_present};
-use crate::datapaths::host_access::{self, Released};
-use crate::datapaths::host_path;
+use crate::datapaths::engine::Detach;
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
-use crate::datapaths::unrecorded::{self, Clues, Learned};
+use crate::datapaths::shim::unrecorded::Clues;
 use crate::protocol::{
-    CniError, CniResult, Command, Context, Environment, ErrorList, HostAccess, Mode, NetConf,
+    CniError, CniResult, Command, Context, Environment, ErrorList, Mode, NetConf,
 };
-use crate::system::netlink::Link;
 use crate::system::netns::Netns;
-use crate::system::state::{AttachmentKey, Record, StateStore};
+use crate::system::state::StateStore;
 
 pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let node = Node::open()?;
@@ -23,7 +21,16 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
     let key = attachment_key(env, conf);
     // Before anything is torn down: without a record, the pod's interface may be all that
     // tells what to remove.
-    let host = HostTeardown::prepare(conf, &node, &key, env.ifname(), pod_ns.as_ref());
+    let clues = Clues {
+        shim_name: conf.shim_name.as_deref(),
+        master: conf.master.as_deref(),
+        prev_result: conf.prev_result(),
+        ifname: env.ifname(),
+        pod_ns: pod_ns.as_ref(),
+    };
+    // Nothing is created: with nothing recorded, a missing or read-only stateDir is no error.
+    let store = StateStore::existing(&conf.state_dir);
+    let host = Detach::prepare(&node, store, &key, conf.host_access, &clues);
     let Mode::Interface { ipam } = &conf.mode else {
         return host.release(&node, &key).finish(&node).into_result();
     };
@@ -52,81 +59,6 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
         errors
     }));
     errors.into_result()
-}
-
-/// What DEL knows of the attachment's host access before it removes anything.
-enum HostTeardown {
-    /// `hostAccess: "none"` and nothing recorded.
-    Nothing,
-    Recorded(StateStore, Box<Record>),
-    /// No record: what can be found without it, plus, for a shim, what prevResult or the pod
-    /// told of the pod and of the shim it would have used.
-    Unrecorded {
-        store: StateStore,
-        host_access: HostAccess,
-        /// Boxed: a `Link` carries the link's whole IPv4/IPv6 configuration.
-        learned: Option<Box<(Learned, (String, Link))>>,
-    },
-    Failed(CniError),
-}
-
-impl HostTeardown {
-    fn prepare(
-        conf: &NetConf,
-        node: &Node,
-        key: &AttachmentKey,
-        ifname: &str,
-        pod_ns: Option<&Netns>,
-    ) -> HostTeardown {
-        // Nothing is created: with nothing recorded, a missing or read-only stateDir is no
-        // error.
-        let store = StateStore::existing(&conf.state_dir);
-        match store.load(key).context("reading the attachment record") {
-            Ok(Some(record)) => HostTeardown::Recorded(store, Box::new(record)),
-            Ok(None) if conf.host_access == HostAccess::None => HostTeardown::Nothing,
-            Ok(None) => {
-                let clues = Clues {
-                    shim_name: conf.shim_name.as_deref(),
-                    master: conf.master.as_deref(),
-                    prev_result: conf.prev_result(),
-                    ifname,
-                    pod_ns,
-                };
-                let learned = host_path::learn_unrecorded(node, conf.host_access, &clues);
-                HostTeardown::Unrecorded {
-                    store,
-                    host_access: conf.host_access,
-                    learned,
-                }
-            }
-            Err(e) => HostTeardown::Failed(e),
-        }
-    }
-
-    /// Under the node lock; what must go after the lock is in the returned `Released`.
-    fn release(self, node: &Node, key: &AttachmentKey) -> Released {
-        match self {
-            HostTeardown::Nothing => Released::nothing(),
-            HostTeardown::Recorded(store, record) => host_access::release(node, &store, &record),
-            HostTeardown::Unrecorded {
-                store,
-                host_access,
-                learned,
-            } => {
-                // First, while the route owners are still there to ask.
-                let learned_errors = learned
-                    .map(|boxed| {
-                        let (learned, shim) = *boxed;
-                        unrecorded::release(node, &store, key, shim, &learned).errors
-                    })
-                    .unwrap_or_default();
-                let mut released = host_access::release_unrecorded(node, &store, key, host_access);
-                released.errors.append(learned_errors);
-                released
-            }
-            HostTeardown::Failed(e) => Released::failed(e),
-        }
-    }
 }
 
 /// The pod's links of this attachment (its macvlan and, with veth, the pair's pod end) in one

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use super::ipam::Ipam;
-use crate::datapaths::host_access;
 use crate::datapaths::node::Node;
+use crate::datapaths::{engine, shim};
 use crate::protocol::{CniError, CniResult, Context, Environment, ErrorList, Mode, NetConf};
 use crate::system::lock::NodeLock;
 use crate::system::state::StateStore;
@@ -34,9 +34,9 @@ pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
             continue;
         }
         log::info!("GC: removing stale attachment {}", key.file_stem());
-        errors.append(host_access::detach(&node, &store, &record));
+        errors.append(engine::detach(&node, &store, &record).finish(&node));
     }
-    errors.append(host_access::remove_unused_shims(&node, &store));
+    errors.append(shim::remove_unused(&node, &store));
     errors.note(remove_dead_temporaries(&store));
     if let Mode::Interface { ipam } = &conf.mode {
         errors.note(Ipam::new(env, conf, ipam).gc());

@@ -57,16 +57,8 @@ impl<'a> Ipam<'a> {
         })
     }
 
-    pub fn add(&self) -> CniResult<Value> {
-        self.start(Command::Add)?.wait_for_result()
-    }
-
     pub fn del(&self) -> CniResult<()> {
         self.start(Command::Del)?.wait().map(drop)
-    }
-
-    pub fn check(&self) -> CniResult<()> {
-        self.start(Command::Check)?.wait().map(drop)
     }
 
     /// GC is passed on only to IPAM plugins that speak 1.1.0; older ones have no GC.

@@ -28,6 +28,9 @@ pub struct CniError {
     pub code: u32,
     pub msg: String,
     pub details: String,
+    /// The errno of the system call or netlink request that failed, kept from `SysError`
+    /// so that a caller decides on it (never on the message); not part of the wire form.
+    pub errno: Option<i32>,
 }
 
 pub type CniResult<T> = Result<T, CniError>;
@@ -38,6 +41,7 @@ impl CniError {
             code,
             msg: msg.into(),
             details: String::new(),
+            errno: None,
         }
     }
 
@@ -127,7 +131,10 @@ impl From<SysError> for CniError {
             SysError::Io { .. } => code::IO_FAILURE,
             _ => code::INTERNAL,
         };
-        CniError::new(code, err.to_string())
+        CniError {
+            errno: err.errno(),
+            ..CniError::new(code, err.to_string())
+        }
     }
 }
 

@@ -34,25 +34,32 @@ impl ErrorList {
         self.0.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &CniError> {
-        self.0.iter()
-    }
-
-    /// One error for all of them: the first one's code, every message.
+    /// One error for all of them: the first one's code and errno, every message, every
+    /// error's details (each after its message when there are several).
     pub fn into_result(self) -> CniResult<()> {
         let mut iter = self.0.into_iter();
         let Some(first) = iter.next() else {
             return Ok(());
         };
-        let rest: Vec<String> = iter.map(|e| e.msg).collect();
+        let rest: Vec<CniError> = iter.collect();
         if rest.is_empty() {
-            Err(first)
-        } else {
-            Err(CniError::new(
-                first.code,
-                format!("{}; also: {}", first.msg, rest.join("; ")),
-            ))
+            return Err(first);
         }
+        let mut details: Vec<String> = Vec::new();
+        if !first.details.is_empty() {
+            details.push(first.details.clone());
+        }
+        details.extend(
+            rest.iter()
+                .filter(|e| !e.details.is_empty())
+                .map(|e| format!("{}: {}", e.msg, e.details)),
+        );
+        let messages: Vec<&str> = rest.iter().map(|e| e.msg.as_str()).collect();
+        Err(CniError {
+            msg: format!("{}; also: {}", first.msg, messages.join("; ")),
+            details: details.join("; "),
+            ..first
+        })
     }
 }
 
@@ -84,5 +91,19 @@ mod tests {
         let err = errors.into_result().unwrap_err();
         assert_eq!(err.code, 5);
         assert_eq!(err.msg, "first; also: second");
+    }
+
+    #[test]
+    fn keeps_every_errors_details_and_the_first_errno() {
+        let mut errors = ErrorList::new();
+        errors.push(CniError {
+            errno: Some(16),
+            ..CniError::new(999, "removing shim mvh-eth0").with_details("busy")
+        });
+        errors.push(CniError::new(5, "removing owners/10.0.0.5").with_details("read-only"));
+        errors.push(CniError::new(999, "removing the route to 10.0.0.5"));
+        let err = errors.into_result().unwrap_err();
+        assert_eq!((err.code, err.errno), (999, Some(16)));
+        assert_eq!(err.details, "busy; removing owners/10.0.0.5: read-only");
     }
 }

@@ -202,7 +202,7 @@ pub fn pass_through(prev: &Value, version: CniVersion, extra: &[Interface]) -> V
 
 /// The pod's side of an attachment as a previous plugin reported it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PodInterface {
+pub struct ResultInterface {
     pub index: usize,
     pub name: String,
     pub mac: Option<String>,
@@ -214,7 +214,7 @@ impl CniOutput {
     /// The interface named `ifname` that lives in a sandbox, and the addresses that point at
     /// it. An address without an `interface` index counts when there is only one sandbox
     /// interface (0.3.0 results may omit the index).
-    pub fn pod_interface(&self, ifname: &str, what: &str) -> CniResult<PodInterface> {
+    pub fn pod_interface(&self, ifname: &str, what: &str) -> CniResult<ResultInterface> {
         let (index, iface) = self
             .interfaces
             .iter()
@@ -242,7 +242,7 @@ impl CniOutput {
                 "{what} has no address for interface {ifname:?}: host access needs the pod's addresses"
             )));
         }
-        Ok(PodInterface {
+        Ok(ResultInterface {
             index,
             name: iface.name.clone(),
             mac: iface.mac.clone(),

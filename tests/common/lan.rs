@@ -68,6 +68,14 @@ impl Lan {
         member(&self.prefix, &format!("pod-{name}"))
     }
 
+    /// NODE1's LAN link (its `eth0`, the master, and the switch's port) at `mtu`: jumbo
+    /// frames on the node's side of the LAN.
+    pub fn set_node1_mtu(&self, mtu: u32) {
+        let mtu = mtu.to_string();
+        self.switch.ip(["link", "set", "node1", "mtu", &mtu]);
+        self.node1.ip(["link", "set", "eth0", "mtu", &mtu]);
+    }
+
     /// Names of the namespaces that currently exist for this LAN.
     pub fn namespaces(&self) -> Vec<String> {
         namespaces_with_prefix(&self.prefix)

@@ -19,11 +19,16 @@ const REFERENCE_PLUGINS: &str = "/usr/lib/cni";
 /// A directory to use as CNI_PATH: symlinks to every reference plugin plus ours, so delegated
 /// IPAM (`host-local`) and conflists find their binaries.
 pub(super) fn make_cni_path() -> TempDir {
+    cni_path_with(Path::new(OUR_PLUGIN))
+}
+
+/// A CNI_PATH whose `macvlan-host` is `binary` (another build: the previous release).
+fn cni_path_with(binary: &Path) -> TempDir {
     let dir = TempDir::new("cni-path");
     for name in entries(Path::new(REFERENCE_PLUGINS)) {
         symlink(Path::new(REFERENCE_PLUGINS).join(&name), dir.join(&name));
     }
-    symlink(PathBuf::from(OUR_PLUGIN), dir.join(OUR_TYPE));
+    symlink(binary.to_path_buf(), dir.join(OUR_TYPE));
     dir
 }
 
@@ -150,6 +155,11 @@ impl Plugin {
     /// A plugin by type name: ours (`macvlan-host`) or a reference plugin (`macvlan`, ...).
     pub fn by_type(type_name: &str) -> Plugin {
         Plugin::in_cni_path(type_name, Arc::new(make_cni_path()))
+    }
+
+    /// `macvlan-host` as another build of it (`binary`) answers.
+    pub fn ours_built_as(binary: &Path) -> Plugin {
+        Plugin::in_cni_path(OUR_TYPE, Arc::new(cni_path_with(binary)))
     }
 
     pub(super) fn in_cni_path(type_name: &str, cni_path: Arc<TempDir>) -> Plugin {

@@ -127,6 +127,35 @@ pub fn assert_both_ways(a: (&str, &Netns, &[String]), b: (&str, &Netns, &[String
     assert_reaches((b.0, b.1), (a.0, a.1), a.2);
 }
 
+/// The size of a jumbo-frame ping's payload: far above 1500, below 9000 with headers.
+pub const JUMBO_PAYLOAD: u32 = 8000;
+
+/// `from` reaches `to` with one ping of `JUMBO_PAYLOAD` bytes that must not be fragmented
+/// (`-M do`): every device on the path carries jumbo frames.
+pub fn pings_jumbo(from: &Netns, to: &str) -> bool {
+    let size = JUMBO_PAYLOAD.to_string();
+    (0..3).any(|_| {
+        from.exec(["ping", "-n", "-c1", "-W1", "-M", "do", "-s", &size, to])
+            .status
+            .success()
+    })
+}
+
+/// Jumbo pings both ways between `a` and each of `b`'s addresses, and from `b` to each of
+/// `a`'s.
+pub fn assert_jumbo_both_ways(a: (&str, &Netns, &[String]), b: (&str, &Netns, &[String])) {
+    for (from, to) in [(a, b), (b, a)] {
+        for ip in to.2 {
+            assert!(
+                pings_jumbo(from.1, ip),
+                "{} -> {} {ip}: a {JUMBO_PAYLOAD}-byte ping with DF fails",
+                from.0,
+                to.0
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Holder: a namespace kept alive without its name
 // ---------------------------------------------------------------------------------------------

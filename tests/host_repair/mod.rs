@@ -37,11 +37,19 @@ pub enum Disturbance {
     /// eth0 down and up; its IPv6 address (which the kernel removes on down) put back, as a
     /// network manager does.
     MasterDownUp,
+    /// `ip link set eth0 address ...`: the master's MAC changes (a bridge that gained a port
+    /// with a lower MAC, a bond failing over with `fail_over_mac=active`).
+    MasterMacChanged,
+    /// eth0 (and its switch port) from 1500 to 9000: jumbo frames switched on.
+    MasterMtuRaised,
     /// 10.99.0.10 -> 10.99.0.12 on eth0 (DHCP).
     Renumbered,
 }
 
-pub const ALL: [Disturbance; 8] = [
+/// The master's new MAC of `Disturbance::MasterMacChanged`.
+pub const NEW_MASTER_MAC: &str = "02:00:00:00:00:42";
+
+pub const ALL: [Disturbance; 10] = [
     Disturbance::ShimDeleted,
     Disturbance::RoutesFlushed,
     Disturbance::ShimNeighboursFlushed,
@@ -49,6 +57,8 @@ pub const ALL: [Disturbance; 8] = [
     Disturbance::ShimMacChanged,
     Disturbance::VethNodeEndDeleted,
     Disturbance::MasterDownUp,
+    Disturbance::MasterMacChanged,
+    Disturbance::MasterMtuRaised,
     // Last: NODE1 keeps its new address.
     Disturbance::Renumbered,
 ];
@@ -200,6 +210,12 @@ impl Bed {
                     "nodad",
                 ]);
             }
+            Disturbance::MasterMacChanged => {
+                node.ip(["link", "set", "eth0", "address", NEW_MASTER_MAC]);
+            }
+            Disturbance::MasterMtuRaised => {
+                self.lan.set_node1_mtu(9000);
+            }
             Disturbance::Renumbered => {
                 node.ip([
                     "addr",
@@ -278,6 +294,26 @@ impl Bed {
                 p.ip4
             );
         }
+        // Every shim pod's entries for the node name the shim's MAC as it is now; the shim
+        // carries the master's MTU.
+        let shim_mac = node.mac(SHIM);
+        for p in self.pods.iter().filter(|p| !p.veth) {
+            for n in p.pod.neigh() {
+                if n["state"].to_string().contains("PERMANENT") {
+                    assert_eq!(
+                        n["lladdr"].as_str(),
+                        Some(shim_mac.as_str()),
+                        "{when}: pod {}'s neighbour entry {n}",
+                        p.ip4
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            link_mtu(node, SHIM),
+            link_mtu(node, "eth0"),
+            "{when}: the shim's MTU is the master's"
+        );
         let eth0 = node.mac("eth0");
         assert_eq!(
             self.lan.peer.arping("eth0", &self.node_ip4, 1),
@@ -311,6 +347,13 @@ impl Bed {
             self.plugin.del(self.node(), &p.at, &p.conf).expect_ok();
         }
     }
+}
+
+/// A link's MTU.
+pub fn link_mtu(ns: &Netns, dev: &str) -> u64 {
+    ns.ip_json(["link", "show", dev])[0]["mtu"]
+        .as_u64()
+        .expect("mtu")
 }
 
 /// Nothing of any attachment on the node: links `lo` and `eth0` only, every route on `eth0`,

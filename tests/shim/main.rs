@@ -14,6 +14,7 @@ mod check;
 mod concurrency;
 mod del;
 mod gc_status;
+mod jumbo;
 mod reachability;
 mod refusals;
 mod shared;

@@ -15,6 +15,7 @@ mod check;
 mod concurrency;
 mod del;
 mod gc;
+mod jumbo;
 mod node_sysctls;
 mod reachability;
 mod result;

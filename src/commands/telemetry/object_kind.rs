@@ -1,8 +1,8 @@
 //! The `object` label of the drift and repair counters: which host-side object a drift or a
-//! repair concerns, from the variant alone (never from its message). The one place that knows
-//! the datapaths' `Drift` and `Repair` types; when they change, only this file does.
+//! repair concerns, from the engine's typed object and problem (never from a message). The
+//! one place that maps the engine's `objects` onto the metrics' labels.
 
-use crate::datapaths::host_path::{Drift, Repair};
+use crate::datapaths::objects::{self, Action, Drift, Problem, Repair};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Object {
@@ -46,28 +46,36 @@ impl Object {
     }
 }
 
-/// The object a drift is about.
+/// The object a drift is about: a shim's hardening counts apart from the shim itself.
 pub fn of_drift(drift: &Drift) -> Object {
-    match drift {
-        Drift::MasterMissing(_) => Object::Master,
-        Drift::DeviceMissing { .. } | Drift::DeviceForeign { .. } | Drift::DeviceDown { .. } => {
-            Object::HostDevice
-        }
-        Drift::ShimUnhardened { .. } | Drift::ShimLinkLocal { .. } => Object::Hardening,
-        Drift::NodeRouteMissing(_) | Drift::NodeRouteSource { .. } => Object::NodeRoute,
-        Drift::NodeNeighbourMissing { .. } => Object::NodeNeighbour,
-        Drift::PodNeighbourMissing { .. } | Drift::StaleNodeAddress(_) => Object::PodNeighbour,
-        Drift::PodRouteMissing(_) => Object::PodRoute,
+    match drift.problem {
+        Problem::Unhardened { .. } | Problem::LinkLocal(_) => Object::Hardening,
+        _ => of_object(&drift.object),
     }
 }
 
 /// The object a repair changed.
 pub fn of_repair(repair: &Repair) -> Object {
-    match repair {
-        Repair::Created(_) | Repair::Replaced(_) | Repair::BroughtUp(_) => Object::HostDevice,
-        Repair::Hardened { .. } | Repair::RemovedLinkLocal { .. } => Object::Hardening,
-        Repair::ForgotNodeAddress(_) => Object::PodNeighbour,
-        Repair::Restored(drift) => of_drift(drift),
+    match &repair.action {
+        Action::Hardened(_) | Action::RemovedLinkLocal(_) => Object::Hardening,
+        Action::Restored(problem) => of_drift(&Drift::new(repair.object.clone(), problem.clone())),
+        _ => of_object(&repair.object),
+    }
+}
+
+fn of_object(object: &objects::Object) -> Object {
+    use objects::Object as O;
+    match object {
+        O::Master(_) => Object::Master,
+        O::Shim(_)
+        | O::VethPair { .. }
+        | O::VethNodeEnd(_)
+        | O::VethPodEnd(_)
+        | O::PodInterface(_) => Object::HostDevice,
+        O::NodeRoute(_) => Object::NodeRoute,
+        O::NodeNeighbour { .. } => Object::NodeNeighbour,
+        O::PodNeighbour { .. } | O::FormerNodeAddress(_) => Object::PodNeighbour,
+        O::PodRoute(_) => Object::PodRoute,
     }
 }
 
@@ -88,11 +96,32 @@ mod tests {
     fn a_restored_drift_counts_for_the_drifted_object() {
         let ip = "10.0.0.2".parse().unwrap();
         assert_eq!(
-            of_repair(&Repair::Restored(Drift::NodeRouteMissing(ip))),
+            of_repair(&Repair::new(
+                objects::Object::NodeRoute(ip),
+                Action::Restored(Problem::Missing)
+            )),
             Object::NodeRoute
         );
+        let shim = || objects::Object::Shim("mvh-eth0".into());
         assert_eq!(
-            of_repair(&Repair::Created("shim mvh-eth0".into())),
+            of_repair(&Repair::new(shim(), Action::Created)),
+            Object::HostDevice
+        );
+        assert_eq!(
+            of_repair(&Repair::new(
+                shim(),
+                Action::Hardened(vec!["arp_ignore=8".into()])
+            )),
+            Object::Hardening
+        );
+        assert_eq!(
+            of_drift(&Drift::new(
+                shim(),
+                Problem::Mtu {
+                    actual: 1500,
+                    wanted: 9000
+                }
+            )),
             Object::HostDevice
         );
     }

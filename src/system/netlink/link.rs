@@ -195,6 +195,29 @@ impl Netlink {
             .map(drop)
     }
 
+    /// Sets a link's MTU (`ip link set DEV mtu N`).
+    pub fn set_mtu(&self, index: u32, mtu: u32) -> SysResult<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.attributes.push(LinkAttribute::Mtu(mtu));
+        let context = format!("cannot set the MTU of link index {index} to {mtu}");
+        self.execute(RouteNetlinkMessage::SetLink(message), NLM_F_ACK, &context)
+            .map(drop)
+    }
+
+    /// Sets a link's MAC (`ip link set DEV address MAC`); a macvlan takes it while up, and
+    /// keeps its routes and neighbour entries.
+    pub fn set_mac(&self, index: u32, mac: Mac) -> SysResult<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message
+            .attributes
+            .push(LinkAttribute::Address(mac.0.to_vec()));
+        let context = format!("cannot set the MAC of link index {index} to {mac}");
+        self.execute(RouteNetlinkMessage::SetLink(message), NLM_F_ACK, &context)
+            .map(drop)
+    }
+
     /// Deletes a link; Ok(false) when it did not exist.
     pub fn delete_link(&self, index: u32) -> SysResult<bool> {
         let mut message = LinkMessage::default();

@@ -121,6 +121,9 @@ pub struct Route {
     pub onlink: bool,
     /// RT_SCOPE_LINK for a route without gateway; universe otherwise.
     pub scope_link: bool,
+    /// rtm_protocol: who wrote the route (`ip route show proto N`). 0 (unspec) when adding
+    /// means `boot`, as with `ip route add`; when deleting, any protocol.
+    pub protocol: u8,
 }
 
 /// A neighbour (ARP / NDP) entry.

@@ -20,7 +20,10 @@ impl Netlink {
         let context = format!("cannot add route {}", describe_route(route));
         let mut message = route_message(route)
             .map_err(|reason| SysError::other(format!("{context} in {}: {reason}", self.label)))?;
-        message.header.protocol = RouteProtocol::Boot;
+        message.header.protocol = match route.protocol {
+            0 => RouteProtocol::Boot,
+            protocol => RouteProtocol::from(protocol),
+        };
         message.header.kind = RouteType::Unicast;
         message.header.scope = if route.scope_link {
             RouteScope::Link
@@ -226,6 +229,7 @@ fn parse_route(message: RouteMessage) -> Option<Route> {
     let mut route = Route {
         onlink: header.flags.contains(RouteFlags::Onlink),
         scope_link: header.scope == RouteScope::Link,
+        protocol: u8::from(header.protocol),
         ..Route::default()
     };
     for attribute in &message.attributes {
@@ -320,7 +324,14 @@ mod tests {
                 .unwrap_or_else(|| panic!("{destination:?} missing from {routes:?}"))
                 .clone()
         };
-        assert_eq!(find(host.destination), host);
+        // Unspecified protocol is written as `boot`, and read back as such.
+        assert_eq!(
+            find(host.destination),
+            Route {
+                protocol: 3,
+                ..host.clone()
+            }
+        );
         let dumped_default = find(Some(net("0.0.0.0/0")));
         assert_eq!(dumped_default.gateway, default.gateway);
         assert_eq!(dumped_default.output_index, Some(a));
@@ -340,6 +351,23 @@ mod tests {
         assert_eq!(shown[0]["prefsrc"], "10.2.0.1");
         assert_eq!(shown[0]["scope"], "link");
         assert_eq!(shown[0]["protocol"], "boot");
+        // A route with a protocol of its own replaces the `boot` one and carries it.
+        netlink
+            .add_route(
+                &Route {
+                    protocol: 109,
+                    ..host.clone()
+                },
+                true,
+            )
+            .unwrap();
+        let shown = temp.ip_json(&["route", "show", "10.2.0.50/32"]);
+        assert_eq!(shown.as_array().unwrap().len(), 1, "{shown}");
+        assert_eq!(shown[0]["protocol"], "109");
+        assert_eq!(
+            netlink.route_to(ip("10.2.0.50")).unwrap().unwrap().protocol,
+            109
+        );
         let shown = temp.ip_json(&["route", "show", "default"]);
         assert_eq!(shown[0]["gateway"], "10.2.0.254");
         let shown = temp.ip_json(&["route", "show", "10.9.0.0/24"]);

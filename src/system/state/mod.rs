@@ -110,7 +110,7 @@ impl fmt::Display for HostSide {
 }
 
 /// Everything host access needs to make an attachment true again without its configuration
-/// (`datapaths::attachment::reconcile_attachment`). Fields added after the first release have
+/// (`datapaths::engine::reconcile_attachment`). Fields added after the first release have
 /// serde defaults, so records written by an older version still read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -181,6 +181,7 @@ impl NetnsIdentity {
     }
 }
 
+#[derive(Clone, Debug)]
 pub struct StateStore {
     dir: PathBuf,
 }
@@ -210,9 +211,5 @@ impl StateStore {
         StateStore {
             dir: dir.to_owned(),
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }

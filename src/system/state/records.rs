@@ -43,6 +43,21 @@ impl StateStore {
         remove_file_if_present(&self.record_path(key))
     }
 
+    /// The attachments recorded here, sorted, from the record files' names alone (no record
+    /// is read: reconcile re-reads each under the node lock). None recorded when `stateDir`
+    /// does not exist; created nothing.
+    pub fn keys(&self) -> SysResult<Vec<AttachmentKey>> {
+        let mut keys: Vec<AttachmentKey> = read_dir(&self.dir.join("attachments"))?
+            .into_iter()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                AttachmentKey::from_file_stem(name.strip_suffix(".json")?)
+            })
+            .collect();
+        keys.sort_by_key(AttachmentKey::file_stem);
+        Ok(keys)
+    }
+
     /// Every record of `network` (GC).
     pub fn records_of(&self, network: &str) -> SysResult<Vec<Record>> {
         self.records_where(&format!("{network}:"))

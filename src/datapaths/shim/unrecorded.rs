@@ -21,16 +21,16 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::host_access::Released;
-use super::node::{delete_link, Node};
-use super::shim::{foreign, mac_for, still_routed};
+use super::{default_name, foreign, mac_for, still_routed};
+use crate::datapaths::node::{delete_link, Node};
+use crate::datapaths::routes::host_route_selector;
 use crate::protocol::result::CniOutput;
 use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::lock::NodeLock;
-use crate::system::netlink::{Link, Neighbour, Netlink, Route};
+use crate::system::netlink::{Link, Neighbour, Netlink};
 use crate::system::netns::Netns;
 use crate::system::state::{AttachmentKey, StateStore};
-use crate::system::{names, Mac};
+use crate::system::Mac;
 
 /// What DEL learned of the pod without a record.
 #[derive(Clone, Debug)]
@@ -134,7 +134,7 @@ pub fn shim_of(
     Ok(master.map(|master| {
         let name = shim_name
             .map(str::to_owned)
-            .unwrap_or_else(|| names::derived_ifname("mvh-", &master.name));
+            .unwrap_or_else(|| default_name(&master.name));
         (name, master)
     }))
 }
@@ -147,24 +147,42 @@ pub fn release(
     key: &AttachmentKey,
     (shim_name, master): (String, Link),
     learned: &Learned,
-) -> Released {
+) -> ErrorList {
     let mut errors = ErrorList::new();
     match NodeLock::acquire() {
-        Ok(_lock) => release_locked(node, store, key, &shim_name, &master, learned, &mut errors),
+        Ok(_lock) => release_locked(
+            &Unrecorded {
+                node,
+                store,
+                key,
+                shim_name: &shim_name,
+                master: &master,
+            },
+            learned,
+            &mut errors,
+        ),
         Err(e) => errors.push(CniError::from(e).context("taking the node lock")),
     }
-    Released::with_errors(errors)
+    errors
 }
 
-fn release_locked(
-    node: &Node,
-    store: &StateStore,
-    key: &AttachmentKey,
-    shim_name: &str,
-    master: &Link,
-    learned: &Learned,
-    errors: &mut ErrorList,
-) {
+/// What DEL without a record works with.
+struct Unrecorded<'a> {
+    node: &'a Node,
+    store: &'a StateStore,
+    key: &'a AttachmentKey,
+    shim_name: &'a str,
+    master: &'a Link,
+}
+
+fn release_locked(at: &Unrecorded, learned: &Learned, errors: &mut ErrorList) {
+    let Unrecorded {
+        node,
+        store,
+        key,
+        shim_name,
+        master,
+    } = *at;
     let Some(shim) = errors
         .note(
             node.netlink
@@ -221,13 +239,10 @@ fn carries_mac(neighbours: &[Neighbour], ip: IpAddr, mac: Mac) -> bool {
 }
 
 fn remove_entries(node: &Node, shim: &Link, ip: IpAddr, errors: &mut ErrorList) {
-    let route = Route {
-        destination: Some(ip.into()),
-        output_index: Some(shim.index),
-        scope_link: true,
-        ..Route::default()
-    };
-    if let Err(e) = node.netlink.delete_route(&route) {
+    if let Err(e) = node
+        .netlink
+        .delete_route(&host_route_selector(ip, shim.index))
+    {
         errors.push(CniError::from(e).context(format!("removing the route to {ip}")));
     }
     if let Err(e) = node.netlink.delete_neighbour(shim.index, ip) {
