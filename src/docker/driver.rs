@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::host_side::Host;
 use super::options;
-use super::sandbox::{self, Patience};
+use super::sandbox::{self, Joins, Patience};
 use super::store::{check_id, Endpoint, Network, Store};
 use super::wire::{self, EndpointInterface};
 use crate::protocol::{CniError, CniResult};
@@ -100,9 +100,10 @@ impl Driver {
         let network = self.networks.get(&endpoint.network_id)?;
         Some((endpoint.clone(), network.clone()))
     }
+}
 
-    /// The endpoint, when it is still joined to `sandbox` and its container side not made.
-    pub fn awaiting(&self, id: &str, sandbox: &str) -> Option<(Endpoint, Network)> {
+impl Joins for Driver {
+    fn awaiting(&self, id: &str, sandbox: &str) -> Option<(Endpoint, Network)> {
         if self.completed.contains(id) {
             return None;
         }
@@ -110,7 +111,11 @@ impl Driver {
             .filter(|(e, _)| e.sandbox.as_deref() == Some(sandbox))
     }
 
-    pub fn mark_completed(&mut self, id: &str) {
+    fn host(&self) -> &Host {
+        &self.host
+    }
+
+    fn mark_completed(&mut self, id: &str) {
         self.completed.insert(id.to_owned());
     }
 }

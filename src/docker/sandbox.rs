@@ -9,11 +9,23 @@
 //! and then calls ProgramExternalConnectivity before the container's process starts: that call
 //! finishes the container's side itself (`Patience::Call`), so the first packet finds it.
 
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::driver::Shared;
+use super::host_side::Host;
+use super::store::{Endpoint, Network};
 use crate::protocol::CniResult;
+
+/// What the wait needs of the driver's state, implemented by `driver::Driver`: the waiter
+/// depends on this, not on the driver's module (which starts the waiters).
+pub trait Joins: Send + 'static {
+    /// The endpoint and its network while its container side is still to be made in
+    /// `sandbox`; None once it is made, or the endpoint left or moved to another sandbox.
+    fn awaiting(&self, id: &str, sandbox: &str) -> Option<(Endpoint, Network)>;
+    fn host(&self) -> &Host;
+    fn mark_completed(&mut self, id: &str);
+}
 
 /// How long to wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +45,7 @@ const WAITER_BOUND: Duration = Duration::from_secs(60);
 const CALL_BOUND: Duration = Duration::from_secs(5);
 
 /// Starts the waiter of one Join.
-pub fn spawn_waiter(shared: Shared, endpoint_id: String, sandbox: String) {
+pub fn spawn_waiter<J: Joins>(shared: Arc<Mutex<J>>, endpoint_id: String, sandbox: String) {
     let spawned = thread::Builder::new()
         .name(format!("wait-{}", &endpoint_id[..endpoint_id.len().min(8)]))
         .spawn(move || {
@@ -51,8 +63,8 @@ pub fn spawn_waiter(shared: Shared, endpoint_id: String, sandbox: String) {
 /// Makes the container's side once the link is configured inside `sandbox`. Ok(true) when
 /// it was made by this call; Ok(false) when there was nothing to do (already made, the
 /// endpoint left, the link not moved yet at a `Call`, or the bound passed).
-pub fn complete_when_ready(
-    shared: &Shared,
+pub fn complete_when_ready<J: Joins>(
+    shared: &Mutex<J>,
     endpoint_id: &str,
     sandbox_key: &str,
     patience: Patience,
@@ -71,7 +83,7 @@ pub fn complete_when_ready(
         };
         let step = (|| -> CniResult<bool> {
             if sandbox.is_none() {
-                sandbox = lock(shared).host.open_sandbox(sandbox_key)?;
+                sandbox = lock(shared).host().open_sandbox(sandbox_key)?;
             }
             let Some(opened) = &sandbox else {
                 return Ok(false);
@@ -85,7 +97,7 @@ pub fn complete_when_ready(
             let Some((endpoint, network)) = driver.awaiting(endpoint_id, sandbox_key) else {
                 return Ok(false);
             };
-            driver.host.complete(&network, &endpoint, opened, &link)?;
+            driver.host().complete(&network, &endpoint, opened, &link)?;
             driver.mark_completed(endpoint_id);
             log::info!(
                 "endpoint {endpoint_id}: container side made on {} in {:?}, {:?} after the wait began",
@@ -105,7 +117,7 @@ pub fn complete_when_ready(
                 last_error = Some(e);
             }
         }
-        if patience == Patience::Call && lock(shared).host.link_on_node(&endpoint)? {
+        if patience == Patience::Call && lock(shared).host().link_on_node(&endpoint)? {
             // Docker 26: the link moves in later, from the prestart hook; the waiter is on it.
             return Ok(false);
         }
@@ -137,7 +149,7 @@ fn interval(elapsed: Duration) -> Duration {
     }
 }
 
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, super::driver::Driver> {
+fn lock<J>(shared: &Mutex<J>) -> MutexGuard<'_, J> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
