@@ -27,9 +27,10 @@ use crate::system::state::{AttachmentKey, Record, StateStore};
 
 /// Makes every piece of the plan true, from whatever state an earlier run left: idempotent.
 /// The caller holds the node lock. Without `pod` only the node's side is made (Docker's
-/// Join, before the container's namespace exists); a later call with the pod completes it. Routes and neighbour entries are written with replace
-/// semantics (no dump on ADD; a route of an earlier version is rewritten with our protocol);
-/// the devices report their own repairs.
+/// Join, before the container's namespace exists); a later call with the pod completes it.
+/// Routes and neighbour entries are written with replace semantics (no dump on ADD; a route
+/// of an earlier version is rewritten with our protocol); the devices report their own
+/// repairs.
 pub fn ensure_locked(
     node: &Node,
     store: &StateStore,
@@ -47,15 +48,7 @@ pub fn ensure_locked(
             .context("recording the route's owner")?;
     }
     let mut repairs = Vec::new();
-    let site = Site {
-        node,
-        store,
-        key: &record.key,
-        master,
-        pod,
-        pod_ifname: record.pod_interface_name(),
-        pod_link: plan.pod_link,
-    };
+    let site = site_of(plan, node, store, master, pod);
     let devices = path.ensure(&site, &mut repairs)?;
     ensure_node_side(node, plan, devices.host)?;
     if let (Some(pod), Some(pod_device)) = (pod, &devices.pod) {
@@ -183,15 +176,7 @@ pub fn verify_planned(
     let record = &plan.record;
     let path = host_path::of(record);
     let mut drift = Vec::new();
-    let site = Site {
-        node,
-        store,
-        key: &record.key,
-        master,
-        pod,
-        pod_ifname: record.pod_interface_name(),
-        pod_link: plan.pod_link,
-    };
+    let site = site_of(plan, node, store, master, pod);
     let Some(devices) = path.verify(&site, &mut drift)? else {
         return Ok(drift);
     };
@@ -404,6 +389,26 @@ pub(super) fn release_locked(node: &Node, store: &StateStore, record: &Record) -
     // What a killed ADD of this attachment left half written.
     errors.note(store.remove_temporaries_of(record));
     Released { errors, deferred }
+}
+
+/// Where the plan's host path is made or checked: the same for ensure and verify.
+fn site_of<'a>(
+    plan: &'a Plan,
+    node: &'a Node,
+    store: &'a StateStore,
+    master: &'a Link,
+    pod: Option<&'a Pod>,
+) -> Site<'a> {
+    let record = &plan.record;
+    Site {
+        node,
+        store,
+        key: &record.key,
+        master,
+        pod,
+        pod_ifname: record.pod_interface_name(),
+        pod_link: plan.pod_link,
+    }
 }
 
 #[cfg(test)]
