@@ -7,6 +7,8 @@
 //! -> [`datapaths`] (the pod's macvlan; the host path, shim or veth, planned once and made
 //! true idempotently; the reconcile/diagnose entry points)
 //! -> [`system`] (netlink, namespaces, sysctls, the node lock, attachment records).
+//! Every layer fails with an [`error::Error`], which says what kind of failure it was; each
+//! front end maps it to its protocol (the CNI front end in `protocol::error`).
 //! Operator commands (`macvlan-host install | reconcile | diagnose`) are in [`commands`]; the
 //! Docker network driver (`macvlan-host docker-driver`), a front end of its own, in [`docker`];
 //! the netavark plugin front end (`macvlan-host create | setup | teardown | info`, podman 5
@@ -15,6 +17,7 @@
 pub mod commands;
 pub mod datapaths;
 pub mod docker;
+pub mod error;
 pub mod netavark;
 pub mod plugin;
 pub mod protocol;

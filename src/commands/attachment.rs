@@ -8,7 +8,7 @@
 use crate::datapaths::engine::{diagnose_attachment, reconcile_attachment, AttachmentError};
 use crate::datapaths::node::Node;
 use crate::datapaths::objects::{Drift, Repair};
-use crate::protocol::CniError;
+use crate::error::Error;
 use crate::system::state::{AttachmentKey, StateStore};
 
 /// What reconciling one attachment found.
@@ -33,11 +33,7 @@ pub enum Outcome {
 }
 
 /// Reconciles one attachment (under the node lock, taken by `reconcile_attachment`).
-pub fn reconcile(
-    node: &Node,
-    store: &StateStore,
-    key: &AttachmentKey,
-) -> Result<Outcome, CniError> {
+pub fn reconcile(node: &Node, store: &StateStore, key: &AttachmentKey) -> Result<Outcome, Error> {
     let drift = match diagnose_attachment(node, store, key) {
         Ok(drift) if drift.is_empty() => return Ok(Outcome::InSync),
         Ok(drift) => drift,
@@ -56,7 +52,7 @@ pub fn reconcile(
     }
 }
 
-fn outcome_of(error: AttachmentError) -> Result<Outcome, CniError> {
+fn outcome_of(error: AttachmentError) -> Result<Outcome, Error> {
     match error {
         AttachmentError::Gone(_) => Ok(Outcome::Gone),
         AttachmentError::PodUnreachable { netns, reason } => Ok(Outcome::Unreachable(format!(

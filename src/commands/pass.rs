@@ -8,7 +8,7 @@ use super::attachment::{self, Outcome};
 use super::stale;
 use crate::datapaths::node::Node;
 use crate::datapaths::objects::{Drift, Repair};
-use crate::protocol::CniError;
+use crate::error::Error;
 use crate::system::state::{AttachmentKey, StateStore};
 
 /// What one pass did.
@@ -142,7 +142,7 @@ fn reconcile_one(
         }
         Ok(Outcome::Unreachable(reason)) => report.unreachable.push((name, reason)),
         Ok(Outcome::Gone) => {}
-        Err(CniError { msg, .. }) => report.failed.push((name, msg)),
+        Err(Error { msg, .. }) => report.failed.push((name, msg)),
     }
 }
 

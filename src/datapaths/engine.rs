@@ -20,8 +20,9 @@ use super::objects::{Action, Drift, Repair};
 use super::plan::{self, replan, Plan, PodInterface, Settings};
 use super::pod::Pod;
 use super::shim::unrecorded::{self, Clues, Learned};
+use crate::error::{Context, Error, Result};
 use crate::protocol::result::Interface;
-use crate::protocol::{CniError, CniResult, Context, HostAccess};
+use crate::protocol::HostAccess;
 use crate::system::lock::NodeLock;
 use crate::system::netlink::Link;
 use crate::system::state::{AttachmentKey, Record, StateStore};
@@ -53,7 +54,7 @@ pub struct Attached {
 
 /// The front ends' ADD: plans and attaches host access (None with `hostAccess: "none"`).
 /// On failure nothing of it is left.
-pub fn attach_pod(request: &Attach) -> CniResult<Option<Attached>> {
+pub fn attach_pod(request: &Attach) -> Result<Option<Attached>> {
     if request.settings.host_access == HostAccess::None {
         return Ok(None);
     }
@@ -106,7 +107,7 @@ pub enum Detach {
         /// Boxed: a `Link` carries the link's whole IPv4/IPv6 configuration.
         learned: Option<Box<(Learned, (String, Link))>>,
     },
-    Failed(CniError),
+    Failed(Error),
 }
 
 impl Detach {
@@ -174,7 +175,7 @@ pub enum AttachmentError {
         netns: String,
         reason: String,
     },
-    Failed(CniError),
+    Failed(Error),
 }
 
 impl fmt::Display for AttachmentError {
@@ -186,15 +187,15 @@ impl fmt::Display for AttachmentError {
             AttachmentError::PodUnreachable { netns, reason } => {
                 write!(f, "pod namespace unreachable: {netns}: {reason}")
             }
-            AttachmentError::Failed(e) => write!(f, "{}", e.msg),
+            AttachmentError::Failed(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for AttachmentError {}
 
-impl From<CniError> for AttachmentError {
-    fn from(e: CniError) -> Self {
+impl From<Error> for AttachmentError {
+    fn from(e: Error) -> Self {
         AttachmentError::Failed(e)
     }
 }
@@ -208,7 +209,7 @@ pub fn attach(
     plan: &Plan,
     master: &Link,
     pod: Option<&Pod>,
-) -> CniResult<Vec<Repair>> {
+) -> Result<Vec<Repair>> {
     let lock = NodeLock::acquire().context("taking the node lock")?;
     match host_access::ensure_locked(node, store, plan, master, pod) {
         Ok(mut repairs) => {
@@ -238,7 +239,7 @@ pub fn detach(node: &Node, store: &StateStore, record: &Record) -> Released {
 
 /// CHECK: what is missing or wrong in the attachment that breaks traffic between node and
 /// pod (a route of an earlier version, still working, is no failure: `reconcile` adopts it).
-pub fn check(node: &Node, store: &StateStore, record: &Record, pod: &Pod) -> CniResult<Vec<Drift>> {
+pub fn check(node: &Node, store: &StateStore, record: &Record, pod: &Pod) -> Result<Vec<Drift>> {
     let drift = host_access::verify(node, store, record, Some(pod))?;
     Ok(drift.into_iter().filter(Drift::breaks_traffic).collect())
 }
@@ -346,7 +347,7 @@ fn open_pod(node: &Node, record: &Record) -> Result<Pod, AttachmentError> {
     Pod::open(Path::new(&record.netns), &node.ns, "the record's netns").map_err(|e| {
         AttachmentError::PodUnreachable {
             netns: record.netns.clone(),
-            reason: e.msg,
+            reason: e.message(),
         }
     })
 }

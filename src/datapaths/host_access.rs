@@ -20,7 +20,8 @@ use super::objects::{Action, Drift, Object, Problem, Repair};
 use super::plan::{replan, Plan, PodRoute};
 use super::pod::Pod;
 use super::routes::{self, host_route, host_route_selector};
-use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
+use crate::error::{Context, Error, ErrorList, Result};
+use crate::protocol::HostAccess;
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, Netlink, Route};
 use crate::system::state::{AttachmentKey, Record, StateStore};
@@ -37,7 +38,7 @@ pub fn ensure_locked(
     plan: &Plan,
     master: &Link,
     pod: Option<&Pod>,
-) -> CniResult<Vec<Repair>> {
+) -> Result<Vec<Repair>> {
     let record = &plan.record;
     let path = host_path::of(record);
     // Bookkeeping first: whatever exists after a crash is known to DEL and GC.
@@ -62,7 +63,7 @@ pub fn ensure_locked(
     Ok(repairs)
 }
 
-fn ensure_node_side(node: &Node, plan: &Plan, host: u32) -> CniResult<()> {
+fn ensure_node_side(node: &Node, plan: &Plan, host: u32) -> Result<()> {
     for route in plan.node_routes() {
         let ip = route.ip;
         node.netlink
@@ -82,7 +83,7 @@ fn forget_node_addresses(
     pod: &Netlink,
     device: &PodDevice,
     stale: &[IpAddr],
-) -> CniResult<Vec<Repair>> {
+) -> Result<Vec<Repair>> {
     let mut repairs = Vec::new();
     for ip in stale {
         let neighbour = pod
@@ -103,7 +104,7 @@ fn ensure_pod_side(
     plan: &Plan,
     device: &PodDevice,
     needs_route: impl Fn(bool) -> bool,
-) -> CniResult<()> {
+) -> Result<()> {
     let (index, name) = (device.index, &device.name);
     for route in plan.pod_routes_to_node(needs_route) {
         let ip = route.destination.ip();
@@ -149,7 +150,7 @@ pub fn verify(
     store: &StateStore,
     record: &Record,
     pod: Option<&Pod>,
-) -> CniResult<Vec<Drift>> {
+) -> Result<Vec<Drift>> {
     let master_present = node
         .netlink
         .link_by_name(&record.master)
@@ -172,7 +173,7 @@ pub fn verify_planned(
     plan: &Plan,
     master: &Link,
     pod: Option<&Pod>,
-) -> CniResult<Vec<Drift>> {
+) -> Result<Vec<Drift>> {
     let record = &plan.record;
     let path = host_path::of(record);
     let mut drift = Vec::new();
@@ -194,7 +195,7 @@ fn verify_node_side(
     plan: &Plan,
     devices: &Devices,
     drift: &mut Vec<Drift>,
-) -> CniResult<()> {
+) -> Result<()> {
     // One lookup per pod address (the route the node uses, its neighbour entry on the host
     // device), never a dump of tables that grow with the number of pods.
     for wanted in plan.node_routes() {
@@ -249,7 +250,7 @@ fn verify_pod_side(
     device: &PodDevice,
     drift: &mut Vec<Drift>,
     needs_route: impl Fn(bool) -> bool,
-) -> CniResult<()> {
+) -> Result<()> {
     let neighbours = pod
         .neighbours(device.index)
         .context("reading the pod's neighbour entries")?;
@@ -301,7 +302,7 @@ impl Released {
         }
     }
 
-    pub fn failed(error: CniError) -> Released {
+    pub fn failed(error: Error) -> Released {
         let mut errors = ErrorList::new();
         errors.push(error);
         Released {
@@ -322,7 +323,7 @@ impl Released {
 pub fn release(node: &Node, store: &StateStore, record: &Record) -> Released {
     match NodeLock::acquire() {
         Ok(_lock) => release_locked(node, store, record),
-        Err(e) => Released::failed(CniError::from(e).context("taking the node lock")),
+        Err(e) => Released::failed(Error::from(e).context("taking the node lock")),
     }
 }
 
@@ -373,12 +374,11 @@ pub(super) fn release_locked(node: &Node, store: &StateStore, record: &Record) -
                 .netlink
                 .delete_route(&host_route_selector(ip, link.index))
             {
-                errors.push(CniError::from(e).context(format!("removing the route to {ip}")));
+                errors.push(Error::from(e).context(format!("removing the route to {ip}")));
             }
             if let Err(e) = node.netlink.delete_neighbour(link.index, ip) {
-                errors.push(
-                    CniError::from(e).context(format!("removing the neighbour entry of {ip}")),
-                );
+                errors
+                    .push(Error::from(e).context(format!("removing the neighbour entry of {ip}")));
             }
         }
         errors.note(store.clear_owner(ip));

@@ -17,8 +17,9 @@ use super::objects::{Drift, Repair};
 use super::pod::Pod;
 use super::shim::unrecorded::{self, Clues, Learned};
 use super::{shim, veth};
+use crate::error::{Context, Error, ErrorList, Result};
 use crate::protocol::result::Interface;
-use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
+use crate::protocol::HostAccess;
 use crate::system::netlink::{Link, MacvlanMode};
 use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
 use crate::system::Mac;
@@ -97,7 +98,7 @@ pub struct PodLink {
 
 impl Site<'_> {
     /// The pod's interface: known already, or looked up by name; None when the pod has none.
-    pub fn pod_link(&self) -> CniResult<Option<PodLink>> {
+    pub fn pod_link(&self) -> Result<Option<PodLink>> {
         if let Some(link) = self.pod_link {
             return Ok(Some(link));
         }
@@ -134,11 +135,11 @@ pub trait HostPath {
     /// noted in `repairs`. Runs under the node lock. Bookkeeping that must exist before a
     /// device does (a shim's user marker) is written here, after the device is known to be
     /// ours or absent, and before it is created.
-    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> CniResult<Devices>;
+    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> Result<Devices>;
 
     /// Notes in `drift` what is missing or wrong with the devices; None when the host device
     /// is not there to check further.
-    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> CniResult<Option<Devices>>;
+    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> Result<Option<Devices>>;
 
     /// Whether the pod needs a route to node address `ip`: through a veth every node address
     /// does; through the shim only those outside the pod's own prefixes (the others are
@@ -162,13 +163,11 @@ pub fn plan_side(
     key: &AttachmentKey,
     master: &Link,
     pod_if: &PodInterface,
-) -> CniResult<SidePlan> {
+) -> Result<SidePlan> {
     match settings.host_access {
         HostAccess::Shim => shim::plan(settings, master, pod_if),
         HostAccess::Veth => Ok(veth::plan(settings, key, &pod_if.ifname)),
-        HostAccess::None => Err(CniError::internal(
-            "host access planned with hostAccess none",
-        )),
+        HostAccess::None => Err(Error::internal("host access planned with hostAccess none")),
     }
 }
 
@@ -186,7 +185,7 @@ pub fn orphan_host_end(
     node: &Node,
     key: &AttachmentKey,
     host_access: HostAccess,
-) -> CniResult<Option<Link>> {
+) -> Result<Option<Link>> {
     match host_access {
         HostAccess::Veth => veth::find_host_end(node, key),
         HostAccess::Shim | HostAccess::None => Ok(None),

@@ -6,7 +6,7 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{CniError, CniResult, Context};
+use crate::error::{Context, Error, Result};
 use crate::system::netlink::Netlink;
 
 /// How long ADD waits at most; afterwards it goes on with a warning (the link watcher will
@@ -19,7 +19,7 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(20);
 
 /// Returns once every link (netlink connection, index, label for messages) passes traffic,
 /// or after `BOUND`.
-pub fn wait_until_passing(links: &[(&Netlink, u32, &str)]) -> CniResult<()> {
+pub fn wait_until_passing(links: &[(&Netlink, u32, &str)]) -> Result<()> {
     let start = Instant::now();
     let mut pause = FIRST_PAUSE;
     let mut pending: Vec<&(&Netlink, u32, &str)> = links.iter().collect();
@@ -30,7 +30,7 @@ pub fn wait_until_passing(links: &[(&Netlink, u32, &str)]) -> CniResult<()> {
             let link = netlink
                 .link_by_index(index)
                 .with_context(|| format!("looking up {label}"))?
-                .ok_or_else(|| CniError::internal(format!("{label} vanished")))?;
+                .ok_or_else(|| Error::internal(format!("{label} vanished")))?;
             if !link.passes_traffic {
                 still.push(entry);
             }

@@ -5,8 +5,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::pod::Pod;
+use crate::error::{Context, Error, Result};
 use crate::protocol::result::{CniOutput, RouteEntry};
-use crate::protocol::{CniError, CniResult, Context};
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec, Netlink, Route};
 use crate::system::netns::Netns;
 use crate::system::{sysctl, Mac};
@@ -24,13 +24,13 @@ const DAD_RETRANS_MS: &str = "100";
 const DAD_POLL: Duration = Duration::from_millis(5);
 
 /// Refuses an interface name the pod already uses, before any IP is allocated for it.
-pub fn ensure_name_free(pod: &Netlink, ifname: &str) -> CniResult<()> {
+pub fn ensure_name_free(pod: &Netlink, ifname: &str) -> Result<()> {
     if pod
         .link_by_name(ifname)
         .context("looking up CNI_IFNAME in the pod")?
         .is_some()
     {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "the pod already has an interface named {ifname:?} (CNI_IFNAME)"
         )));
     }
@@ -61,7 +61,7 @@ pub struct NewMacvlan<'a> {
 /// Creates the macvlan inside the pod, under a temporary name and down, in the attachment's
 /// link group, and returns it (index, MAC, MTU). It needs no address yet, so it is made
 /// while the IPAM plugin runs; `configure` finishes it. On failure nothing is left.
-pub fn create(node: &Netlink, pod: &Pod, new: &NewMacvlan) -> CniResult<Link> {
+pub fn create(node: &Netlink, pod: &Pod, new: &NewMacvlan) -> Result<Link> {
     let master = new.master;
     let (pod_ns, pod) = (&pod.ns, &pod.netlink);
     let temporary = temporary_name();
@@ -79,7 +79,7 @@ pub fn create(node: &Netlink, pod: &Pod, new: &NewMacvlan) -> CniResult<Link> {
         .link_by_name(&temporary)
         .context("looking up the new macvlan in the pod")?
         .ok_or_else(|| {
-            CniError::internal(format!(
+            Error::internal(format!(
                 "macvlan {temporary} vanished from the pod right after creation"
             ))
         })?;
@@ -87,7 +87,7 @@ pub fn create(node: &Netlink, pod: &Pod, new: &NewMacvlan) -> CniResult<Link> {
         Some(_) => Ok(link),
         None => {
             let _ = pod.delete_link(link.index);
-            Err(CniError::internal(format!(
+            Err(Error::internal(format!(
                 "macvlan {temporary} has no MAC address"
             )))
         }
@@ -98,7 +98,7 @@ pub fn create(node: &Netlink, pod: &Pod, new: &NewMacvlan) -> CniResult<Link> {
 /// runs: its name, and gratuitous ARP when it comes up (the LAN learns the new MAC of a reused
 /// address at once). Over netlink, not /proc/sys (see `Netlink::set_arp_notify`). On failure
 /// the caller removes the link.
-pub fn prepare(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
+pub fn prepare(pod: &Netlink, index: u32, ifname: &str) -> Result<()> {
     // Renamed while down: older kernels refuse to rename an up link.
     pod.rename_link(index, ifname)
         .with_context(|| format!("renaming the pod's macvlan to {ifname}"))?;
@@ -114,7 +114,7 @@ pub fn configure(
     index: u32,
     ifname: &str,
     ipam: &CniOutput,
-) -> CniResult<()> {
+) -> Result<()> {
     let has_v6 = ipam.ips.iter().any(|ip| ip.address.is_ipv6());
     // Set while the link is down: DAD starts when it comes up with its addresses. Unsolicited
     // NA on link up (ndisc_notify) is the IPv6 twin of arp_notify. IPv6 has these only as
@@ -141,12 +141,12 @@ pub fn configure(
         // The kernel checks a macvlan's MAC against its master and siblings only when it
         // comes up; only a requested MAC can collide.
         if e.errno() == Some(nix::libc::EADDRINUSE) {
-            CniError::internal(format!(
+            Error::internal(format!(
                 "{ifname}'s MAC address is already in use on its master (the master's own or \
                  another macvlan's): ask for another MAC"
             ))
         } else {
-            CniError::from(e).context(format!("bringing {ifname} up"))
+            Error::from(e).context(format!("bringing {ifname} up"))
         }
     })?;
     if let Some(previous) = dad_timing {
@@ -202,14 +202,14 @@ fn describe(route: &RouteEntry, gateway: Option<std::net::IpAddr>) -> String {
 
 /// IPv6 addresses are usable only after duplicate address detection; a runtime expects the
 /// pod's addresses to work when ADD returns, as they do with the reference plugins.
-fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
+fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> Result<()> {
     let deadline = Instant::now() + DAD_TIMEOUT;
     loop {
         let addresses = pod
             .addresses(index)
             .with_context(|| format!("reading the addresses of {ifname}"))?;
         if let Some(failed) = addresses.iter().find(|a| a.dad_failed) {
-            return Err(CniError::internal(format!(
+            return Err(Error::internal(format!(
                 "address {} on {ifname} is a duplicate: another host on the LAN already uses it (IPv6 duplicate address detection failed)",
                 failed.network.ip()
             )));
@@ -218,7 +218,7 @@ fn wait_for_dad(pod: &Netlink, index: u32, ifname: &str) -> CniResult<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(CniError::internal(format!(
+            return Err(Error::internal(format!(
                 "duplicate address detection on {ifname} did not finish within {DAD_TIMEOUT:?}"
             )));
         }
@@ -234,20 +234,18 @@ pub fn verify(
     mode: MacvlanMode,
     master: &Link,
     prev: &CniOutput,
-) -> CniResult<()> {
+) -> Result<()> {
     let link = pod
         .link_by_name(ifname)
         .context("looking up the pod's interface")?
-        .ok_or_else(|| {
-            CniError::internal(format!("interface {ifname} does not exist in the pod"))
-        })?;
+        .ok_or_else(|| Error::internal(format!("interface {ifname} does not exist in the pod")))?;
     if link.kind.as_deref() != Some("macvlan") {
-        return Err(CniError::internal(format!(
+        return Err(Error::internal(format!(
             "{ifname} in the pod is not a macvlan"
         )));
     }
     if link.macvlan_mode != Some(mode) {
-        return Err(CniError::internal(format!(
+        return Err(Error::internal(format!(
             "{ifname} is in macvlan mode {}, the configuration says {mode}",
             link.macvlan_mode
                 .map(|m| m.to_string())
@@ -255,7 +253,7 @@ pub fn verify(
         )));
     }
     if link.parent_index != Some(master.index) {
-        return Err(CniError::internal(format!(
+        return Err(Error::internal(format!(
             "{ifname} is not a macvlan of master {}",
             master.name
         )));
@@ -265,7 +263,7 @@ pub fn verify(
         .context("reading the pod's addresses")?;
     for ip in &prev.ips {
         if !addresses.iter().any(|a| a.network == ip.address) {
-            return Err(CniError::internal(format!(
+            return Err(Error::internal(format!(
                 "address {} is missing on {ifname}",
                 ip.address
             )));
@@ -285,7 +283,7 @@ pub fn verify(
             dst_matches && (route.gw.is_none() || r.gateway == route.gw)
         });
         if !present {
-            return Err(CniError::internal(format!(
+            return Err(Error::internal(format!(
                 "route {} is missing in the pod",
                 describe(route, route.gw)
             )));

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use crate::protocol::{CniError, CniResult, Context};
+use crate::error::{Context, Error, Result};
 use crate::system::netlink::{Address, Link, Netlink, Route};
 use crate::system::netns::Netns;
 
@@ -16,21 +16,21 @@ pub struct Node {
 
 impl Node {
     /// The plugin runs inside the node's namespace: that is the node.
-    pub fn open() -> CniResult<Node> {
+    pub fn open() -> Result<Node> {
         let ns = Netns::current().context("opening the node's network namespace")?;
         let netlink = Netlink::open().context("opening netlink in the node's namespace")?;
         Ok(Node { ns, netlink })
     }
 
     /// `master` when configured, else the interface of the node's default route.
-    pub fn resolve_master(&self, configured: Option<&str>) -> CniResult<Link> {
+    pub fn resolve_master(&self, configured: Option<&str>) -> Result<Link> {
         if let Some(name) = configured {
             return self
                 .netlink
                 .link_by_name(name)
                 .with_context(|| format!("looking up master {name:?}"))?
                 .ok_or_else(|| {
-                    CniError::config(format!(
+                    Error::config(format!(
                         "master {name:?} does not exist in the node's network namespace"
                     ))
                 });
@@ -43,7 +43,7 @@ impl Node {
             .link_by_index(default_oif)
             .context("looking up the default route's interface")?
             .ok_or_else(|| {
-                CniError::internal(format!(
+                Error::internal(format!(
                     "the default route's interface (index {default_oif}) vanished"
                 ))
             })
@@ -51,14 +51,14 @@ impl Node {
 
     /// The interface of the IPv4 default route, found with one lookup. None when that lookup
     /// finds something else.
-    fn default_route_by_lookup(&self) -> CniResult<Option<u32>> {
+    fn default_route_by_lookup(&self) -> Result<Option<u32>> {
         Ok(self.default_route(false)?.and_then(|r| r.output_index))
     }
 
     /// The node's default route of one family, found with one lookup: the route the node
     /// uses towards a documentation address (RFC 5737, RFC 3849), which no network routes on
     /// its own, is the default route. None when that lookup finds something else.
-    pub fn default_route(&self, ipv6: bool) -> CniResult<Option<Route>> {
+    pub fn default_route(&self, ipv6: bool) -> Result<Option<Route>> {
         let probe = if ipv6 {
             IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1])
         } else {
@@ -73,7 +73,7 @@ impl Node {
 
     /// The interface of the first default route of the main table, IPv4 before IPv6: a dump,
     /// for nodes whose lookup finds no IPv4 default route.
-    fn default_route_by_dump(&self) -> CniResult<u32> {
+    fn default_route_by_dump(&self) -> Result<u32> {
         let routes = self
             .netlink
             .routes()
@@ -89,25 +89,25 @@ impl Node {
             })
             .and_then(|r| r.output_index)
             .ok_or_else(|| {
-                CniError::config("master is not set and the node has no default route to take it from: set \"master\" to the LAN interface")
+                Error::config("master is not set and the node has no default route to take it from: set \"master\" to the LAN interface")
             })
     }
 
-    pub fn master_by_index(&self, index: u32) -> CniResult<Link> {
+    pub fn master_by_index(&self, index: u32) -> Result<Link> {
         self.netlink
             .link_by_index(index)
             .with_context(|| {
                 format!("looking up the pod link's parent (index {index}) in the node's namespace")
             })?
             .ok_or_else(|| {
-                CniError::internal(format!(
+                Error::internal(format!(
                     "the pod link's parent (index {index}) does not exist in the node's namespace"
                 ))
             })
     }
 
     /// The addresses of `master` (one link: the kernel filters, whatever else the node has).
-    pub fn addresses_of(&self, master: &Link) -> CniResult<Vec<Address>> {
+    pub fn addresses_of(&self, master: &Link) -> Result<Vec<Address>> {
         self.netlink
             .addresses(master.index)
             .with_context(|| format!("reading the addresses of master {}", master.name))
@@ -129,7 +129,7 @@ pub fn same_family(a: IpAddr, b: IpAddr) -> bool {
 }
 
 /// Deletes a link of the node; one that is gone already is no error.
-pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
+pub fn delete_link(node: &Node, link: Option<Link>) -> Option<Error> {
     let link = link?;
     match node.netlink.delete_link(link.index) {
         Ok(true) => {
@@ -137,6 +137,6 @@ pub fn delete_link(node: &Node, link: Option<Link>) -> Option<CniError> {
             None
         }
         Ok(false) => None,
-        Err(e) => Some(CniError::from(e).context(format!("removing {}", link.name))),
+        Err(e) => Some(Error::from(e).context(format!("removing {}", link.name))),
     }
 }

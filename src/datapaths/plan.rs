@@ -12,7 +12,7 @@ use super::host_path::{self, PodLink};
 pub use super::host_path::{PodInterface, Settings};
 use super::node::{same_family, usable_addresses_of, Node};
 use super::shim;
-use crate::protocol::{CniError, CniResult, Context};
+use crate::error::{Context, Error, Result};
 use crate::system::netlink::{Address, Link};
 use crate::system::state::{AttachmentKey, NetnsIdentity, Record};
 use crate::system::Mac;
@@ -37,7 +37,7 @@ pub struct NodeFacts {
 
 impl NodeFacts {
     /// One lookup of the master's addresses (filtered by the kernel: O(1) in the pods).
-    pub fn observe(node: &Node, master: Link) -> CniResult<NodeFacts> {
+    pub fn observe(node: &Node, master: Link) -> Result<NodeFacts> {
         let addresses = node.addresses_of(&master)?;
         Ok(NodeFacts { master, addresses })
     }
@@ -52,7 +52,7 @@ pub fn plan(
     master: &Link,
     netns_path: &str,
     pod_if: &PodInterface,
-) -> CniResult<Plan> {
+) -> Result<Plan> {
     // The addresses were refused already when they cannot be a pod's (the node's own among
     // them: `pod_addresses`, before anything was made).
     let facts = NodeFacts::observe(node, master.clone())?;
@@ -69,7 +69,7 @@ pub fn planned(
     facts: &NodeFacts,
     netns_path: &str,
     pod_if: &PodInterface,
-) -> CniResult<Plan> {
+) -> Result<Plan> {
     let master = &facts.master;
     let side = host_path::plan_side(settings, key, master, pod_if)?;
     let (sources, node_ips) = addresses(
@@ -107,13 +107,13 @@ pub fn planned(
 
 /// Reconcile and verify: the plan of a recorded attachment, with the node as it is now (its
 /// master may have a new index, MAC or MTU, its addresses may have changed).
-pub fn replan(node: &Node, record: &Record) -> CniResult<(Plan, Link)> {
+pub fn replan(node: &Node, record: &Record) -> Result<(Plan, Link)> {
     let master = node
         .netlink
         .link_by_name(&record.master)
         .with_context(|| format!("looking up master {}", record.master))?
         .ok_or_else(|| {
-            CniError::internal(format!(
+            Error::internal(format!(
                 "master {} does not exist in the node's network namespace",
                 record.master
             ))
@@ -126,7 +126,7 @@ pub fn replan(node: &Node, record: &Record) -> CniResult<(Plan, Link)> {
 /// A recorded attachment's desired state with the node as it is now: new route sources for a
 /// renumbered node (and the pod's entries for its old addresses to remove), the shim's MAC
 /// from the master's current MAC.
-pub fn desired(record: &Record, facts: &NodeFacts) -> CniResult<Plan> {
+pub fn desired(record: &Record, facts: &NodeFacts) -> Result<Plan> {
     let master = &facts.master;
     let (sources, node_ips) = addresses(
         &facts.addresses,
@@ -225,7 +225,7 @@ impl Plan {
     }
 
     /// The pod's `hostRoutes` entries, through the node's address of each one's family.
-    pub fn host_routes(&self) -> CniResult<Vec<PodRoute>> {
+    pub fn host_routes(&self) -> Result<Vec<PodRoute>> {
         let record = &self.record;
         record
             .host_routes
@@ -237,7 +237,7 @@ impl Plan {
                     .copied()
                     .find(|ip| same_family(*ip, cidr.ip()))
                     .ok_or_else(|| {
-                        CniError::config(format!(
+                        Error::config(format!(
                             "hostRoutes {cidr}: the node has no address of that family on the master to route through"
                         ))
                     })?;
@@ -258,7 +258,7 @@ fn addresses(
     master: &Link,
     own: &[IpNetwork],
     pod: &[IpNetwork],
-) -> CniResult<(Vec<IpAddr>, Vec<IpAddr>)> {
+) -> Result<(Vec<IpAddr>, Vec<IpAddr>)> {
     let on_master = usable_addresses_of(node_addresses, master);
     let mut sources = Vec::new();
     for family_v4 in [true, false] {
@@ -272,7 +272,7 @@ fn addresses(
         };
         let source = pick(own).or_else(|| pick(&on_master)).ok_or_else(|| {
             let family = if family_v4 { "IPv4" } else { "IPv6" };
-            CniError::config(format!(
+            Error::config(format!(
                 "the pod has an {family} address but master {} has no {family} address to reach it from: \
                  give {} an {family} address, or set \"shimAddresses\" to an {family} address reserved for the shim",
                 master.name, master.name
@@ -360,7 +360,7 @@ mod tests {
         }
     }
 
-    fn shim_plan(node: &[&str], pod: &[&str]) -> CniResult<Plan> {
+    fn shim_plan(node: &[&str], pod: &[&str]) -> Result<Plan> {
         planned(
             &settings(HostAccess::Shim),
             &key(),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::protocol::{code, CniError, CniResult};
+use crate::error::{Error, Kind, Result};
 use crate::system::netlink::Netlink;
 use crate::system::netns::{Netns, OpenError};
 
@@ -18,7 +18,7 @@ impl Pod {
     /// Opens the pod's namespace for ADD, CHECK and reconcile, refusing the plugin's own
     /// namespace: configuring the node as if it were a pod would take the node's networking
     /// apart. `what` names the source of the path in errors (e.g. "CNI_NETNS").
-    pub fn open(path: &Path, node_ns: &Netns, what: &str) -> CniResult<Pod> {
+    pub fn open(path: &Path, node_ns: &Netns, what: &str) -> Result<Pod> {
         let ns = Netns::open(path).map_err(|e| open_error(e, what))?;
         refuse_node_namespace(&ns, node_ns, what)?;
         Pod::connect(ns, path)
@@ -32,7 +32,7 @@ impl Pod {
         path: Option<&Path>,
         node_ns: &Netns,
         what: &str,
-    ) -> CniResult<Option<Netns>> {
+    ) -> Result<Option<Netns>> {
         let Some(path) = path else {
             return Ok(None);
         };
@@ -47,7 +47,7 @@ impl Pod {
     }
 
     /// A netlink connection inside an opened pod namespace.
-    pub fn connect(ns: Netns, path: &Path) -> CniResult<Pod> {
+    pub fn connect(ns: Netns, path: &Path) -> Result<Pod> {
         let netlink = Netlink::open_in(&ns)?;
         Ok(Pod {
             ns,
@@ -58,10 +58,10 @@ impl Pod {
 }
 
 /// The pod path never leads into the node's own namespace (`/proc/self/ns/net`, or the node's
-/// name under /run/netns): compared by device and inode, refused with code 4.
-fn refuse_node_namespace(ns: &Netns, node_ns: &Netns, what: &str) -> CniResult<()> {
+/// name under /run/netns): compared by device and inode, refused as an environment error (CNI code 4).
+fn refuse_node_namespace(ns: &Netns, node_ns: &Netns, what: &str) -> Result<()> {
     if ns.is_same(node_ns)? {
-        return Err(CniError::env(format!(
+        return Err(Error::env(format!(
             "{what} {} is the plugin's own network namespace, not a pod's",
             ns.path().display()
         )));
@@ -69,13 +69,13 @@ fn refuse_node_namespace(ns: &Netns, node_ns: &Netns, what: &str) -> CniResult<(
     Ok(())
 }
 
-fn open_error(e: OpenError, what: &str) -> CniError {
+fn open_error(e: OpenError, what: &str) -> Error {
     match e {
         OpenError::Empty | OpenError::Missing(_) | OpenError::Unmounted(_) => {
-            CniError::new(code::UNKNOWN_CONTAINER, format!("{what}: {e}"))
+            Error::new(Kind::UnknownContainer, format!("{what}: {e}"))
         }
         // A FIFO, socket, directory or another kind of namespace: never waited on, refused.
-        OpenError::NotANamespace(_) => CniError::env(format!("{what}: {e}")),
-        OpenError::Io { .. } => CniError::new(code::IO_FAILURE, format!("{what}: {e}")),
+        OpenError::NotANamespace(_) => Error::env(format!("{what}: {e}")),
+        OpenError::Io { .. } => Error::new(Kind::Io, format!("{what}: {e}")),
     }
 }

@@ -10,34 +10,30 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use super::node::Node;
-use crate::protocol::{CniError, CniResult, Context};
+use crate::error::{Context, Error, Result};
 
-/// Where the pod's addresses come from; decides the error code.
+/// Where the pod's addresses come from; decides the kind of error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
-    /// Chained mode: the runtime's configuration carries it (code 7, invalid configuration).
+    /// Chained mode: the runtime's configuration carries it (a configuration error).
     PrevResult,
-    /// Interface mode: the delegated IPAM plugin returned it (code 999: the plugin failed).
+    /// Interface mode: the delegated IPAM plugin returned it (an internal error: the plugin
+    /// failed).
     IpamResult,
 }
 
 impl Origin {
-    fn error(self, msg: String) -> CniError {
+    fn error(self, msg: String) -> Error {
         match self {
-            Origin::PrevResult => CniError::config(format!("prevResult: {msg}")),
-            Origin::IpamResult => CniError::internal(format!("the IPAM result: {msg}")),
+            Origin::PrevResult => Error::config(format!("prevResult: {msg}")),
+            Origin::IpamResult => Error::internal(format!("the IPAM result: {msg}")),
         }
     }
 }
 
 /// Refuses `result` when an `ips[].address` has no prefix length, or when one of `pod` (the
 /// addresses of the pod's interface, read from `result`) cannot be a pod's address.
-pub fn refuse_unfit(
-    node: &Node,
-    result: &Value,
-    pod: &[IpNetwork],
-    origin: Origin,
-) -> CniResult<()> {
+pub fn refuse_unfit(node: &Node, result: &Value, pod: &[IpNetwork], origin: Origin) -> Result<()> {
     for entry in list(result, "ips") {
         if let Some(text) = entry.get("address").and_then(Value::as_str) {
             if !text.contains('/') {
@@ -128,7 +124,7 @@ fn result_gateways(result: &Value) -> Vec<IpAddr> {
 
 /// The gateways of the node's default routes, of the families the pod uses: one route lookup
 /// each (a read of the whole route table would grow with the pods, whose /32 routes are in it).
-fn node_gateways(node: &Node, pod: &[IpNetwork]) -> CniResult<Vec<IpAddr>> {
+fn node_gateways(node: &Node, pod: &[IpNetwork]) -> Result<Vec<IpAddr>> {
     let mut gateways = Vec::new();
     for ipv6 in [false, true] {
         if pod.iter().any(|a| a.is_ipv6() == ipv6) {

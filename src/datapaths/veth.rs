@@ -10,8 +10,8 @@ use super::link_ready::wait_until_passing;
 use super::node::Node;
 use super::objects::{Action, Drift, Mismatch, Object, Problem, Repair};
 use super::pod::Pod;
+use crate::error::{Context, Error, ErrorList, Result};
 use crate::protocol::result::Interface;
-use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::netlink::{Link, Netlink, VethSpec};
 use crate::system::state::{AttachmentKey, HostSide, Record};
 use crate::system::{names, Mac};
@@ -79,7 +79,7 @@ impl<'a> VethPath<'a> {
 
     /// Creates the pair with the pod end directly inside the pod, both ends at the pod
     /// interface's MTU.
-    fn create(&self, node: &Node, pod: &Pod, mtu: Option<u32>) -> CniResult<()> {
+    fn create(&self, node: &Node, pod: &Pod, mtu: Option<u32>) -> Result<()> {
         let (host_name, pod_name) = (self.host_name, self.pod_end);
         node.netlink
             .create_veth(&VethSpec {
@@ -116,10 +116,10 @@ impl HostPath for VethPath<'_> {
         })
     }
 
-    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> CniResult<Devices> {
+    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> Result<Devices> {
         let (node, host_name, pod_name) = (site.node, self.host_name, self.pod_end);
         let pod = site.pod.ok_or_else(|| {
-            CniError::internal(format!(
+            Error::internal(format!(
                 "veth {host_name}: the pair is made with both ends, and the pod's namespace is not there yet"
             ))
         })?;
@@ -131,7 +131,7 @@ impl HostPath for VethPath<'_> {
             .link_by_name(pod_name)
             .context("looking up the veth's pod end")?;
         if let Some(link) = pod_end.as_ref().filter(|l| !self.is_our_pod_end(l)) {
-            return Err(CniError::config(format!(
+            return Err(Error::config(format!(
                 "the pod already has an interface named {}: set \"vethName\" to another name",
                 link.name
             )));
@@ -227,7 +227,7 @@ impl HostPath for VethPath<'_> {
         })
     }
 
-    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> CniResult<Option<Devices>> {
+    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> Result<Option<Devices>> {
         let Some(host) = site
             .node
             .netlink
@@ -287,7 +287,7 @@ impl VethPath<'_> {
         pod: &Pod,
         mtu: Option<u32>,
         drift: &mut Vec<Drift>,
-    ) -> CniResult<Option<PodDevice>> {
+    ) -> Result<Option<PodDevice>> {
         let Some(link) = pod
             .netlink
             .link_by_name(self.pod_end)
@@ -329,18 +329,18 @@ fn verify_link(link: &Link, object: Object, mtu: Option<u32>, drift: &mut Vec<Dr
     }
 }
 
-fn require(netlink: &Netlink, name: &str, side: &str) -> CniResult<Link> {
+fn require(netlink: &Netlink, name: &str, side: &str) -> Result<Link> {
     netlink
         .link_by_name(name)
         .with_context(|| format!("looking up veth {name} in the {side}"))?
         .ok_or_else(|| {
-            CniError::internal(format!(
+            Error::internal(format!(
                 "veth {name} is missing in the {side} right after its creation"
             ))
         })
 }
 
 /// DEL without a record: the node end, found by its derived name.
-pub fn find_host_end(node: &Node, key: &AttachmentKey) -> CniResult<Option<Link>> {
+pub fn find_host_end(node: &Node, key: &AttachmentKey) -> Result<Option<Link>> {
     Ok(node.netlink.link_by_name(&host_end_name(key))?)
 }

@@ -15,7 +15,7 @@ use super::options;
 use super::sandbox::{self, Joins, Patience};
 use super::store::{check_id, Endpoint, Network, Store};
 use super::wire::{self, EndpointInterface};
-use crate::protocol::{CniError, CniResult};
+use crate::error::{Error, Result};
 use crate::system::{names, Mac};
 
 /// The prefix Docker gives the interface inside the container: `eth0`, `eth1`...
@@ -56,7 +56,7 @@ impl Reply {
 
 impl Driver {
     /// The driver as its store left it: networks and endpoints of earlier runs.
-    pub fn load(network_dir: &Path, state_dir: &Path) -> CniResult<Driver> {
+    pub fn load(network_dir: &Path, state_dir: &Path) -> Result<Driver> {
         let store = Store::open(network_dir, state_dir)?;
         let networks = store
             .networks()?
@@ -86,9 +86,9 @@ impl Driver {
             .collect()
     }
 
-    fn network(&self, id: &str) -> CniResult<&Network> {
+    fn network(&self, id: &str) -> Result<&Network> {
         self.networks.get(id).ok_or_else(|| {
-            CniError::config(format!(
+            Error::config(format!(
                 "network {id} is not a macvlan-host network this driver knows"
             ))
         })
@@ -146,7 +146,7 @@ pub fn handle(shared: &Shared, path: &str, body: &[u8]) -> Reply {
         // Node discovery is for multi-host drivers; a local one only acknowledges it.
         "NetworkDriver.DiscoverNew" | "NetworkDriver.DiscoverDelete" => Ok(Reply::ok(json!({}))),
         // Swarm managers allocate global networks; this driver's scope is local.
-        "NetworkDriver.AllocateNetwork" | "NetworkDriver.FreeNetwork" => Err(CniError::config(
+        "NetworkDriver.AllocateNetwork" | "NetworkDriver.FreeNetwork" => Err(Error::config(
             "macvlan-host is a local-scope driver: it has no swarm-scope networks",
         )),
         _ => {
@@ -154,14 +154,16 @@ pub fn handle(shared: &Shared, path: &str, body: &[u8]) -> Reply {
         }
     };
     outcome.unwrap_or_else(|e| {
-        log::warn!("{method}: {}", e.msg);
-        Reply::failed(200, e.msg)
+        // Docker shows `Err` to the user as it is: the details go with the message.
+        let message = e.message();
+        log::warn!("{method}: {message}");
+        Reply::failed(200, message)
     })
 }
 
-fn parse<T: for<'de> serde::Deserialize<'de>>(body: &[u8]) -> CniResult<T> {
+fn parse<T: for<'de> serde::Deserialize<'de>>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body)
-        .map_err(|e| CniError::config(format!("the request is not the JSON this call takes: {e}")))
+        .map_err(|e| Error::config(format!("the request is not the JSON this call takes: {e}")))
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Driver> {
@@ -172,7 +174,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Driver> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn create_network(shared: &Shared, request: wire::CreateNetwork) -> CniResult<Reply> {
+fn create_network(shared: &Shared, request: wire::CreateNetwork) -> Result<Reply> {
     check_id("NetworkID", &request.network_id)?;
     let options = options::network_options(&request.options)?;
     let pools = options::pools(&request.ipv4_data, &request.ipv6_data)?;
@@ -203,7 +205,7 @@ fn create_network(shared: &Shared, request: wire::CreateNetwork) -> CniResult<Re
     Ok(Reply::ok(json!({})))
 }
 
-fn delete_network(shared: &Shared, request: wire::NetworkRef) -> CniResult<Reply> {
+fn delete_network(shared: &Shared, request: wire::NetworkRef) -> Result<Reply> {
     let mut driver = lock(shared);
     // Docker deletes the endpoints first; any it could not (the driver was down) go now.
     let left: Vec<String> = driver
@@ -221,7 +223,7 @@ fn delete_network(shared: &Shared, request: wire::NetworkRef) -> CniResult<Reply
     Ok(Reply::ok(json!({})))
 }
 
-fn create_endpoint(shared: &Shared, request: wire::CreateEndpoint) -> CniResult<Reply> {
+fn create_endpoint(shared: &Shared, request: wire::CreateEndpoint) -> Result<Reply> {
     check_id("EndpointID", &request.endpoint_id)?;
     let mut driver = lock(shared);
     let network = driver.network(&request.network_id)?;
@@ -230,7 +232,7 @@ fn create_endpoint(shared: &Shared, request: wire::CreateEndpoint) -> CniResult<
         "" => None,
         text => Some(
             text.parse::<Mac>()
-                .map_err(|e| CniError::config(format!("Interface.MacAddress: {e}")))?,
+                .map_err(|e| Error::config(format!("Interface.MacAddress: {e}")))?,
         ),
     };
     let mac = given_mac.unwrap_or_else(|| derived_mac(&request.endpoint_id));
@@ -254,10 +256,7 @@ fn create_endpoint(shared: &Shared, request: wire::CreateEndpoint) -> CniResult<
 }
 
 /// Docker's addresses for the endpoint: at least one, each inside one of the network's pools.
-fn endpoint_addresses(
-    interface: &EndpointInterface,
-    network: &Network,
-) -> CniResult<Vec<IpNetwork>> {
+fn endpoint_addresses(interface: &EndpointInterface, network: &Network) -> Result<Vec<IpNetwork>> {
     let mut addresses = Vec::new();
     for (field, text) in [
         ("Address", &interface.address),
@@ -268,16 +267,16 @@ fn endpoint_addresses(
         }
         let address: IpNetwork = text
             .parse()
-            .map_err(|e| CniError::config(format!("Interface.{field} {text:?}: {e}")))?;
+            .map_err(|e| Error::config(format!("Interface.{field} {text:?}: {e}")))?;
         if !network.pools.iter().any(|pool| pool.contains(address.ip())) {
-            return Err(CniError::config(format!(
+            return Err(Error::config(format!(
                 "Interface.{field} {address} is in none of the network's subnets"
             )));
         }
         addresses.push(address);
     }
     if addresses.is_empty() {
-        return Err(CniError::config(
+        return Err(Error::config(
             "the endpoint has no address: macvlan-host needs Docker's IPAM to give it one",
         ));
     }
@@ -296,13 +295,13 @@ fn link_name(endpoint_id: &str) -> String {
     format!("mvhx{}", &hash[..11])
 }
 
-fn join(shared: &Shared, request: wire::Join) -> CniResult<Reply> {
+fn join(shared: &Shared, request: wire::Join) -> Result<Reply> {
     let mut driver = lock(shared);
     let (mut endpoint, network) = driver
         .endpoint(&request.endpoint_id)
-        .ok_or_else(|| CniError::config(format!("endpoint {} is unknown", request.endpoint_id)))?;
+        .ok_or_else(|| Error::config(format!("endpoint {} is unknown", request.endpoint_id)))?;
     if request.sandbox_key.is_empty() {
-        return Err(CniError::config("Join without a SandboxKey"));
+        return Err(Error::config("Join without a SandboxKey"));
     }
     driver.host.create_link(&network, &endpoint)?;
     if let Err(e) = driver
@@ -351,12 +350,12 @@ fn undo_join(driver: &Driver, network: &Network, endpoint: &Endpoint) {
         driver.host.delete_link(endpoint),
     ] {
         if let Err(e) = outcome {
-            log::warn!("undoing Join of endpoint {}: {}", endpoint.id, e.msg);
+            log::warn!("undoing Join of endpoint {}: {}", endpoint.id, e.message());
         }
     }
 }
 
-fn leave(shared: &Shared, request: wire::EndpointRef) -> CniResult<Reply> {
+fn leave(shared: &Shared, request: wire::EndpointRef) -> Result<Reply> {
     let mut driver = lock(shared);
     let Some((mut endpoint, network)) = driver.endpoint(&request.endpoint_id) else {
         return Ok(Reply::ok(json!({})));
@@ -389,7 +388,7 @@ fn leave(shared: &Shared, request: wire::EndpointRef) -> CniResult<Reply> {
     Ok(Reply::ok(json!({})))
 }
 
-fn delete_endpoint(shared: &Shared, request: wire::EndpointRef) -> CniResult<Reply> {
+fn delete_endpoint(shared: &Shared, request: wire::EndpointRef) -> Result<Reply> {
     let mut driver = lock(shared);
     remove_endpoint(&mut driver, &request.endpoint_id)?;
     Ok(Reply::ok(json!({})))
@@ -397,7 +396,7 @@ fn delete_endpoint(shared: &Shared, request: wire::EndpointRef) -> CniResult<Rep
 
 /// The endpoint's host side (left by a failed Leave), its macvlan (back on the node), its
 /// file. Unknown endpoints are no error: Docker deletes stale ones after its own restart.
-fn remove_endpoint(driver: &mut Driver, id: &str) -> CniResult<()> {
+fn remove_endpoint(driver: &mut Driver, id: &str) -> Result<()> {
     let Some((endpoint, network)) = driver.endpoint(id) else {
         driver.endpoints.remove(id);
         return driver.store.remove_endpoint(id);
@@ -410,7 +409,7 @@ fn remove_endpoint(driver: &mut Driver, id: &str) -> CniResult<()> {
     Ok(())
 }
 
-fn oper_info(shared: &Shared, request: wire::EndpointRef) -> CniResult<Reply> {
+fn oper_info(shared: &Shared, request: wire::EndpointRef) -> Result<Reply> {
     let driver = lock(shared);
     let mut value = BTreeMap::new();
     if let Some((endpoint, network)) = driver.endpoint(&request.endpoint_id) {
@@ -425,7 +424,7 @@ fn oper_info(shared: &Shared, request: wire::EndpointRef) -> CniResult<Reply> {
 /// Docker 28 calls this with the link inside the container, before the container's process
 /// starts: the container's side is made now, so its first packet finds it. Docker 26 calls
 /// it with the link still on the node: the waiter finishes later.
-fn program_external(shared: &Shared, request: wire::EndpointRef) -> CniResult<Reply> {
+fn program_external(shared: &Shared, request: wire::EndpointRef) -> Result<Reply> {
     let sandbox = lock(shared)
         .endpoint(&request.endpoint_id)
         .and_then(|(e, _)| e.sandbox);

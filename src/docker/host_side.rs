@@ -18,7 +18,8 @@ use crate::datapaths::node::{usable_addresses_of, Node};
 use crate::datapaths::plan::{PodInterface, Settings};
 use crate::datapaths::pod::Pod;
 use crate::datapaths::shim::unrecorded::Clues;
-use crate::protocol::{CniError, CniResult, Context, HostAccess};
+use crate::error::{Context, Error, Result};
+use crate::protocol::HostAccess;
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
 use crate::system::netns::{Netns, OpenError};
 use crate::system::state::{AttachmentKey, StateStore};
@@ -30,7 +31,7 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn open(state_dir: &Path) -> CniResult<Host> {
+    pub fn open(state_dir: &Path) -> Result<Host> {
         Ok(Host {
             node: Node::open()?,
             store: StateStore::open(state_dir).context("opening the state directory")?,
@@ -38,7 +39,7 @@ impl Host {
     }
 
     /// The parent: as configured, else the interface of the node's default route.
-    pub fn resolve_parent(&self, configured: Option<&str>) -> CniResult<Link> {
+    pub fn resolve_parent(&self, configured: Option<&str>) -> Result<Link> {
         self.node
             .resolve_master(configured)
             .map_err(|e| e.context("option parent"))
@@ -54,9 +55,9 @@ impl Host {
         host_access: HostAccess,
         pools: &[IpNetwork],
         shim_addresses: &[IpNetwork],
-    ) -> CniResult<()> {
+    ) -> Result<()> {
         if let Some(mtu) = mtu.filter(|m| *m > parent.mtu) {
-            return Err(CniError::config(format!(
+            return Err(Error::config(format!(
                 "mtu {mtu} is larger than the MTU of parent {} ({})",
                 parent.name, parent.mtu
             )));
@@ -70,7 +71,7 @@ impl Host {
             let has = |list: &[IpNetwork]| list.iter().any(|a| a.is_ipv4() == pool.is_ipv4());
             if !has(&usable) && !has(shim_addresses) {
                 let family = if pool.is_ipv4() { "IPv4" } else { "IPv6" };
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "parent {} has no {family} address for the node to reach containers in {pool} from: give it one, or set shim_addresses to an {family} address reserved for the shim",
                     parent.name
                 )));
@@ -82,14 +83,14 @@ impl Host {
     /// The container's macvlan on the node, down and without address: Docker moves it into
     /// the container, names it and configures it. Reused when it is ours already (a Join
     /// retried after a restart of the driver).
-    pub fn create_link(&self, network: &Network, endpoint: &Endpoint) -> CniResult<()> {
+    pub fn create_link(&self, network: &Network, endpoint: &Endpoint) -> Result<()> {
         let parent = self.resolve_parent(Some(&network.parent))?;
         let name = &endpoint.link;
         if let Some(existing) = self.node.netlink.link_by_name(name)? {
             if is_ours(&existing, endpoint) && existing.parent_index == Some(parent.index) {
                 return Ok(());
             }
-            return Err(CniError::internal(format!(
+            return Err(Error::internal(format!(
                 "the node already has an interface {name} that is not this endpoint's macvlan"
             )));
         }
@@ -109,7 +110,7 @@ impl Host {
 
     /// Deletes the container's macvlan when it is on the node (Docker moves it back before
     /// DeleteEndpoint) and is ours; anything else with its name stays.
-    pub fn delete_link(&self, endpoint: &Endpoint) -> CniResult<()> {
+    pub fn delete_link(&self, endpoint: &Endpoint) -> Result<()> {
         let name = &endpoint.link;
         match self.node.netlink.link_by_name(name)? {
             Some(link) if is_ours(&link, endpoint) => {
@@ -138,7 +139,7 @@ impl Host {
         network: &Network,
         endpoint: &Endpoint,
         sandbox: &str,
-    ) -> CniResult<()> {
+    ) -> Result<()> {
         if host_access_of(network)? != HostAccess::Shim {
             return Ok(());
         }
@@ -147,7 +148,7 @@ impl Host {
             .netlink
             .link_by_name(&endpoint.link)?
             .ok_or_else(|| {
-                CniError::internal(format!("macvlan {} vanished from the node", endpoint.link))
+                Error::internal(format!("macvlan {} vanished from the node", endpoint.link))
             })?;
         self.attach(network, endpoint, sandbox, &link, None)
     }
@@ -160,7 +161,7 @@ impl Host {
         endpoint: &Endpoint,
         sandbox: &Sandbox,
         link: &Link,
-    ) -> CniResult<()> {
+    ) -> Result<()> {
         if host_access_of(network)? == HostAccess::None {
             return Ok(());
         }
@@ -175,7 +176,7 @@ impl Host {
         sandbox: &str,
         link: &Link,
         pod: Option<&Pod>,
-    ) -> CniResult<()> {
+    ) -> Result<()> {
         let parent = self.resolve_parent(Some(&network.parent))?;
         let pod_if = PodInterface {
             ifname: link.name.clone(),
@@ -202,7 +203,7 @@ impl Host {
 
     /// Leave (and DeleteEndpoint, for what a failed Leave left): the host side of the
     /// endpoint, by its record; without a record, what can be found by name.
-    pub fn detach(&self, network: &Network, endpoint: &Endpoint) -> CniResult<()> {
+    pub fn detach(&self, network: &Network, endpoint: &Endpoint) -> Result<()> {
         let host_access = host_access_of(network)?;
         let key = key_of(network, endpoint);
         // Without a record nothing is learned (no prevResult, the container may be gone):
@@ -222,7 +223,7 @@ impl Host {
 
     /// Whether the endpoint's macvlan is (still) on the node: Docker 26 has not moved it
     /// yet at ProgramExternalConnectivity.
-    pub fn link_on_node(&self, endpoint: &Endpoint) -> CniResult<bool> {
+    pub fn link_on_node(&self, endpoint: &Endpoint) -> Result<bool> {
         Ok(self
             .node
             .netlink
@@ -231,16 +232,16 @@ impl Host {
     }
 
     /// The container's namespace, once it exists (Docker 26 makes it after Join).
-    pub fn open_sandbox(&self, key: &str) -> CniResult<Option<Sandbox>> {
+    pub fn open_sandbox(&self, key: &str) -> Result<Option<Sandbox>> {
         let ns = match Netns::open(Path::new(key)) {
             Ok(ns) => ns,
             Err(OpenError::Missing(_) | OpenError::Unmounted(_) | OpenError::Empty) => {
                 return Ok(None)
             }
-            Err(e) => return Err(CniError::internal(format!("SandboxKey: {e}"))),
+            Err(e) => return Err(Error::internal(format!("SandboxKey: {e}"))),
         };
         if ns.is_same(&self.node.ns)? {
-            return Err(CniError::config(format!(
+            return Err(Error::config(format!(
                 "SandboxKey {key} is the node's own network namespace"
             )));
         }
@@ -258,7 +259,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// The endpoint's link inside, once Docker has moved it in, brought it up and given it
     /// its addresses; None before that.
-    pub fn configured_link(&self, endpoint: &Endpoint) -> CniResult<Option<Link>> {
+    pub fn configured_link(&self, endpoint: &Endpoint) -> Result<Option<Link>> {
         let links = self
             .pod
             .netlink
@@ -298,18 +299,18 @@ pub fn key_of(network: &Network, endpoint: &Endpoint) -> AttachmentKey {
     }
 }
 
-fn mode_of(network: &Network) -> CniResult<MacvlanMode> {
-    network.mode.parse().map_err(CniError::internal)
+fn mode_of(network: &Network) -> Result<MacvlanMode> {
+    network.mode.parse().map_err(Error::internal)
 }
 
-fn host_access_of(network: &Network) -> CniResult<HostAccess> {
+fn host_access_of(network: &Network) -> Result<HostAccess> {
     network
         .host_access
         .parse()
-        .map_err(|why| CniError::internal(format!("the stored network's host_access {why}")))
+        .map_err(|why| Error::internal(format!("the stored network's host_access {why}")))
 }
 
-fn settings(network: &Network) -> CniResult<Settings> {
+fn settings(network: &Network) -> Result<Settings> {
     Ok(Settings {
         host_access: host_access_of(network)?,
         shim_name: network.shim_name.clone(),

@@ -11,8 +11,8 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use super::wire::IpamData;
+use crate::error::{Error, Result};
 use crate::protocol::options::{NetworkOptions, MODE_ALIAS, SHARED};
-use crate::protocol::{CniError, CniResult};
 
 /// Where Docker puts the `-o` options.
 pub const GENERIC: &str = "com.docker.network.generic";
@@ -21,12 +21,12 @@ pub const GENERIC: &str = "com.docker.network.generic";
 const OWN_OPTIONS: [&str; 1] = [MODE_ALIAS];
 
 /// Reads and checks the `-o` options of a CreateNetwork request's `Options`.
-pub fn network_options(options: &BTreeMap<String, Value>) -> CniResult<NetworkOptions> {
+pub fn network_options(options: &BTreeMap<String, Value>) -> Result<NetworkOptions> {
     let generic = match options.get(GENERIC) {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(map)) => map.clone(),
         Some(other) => {
-            return Err(CniError::config(format!(
+            return Err(Error::config(format!(
                 "{GENERIC} must be a map of options, got {other}"
             )))
         }
@@ -37,7 +37,7 @@ pub fn network_options(options: &BTreeMap<String, Value>) -> CniResult<NetworkOp
             Value::String(s) => s.trim().to_owned(),
             Value::Number(n) => n.to_string(),
             other => {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "option {key}={other}: must be a string"
                 )))
             }
@@ -53,22 +53,22 @@ pub fn network_options(options: &BTreeMap<String, Value>) -> CniResult<NetworkOp
         text.iter().map(|(key, value)| (*key, value.as_str())),
         &OWN_OPTIONS,
     )
-    .map_err(|e| CniError::config(e.to_string()))
+    .map_err(|e| Error::config(e.to_string()))
 }
 
 /// Docker's pools and gateways: `(pool, gateway)` per family in use. At least one pool.
-pub fn pools(v4: &[IpamData], v6: &[IpamData]) -> CniResult<Vec<(IpNetwork, Option<IpAddr>)>> {
+pub fn pools(v4: &[IpamData], v6: &[IpamData]) -> Result<Vec<(IpNetwork, Option<IpAddr>)>> {
     let mut out = Vec::new();
     for (family, data, v6_family) in [("IPv4Data", v4, false), ("IPv6Data", v6, true)] {
         for entry in data {
             let pool: IpNetwork = entry.pool.parse().map_err(|e| {
-                CniError::config(format!(
+                Error::config(format!(
                     "{family}: pool {:?} is not a CIDR: {e}",
                     entry.pool
                 ))
             })?;
             if pool.is_ipv6() != v6_family {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "{family}: pool {pool} is of the other address family"
                 )));
             }
@@ -79,9 +79,7 @@ pub fn pools(v4: &[IpamData], v6: &[IpamData]) -> CniResult<Vec<(IpNetwork, Opti
                         .map(|g| g.ip())
                         .or_else(|_| text.parse::<IpAddr>())
                         .map_err(|_| {
-                            CniError::config(format!(
-                                "{family}: gateway {text:?} is not an address"
-                            ))
+                            Error::config(format!("{family}: gateway {text:?} is not an address"))
                         })?,
                 ),
             };
@@ -89,7 +87,7 @@ pub fn pools(v4: &[IpamData], v6: &[IpamData]) -> CniResult<Vec<(IpNetwork, Opti
         }
     }
     if out.is_empty() {
-        return Err(CniError::config(
+        return Err(Error::config(
             "the network has no address pool: give it a --subnet (IPv4, IPv6 or both)",
         ));
     }
@@ -104,7 +102,7 @@ mod tests {
     use crate::protocol::HostAccess;
     use crate::system::netlink::MacvlanMode;
 
-    fn parse(generic: Value) -> CniResult<NetworkOptions> {
+    fn parse(generic: Value) -> Result<NetworkOptions> {
         let mut options = BTreeMap::new();
         options.insert(GENERIC.to_owned(), generic);
         options.insert("com.docker.network.enable_ipv6".to_owned(), json!(false));

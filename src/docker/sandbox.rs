@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::host_side::Host;
 use super::store::{Endpoint, Network};
-use crate::protocol::CniResult;
+use crate::error::Result;
 
 /// What the wait needs of the driver's state, implemented by `driver::Driver`: the waiter
 /// depends on this, not on the driver's module (which starts the waiters).
@@ -52,7 +52,10 @@ pub fn spawn_waiter<J: Joins>(shared: Arc<Mutex<J>>, endpoint_id: String, sandbo
             if let Err(e) =
                 complete_when_ready(&shared, &endpoint_id, &sandbox, Patience::Background)
             {
-                log::warn!("endpoint {endpoint_id}: the container's side: {}", e.msg);
+                log::warn!(
+                    "endpoint {endpoint_id}: the container's side: {}",
+                    e.message()
+                );
             }
         });
     if let Err(e) = spawned {
@@ -68,7 +71,7 @@ pub fn complete_when_ready<J: Joins>(
     endpoint_id: &str,
     sandbox_key: &str,
     patience: Patience,
-) -> CniResult<bool> {
+) -> Result<bool> {
     let start = Instant::now();
     let bound = match patience {
         Patience::Background => WAITER_BOUND,
@@ -81,7 +84,7 @@ pub fn complete_when_ready<J: Joins>(
         let Some((endpoint, _)) = awaited else {
             return Ok(false);
         };
-        let step = (|| -> CniResult<bool> {
+        let step = (|| -> Result<bool> {
             if sandbox.is_none() {
                 sandbox = lock(shared).host().open_sandbox(sandbox_key)?;
             }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{CniError, CniResult};
+use crate::error::{Error, Result};
 use crate::system::names::is_valid_id;
 use crate::system::{durable_file, state, Mac, SysError};
 
@@ -60,18 +60,16 @@ pub struct Store {
 }
 
 /// Docker's IDs are 64 hex digits; they name files here, so nothing else is accepted.
-pub fn check_id(what: &str, id: &str) -> CniResult<()> {
+pub fn check_id(what: &str, id: &str) -> Result<()> {
     if is_valid_id(id, 128) {
         Ok(())
     } else {
-        Err(CniError::config(format!(
-            "{what} {id:?} is not a Docker ID"
-        )))
+        Err(Error::config(format!("{what} {id:?} is not a Docker ID")))
     }
 }
 
 impl Store {
-    pub fn open(network_dir: &Path, state_dir: &Path) -> CniResult<Store> {
+    pub fn open(network_dir: &Path, state_dir: &Path) -> Result<Store> {
         let endpoints = state_dir.join("docker-endpoints");
         for dir in [network_dir, &endpoints] {
             fs::DirBuilder::new()
@@ -85,16 +83,16 @@ impl Store {
         })
     }
 
-    pub fn networks(&self) -> CniResult<Vec<Network>> {
+    pub fn networks(&self) -> Result<Vec<Network>> {
         read_all(&self.networks)
     }
 
-    pub fn endpoints(&self) -> CniResult<Vec<Endpoint>> {
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
         read_all(&self.endpoints)
     }
 
     /// Durable: a network outlives reboots, as Docker's own definition of it does.
-    pub fn save_network(&self, network: &Network) -> CniResult<()> {
+    pub fn save_network(&self, network: &Network) -> Result<()> {
         let path = self.networks.join(format!("{}.json", network.id));
         let bytes = serde_json::to_vec_pretty(network).expect("a network serialises");
         durable_file::replace(&path, &bytes, 0o600)
@@ -102,21 +100,21 @@ impl Store {
         Ok(())
     }
 
-    pub fn remove_network(&self, id: &str) -> CniResult<()> {
+    pub fn remove_network(&self, id: &str) -> Result<()> {
         let path = self.networks.join(format!("{id}.json"));
         durable_file::remove(&path)
             .map_err(|e| SysError::io(format!("removing {}", path.display()), e))?;
         Ok(())
     }
 
-    pub fn save_endpoint(&self, endpoint: &Endpoint) -> CniResult<()> {
+    pub fn save_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
         let path = self.endpoints.join(format!("{}.json", endpoint.id));
         let bytes = serde_json::to_vec_pretty(endpoint).expect("an endpoint serialises");
         state::write_unlocked(&path, &bytes)?;
         Ok(())
     }
 
-    pub fn remove_endpoint(&self, id: &str) -> CniResult<()> {
+    pub fn remove_endpoint(&self, id: &str) -> Result<()> {
         let path = self.endpoints.join(format!("{id}.json"));
         match fs::remove_file(&path) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
@@ -129,7 +127,7 @@ impl Store {
 
 /// Every `*.json` of `dir`; a file that does not parse is logged and skipped (a half-written
 /// temporary is never named `*.json`).
-fn read_all<T: for<'de> Deserialize<'de>>(dir: &Path) -> CniResult<Vec<T>> {
+fn read_all<T: for<'de> Deserialize<'de>>(dir: &Path) -> Result<Vec<T>> {
     let mut out = Vec::new();
     let reading = |e| SysError::io(format!("reading {}", dir.display()), e);
     for entry in fs::read_dir(dir).map_err(reading)? {

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use super::types::{PluginRequest, Subnet};
-use crate::protocol::{CniError, CniResult};
+use crate::error::{Error, Result};
 use crate::system::names::{is_valid_id, validate_ifname};
 use crate::system::state::AttachmentKey;
 use crate::system::Mac;
@@ -23,23 +23,23 @@ pub struct Attachment {
 }
 
 /// The attachment's identity, also all `teardown` needs: network, container, interface.
-pub fn key_of(request: &PluginRequest) -> CniResult<AttachmentKey> {
+pub fn key_of(request: &PluginRequest) -> Result<AttachmentKey> {
     let network = &request.network.name;
     let id = &request.container_id;
     let ifname = &request.network_options.interface_name;
     // They name state files: the same character sets as CNI's.
     if !is_valid_id(network, 100) {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "network name {network:?} is invalid: it must be 1 to 100 letters, digits, '_', '.' or '-'"
         )));
     }
     if !is_valid_id(id, 128) {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "container_id {id:?} is invalid: it must be 1 to 128 letters, digits, '_', '.' or '-'"
         )));
     }
     validate_ifname(ifname)
-        .map_err(|why| CniError::config(format!("interface_name {ifname:?} {why}")))?;
+        .map_err(|why| Error::config(format!("interface_name {ifname:?} {why}")))?;
     Ok(AttachmentKey {
         network: network.clone(),
         container_id: id.clone(),
@@ -48,7 +48,7 @@ pub fn key_of(request: &PluginRequest) -> CniResult<AttachmentKey> {
 }
 
 impl Attachment {
-    pub fn of(request: &PluginRequest) -> CniResult<Attachment> {
+    pub fn of(request: &PluginRequest) -> Result<Attachment> {
         let key = key_of(request)?;
         let network = &request.network;
         let ips = request
@@ -57,7 +57,7 @@ impl Attachment {
             .as_deref()
             .unwrap_or_default();
         if ips.is_empty() {
-            return Err(CniError::config(format!(
+            return Err(Error::config(format!(
                 "podman assigned no address to {} on network {}: the network needs a --subnet",
                 key.ifname, network.name
             )));
@@ -66,16 +66,16 @@ impl Attachment {
             .iter()
             .map(|ip| {
                 let subnet = subnet_of(network.subnets(), *ip).ok_or_else(|| {
-                    CniError::config(format!(
+                    Error::config(format!(
                         "static_ips: {ip} is in no subnet of network {}",
                         network.name
                     ))
                 })?;
                 let address = IpNetwork::new(*ip, subnet.subnet.prefix())
-                    .map_err(|e| CniError::config(format!("static_ips: {ip}: {e}")))?;
+                    .map_err(|e| Error::config(format!("static_ips: {ip}: {e}")))?;
                 Ok((address, subnet.gateway))
             })
-            .collect::<CniResult<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let mac = request
             .network_options
             .static_mac
@@ -84,10 +84,10 @@ impl Attachment {
             .map(|text| {
                 let mac: Mac = text
                     .parse()
-                    .map_err(|why| CniError::config(format!("static_mac: {why}")))?;
+                    .map_err(|why| Error::config(format!("static_mac: {why}")))?;
                 // A multicast MAC (bit 0 of the first octet) can be no interface's.
                 if mac.0[0] & 1 == 1 {
-                    return Err(CniError::config(format!(
+                    return Err(Error::config(format!(
                         "static_mac {text}: is a multicast address, not an interface's"
                     )));
                 }

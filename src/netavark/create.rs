@@ -4,9 +4,9 @@
 use super::host_side;
 use super::network::{self, Settings};
 use super::types::Network;
-use crate::protocol::CniResult;
+use crate::error::Result;
 
-pub fn create(mut network: Network) -> CniResult<Network> {
+pub fn create(mut network: Network) -> Result<Network> {
     network::refuse_rootless()?;
     let settings = Settings::of(&network)?;
     network::refuse_unaddressed(&network)?;

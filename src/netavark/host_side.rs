@@ -19,10 +19,11 @@ use crate::datapaths::node::{usable_addresses_of, Node};
 use crate::datapaths::pod::Pod;
 use crate::datapaths::pod_addresses::{self, Origin};
 use crate::datapaths::shim::unrecorded::Clues;
+use crate::error::{Context, Error, ErrorList, Result};
 use crate::plugin::rollback::Rollback;
 use crate::protocol::options::NetworkOptions;
 use crate::protocol::result::{CniOutput, IpConfig, RouteEntry};
-use crate::protocol::{CniError, CniResult, Context, ErrorList, HostAccess};
+use crate::protocol::HostAccess;
 use crate::system::netns::{Netns, OpenError};
 use crate::system::state::{AttachmentKey, StateStore};
 use crate::system::Mac;
@@ -30,13 +31,13 @@ use crate::system::Mac;
 /// `create`: the parent (the default route's interface unless `parent` is set) exists, the
 /// MTU fits it, and the node has an address to reach containers from in each family of the
 /// network's subnets (`families`: true for IPv4). Returns the parent's name.
-pub fn check_parent(options: &NetworkOptions, families: &[bool]) -> CniResult<String> {
+pub fn check_parent(options: &NetworkOptions, families: &[bool]) -> Result<String> {
     let node = Node::open()?;
     let parent = node
         .resolve_master(options.parent.as_deref())
         .map_err(|e| e.context("option parent"))?;
     if let Some(mtu) = options.mtu.filter(|mtu| *mtu > parent.mtu) {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "option mtu={mtu}: larger than the MTU of parent {} ({})",
             parent.name, parent.mtu
         )));
@@ -47,7 +48,7 @@ pub fn check_parent(options: &NetworkOptions, families: &[bool]) -> CniResult<St
             let has = |list: &[IpNetwork]| list.iter().any(|a| a.is_ipv4() == v4);
             if !has(&on_parent) && !has(&options.shim_addresses) {
                 let family = if v4 { "IPv4" } else { "IPv6" };
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "parent {} has no {family} address to reach containers from: give it one, \
                      set -o shim_addresses= to an {family} address reserved for the shim, or \
                      -o host_access=none",
@@ -61,7 +62,7 @@ pub fn check_parent(options: &NetworkOptions, families: &[bool]) -> CniResult<St
 
 /// `setup`: the container's macvlan, then host access; on failure everything made is undone.
 /// Returns the macvlan's MAC.
-pub fn connect(netns: &Path, settings: &Settings, attachment: &Attachment) -> CniResult<Mac> {
+pub fn connect(netns: &Path, settings: &Settings, attachment: &Attachment) -> Result<Mac> {
     let options = &settings.options;
     let key = &attachment.key;
     let ifname = key.ifname.as_str();
@@ -96,7 +97,7 @@ pub fn connect(netns: &Path, settings: &Settings, attachment: &Attachment) -> Cn
     });
     // `create` returns only a macvlan that has its MAC.
     let mac = link.mac.ok_or_else(|| {
-        CniError::internal(format!(
+        Error::internal(format!(
             "the container's new macvlan {} has no MAC",
             link.name
         ))
@@ -134,7 +135,7 @@ pub fn connect(netns: &Path, settings: &Settings, attachment: &Attachment) -> Cn
 
 /// `teardown`: host access (from the record; without one, what DEL would find), then the
 /// container's links. Goes on past errors; what is gone already is no error.
-pub fn disconnect(netns: &Path, settings: &Settings, key: &AttachmentKey) -> CniResult<()> {
+pub fn disconnect(netns: &Path, settings: &Settings, key: &AttachmentKey) -> Result<()> {
     let node = Node::open()?;
     let pod_ns = Pod::namespace_if_present(Some(netns), &node.ns, "the container's namespace")?;
     let store = StateStore::existing(&settings.state_dir);
@@ -205,7 +206,7 @@ pub fn release_abandoned(state_dir: &Path) -> Vec<String> {
 /// Says in the state directory that its records are podman's: `reconcile` then releases the
 /// ones whose namespace is gone (podman removes a container's namespace file; a CNI runtime's
 /// namespace may merely be invisible to the watcher, so CNI records are never released so).
-fn mark_as_podmans(state_dir: &Path) -> CniResult<()> {
+fn mark_as_podmans(state_dir: &Path) -> Result<()> {
     let marker = state_dir.join(PODMAN_MARKER);
     if marker.exists() {
         return Ok(());
@@ -222,7 +223,7 @@ pub const PODMAN_MARKER: &str = "netavark-plugin";
 
 /// The container's links of this attachment (its macvlan, a veth's pod end) in one request,
 /// then the interface by name in case it lost its group.
-fn remove_container_links(pod_ns: Option<Netns>, key: &AttachmentKey) -> CniResult<()> {
+fn remove_container_links(pod_ns: Option<Netns>, key: &AttachmentKey) -> Result<()> {
     let Some(ns) = pod_ns else {
         return Ok(());
     };
@@ -230,7 +231,7 @@ fn remove_container_links(pod_ns: Option<Netns>, key: &AttachmentKey) -> CniResu
     let pod = Pod::connect(ns, &path)?;
     match pod.netlink.delete_link_group(key.link_group()) {
         Err(e) if !e.is_not_found() => {
-            return Err(CniError::from(e).context("removing the container's links"))
+            return Err(Error::from(e).context("removing the container's links"))
         }
         _ => {}
     }
@@ -277,7 +278,7 @@ fn allocation(attachment: &Attachment) -> CniOutput {
 /// A container that has a default route of a family already (`podman network connect` of a
 /// second network) keeps it: the kernel refuses a second one of the same metric, and the way
 /// out stays the first network's, as with netavark's own drivers.
-fn keep_existing_defaults(mut allocation: CniOutput, pod: &Pod) -> CniResult<CniOutput> {
+fn keep_existing_defaults(mut allocation: CniOutput, pod: &Pod) -> Result<CniOutput> {
     if !allocation.routes.iter().any(|r| r.dst.prefix() == 0) {
         return Ok(allocation);
     }

@@ -22,8 +22,7 @@ use std::process::ExitCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::protocol::error::catch_panics;
-use crate::protocol::{CniError, CniResult};
+use crate::error::{catch_panics, Error, Result};
 use crate::system::logger;
 use types::{Info, API_VERSION};
 
@@ -62,13 +61,13 @@ pub fn main(verb: &str, args: &[String]) -> ExitCode {
         Ok(None) => ExitCode::SUCCESS,
         Err(err) => {
             log::warn!("{err}");
-            let _ = writeln!(stdout, "{}", json!({ "error": message(&err) }));
+            let _ = writeln!(stdout, "{}", json!({ "error": err.message() }));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(verb: &str, args: &[String]) -> CniResult<Option<Value>> {
+fn run(verb: &str, args: &[String]) -> Result<Option<Value>> {
     match verb {
         "info" => Ok(Some(to_json(&info()))),
         "create" => create::create(read_stdin()?).map(|n| Some(to_json(&n))),
@@ -77,7 +76,7 @@ fn run(verb: &str, args: &[String]) -> CniResult<Option<Value>> {
         "teardown" => {
             teardown::teardown(&netns_argument(verb, args)?, read_stdin()?).map(|()| None)
         }
-        other => Err(CniError::internal(format!(
+        other => Err(Error::internal(format!(
             "{other} is no netavark plugin verb"
         ))),
     }
@@ -91,25 +90,15 @@ fn info() -> Info {
     }
 }
 
-/// What podman shows the user: the message, and the details when there are some (no CNI
-/// error code: it means nothing to podman).
-fn message(err: &CniError) -> String {
-    if err.details.is_empty() {
-        err.msg.clone()
-    } else {
-        format!("{}: {}", err.msg, err.details)
-    }
-}
-
 fn to_json(value: &impl serde::Serialize) -> Value {
     serde_json::to_value(value).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }
 
 /// `setup` and `teardown` name the container's namespace as their one argument.
-fn netns_argument(verb: &str, args: &[String]) -> CniResult<PathBuf> {
+fn netns_argument(verb: &str, args: &[String]) -> Result<PathBuf> {
     match args {
         [path] if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => Err(CniError::config(format!(
+        _ => Err(Error::config(format!(
             "{verb} takes one argument, the path of the container's network namespace"
         ))),
     }
@@ -117,10 +106,10 @@ fn netns_argument(verb: &str, args: &[String]) -> CniResult<PathBuf> {
 
 /// The request on stdin, decoded; a person at a terminal is told what the plugin expects
 /// instead of being left waiting for input.
-fn read_stdin<T: DeserializeOwned>() -> CniResult<T> {
+fn read_stdin<T: DeserializeOwned>() -> Result<T> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return Err(CniError::config(
+        return Err(Error::config(
             "this is a netavark plugin verb: netavark and podman run it with JSON on stdin",
         ));
     }
@@ -128,9 +117,9 @@ fn read_stdin<T: DeserializeOwned>() -> CniResult<T> {
     stdin
         .lock()
         .read_to_end(&mut bytes)
-        .map_err(|e| CniError::internal(format!("reading stdin: {e}")))?;
+        .map_err(|e| Error::internal(format!("reading stdin: {e}")))?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        CniError::config(format!(
+        Error::config(format!(
             "the request on stdin is not what netavark sends: {e}"
         ))
     })

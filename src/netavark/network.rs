@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use super::types::Network;
+use crate::error::{Error, Result};
 use crate::protocol::options::NetworkOptions;
-use crate::protocol::{CniError, CniResult};
 use crate::system::privilege;
 
 /// Where attachment records of podman containers live unless `-o state_dir=` says otherwise:
@@ -25,14 +25,14 @@ pub struct Settings {
 
 impl Settings {
     /// The options of `network`, refused naming the option; with the state directory.
-    pub fn of(network: &Network) -> CniResult<Settings> {
+    pub fn of(network: &Network) -> Result<Settings> {
         let options = NetworkOptions::parse(network.options(), &OWN_OPTIONS)
-            .map_err(|e| CniError::config(e.to_string()))?;
+            .map_err(|e| Error::config(e.to_string()))?;
         let state_dir = match network.option("state_dir") {
             None => PathBuf::from(DEFAULT_STATE_DIR),
             Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
             Some(dir) => {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "option state_dir={dir:?}: must be an absolute path"
                 )))
             }
@@ -62,9 +62,9 @@ impl Settings {
 
 /// Rootless podman runs plugins in a user namespace without the node's CAP_NET_ADMIN: the
 /// routes and neighbour entries that give the node its path to containers cannot be made.
-pub fn refuse_rootless() -> CniResult<()> {
+pub fn refuse_rootless() -> Result<()> {
     if privilege::is_rootless() {
-        return Err(CniError::config(
+        return Err(Error::config(
             "macvlan-host needs root: rootless podman cannot give the node routes to its \
              containers. Create and use the network as root (sudo podman network create -d \
              macvlan-host ...)",
@@ -76,10 +76,10 @@ pub fn refuse_rootless() -> CniResult<()> {
 /// Podman's own IPAM (host-local) allocates the addresses this plugin is handed
 /// (`static_ips`); without a subnet there is none, and a DHCP lease would need netavark's
 /// DHCP proxy, which only netavark's built-in drivers talk to.
-pub fn refuse_unaddressed(network: &Network) -> CniResult<()> {
+pub fn refuse_unaddressed(network: &Network) -> Result<()> {
     match network.ipam_driver() {
         Some("dhcp") => {
-            return Err(CniError::config(
+            return Err(Error::config(
                 "--ipam-driver dhcp is not supported by macvlan-host: netavark's DHCP proxy \
                  serves only its built-in drivers. Give the network a --subnet (with --ip-range \
                  outside your DHCP server's pool, and --gateway) so that podman assigns the \
@@ -88,7 +88,7 @@ pub fn refuse_unaddressed(network: &Network) -> CniResult<()> {
             ))
         }
         Some("none") => {
-            return Err(CniError::config(
+            return Err(Error::config(
                 "--ipam-driver none is not supported by macvlan-host: the node reaches its \
                  containers by their addresses, so podman must assign them: give the network a \
                  --subnet and leave --ipam-driver unset (host-local)",
@@ -97,7 +97,7 @@ pub fn refuse_unaddressed(network: &Network) -> CniResult<()> {
         _ => {}
     }
     if network.subnets().is_empty() {
-        return Err(CniError::config(
+        return Err(Error::config(
             "macvlan-host needs a subnet: podman assigns no address on a plugin network \
              without one. Add --subnet (the LAN's, e.g. --subnet 192.168.1.0/24 --gateway \
              192.168.1.1 --ip-range 192.168.1.192/27)",

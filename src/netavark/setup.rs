@@ -10,10 +10,10 @@ use super::attachment::Attachment;
 use super::host_side;
 use super::network::{self, Settings};
 use super::types::{NetAddress, NetInterface, PluginRequest, StatusBlock};
-use crate::protocol::CniResult;
+use crate::error::Result;
 use crate::system::Mac;
 
-pub fn setup(netns: &Path, request: PluginRequest) -> CniResult<StatusBlock> {
+pub fn setup(netns: &Path, request: PluginRequest) -> Result<StatusBlock> {
     network::refuse_rootless()?;
     let settings = Settings::of(&request.network)?;
     let attachment = Attachment::of(&request)?;

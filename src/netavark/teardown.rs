@@ -8,9 +8,9 @@ use super::attachment::key_of;
 use super::host_side;
 use super::network::Settings;
 use super::types::PluginRequest;
-use crate::protocol::CniResult;
+use crate::error::Result;
 
-pub fn teardown(netns: &Path, request: PluginRequest) -> CniResult<()> {
+pub fn teardown(netns: &Path, request: PluginRequest) -> Result<()> {
     let settings = Settings::for_teardown(&request.network);
     let key = key_of(&request)?;
     let outcome = host_side::disconnect(netns, &settings, &key);

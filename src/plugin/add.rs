@@ -13,15 +13,14 @@ use crate::datapaths::node::Node;
 use crate::datapaths::plan::{PodInterface, Settings};
 use crate::datapaths::pod::Pod;
 use crate::datapaths::pod_addresses::{self, Origin};
+use crate::error::{Context, Error, Result};
 use crate::protocol::requested_mac::{requested_mac, RequestedMac};
 use crate::protocol::result::{pass_through, CniOutput, Interface};
-use crate::protocol::{
-    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
-};
+use crate::protocol::{Command, Environment, HostAccess, Mode, NetConf};
 use crate::system::netlink::Link;
 use crate::system::state::{AttachmentKey, StateStore};
 
-pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
+pub fn add(env: &Environment, conf: &NetConf) -> Result<Value> {
     let node = Node::open()?;
     let pod = open_pod(env, &node)?;
     let key = attachment_key(env, conf);
@@ -31,7 +30,7 @@ pub fn add(env: &Environment, conf: &NetConf) -> CniResult<Value> {
             prev_result: Some(prev),
         } => add_chained(env, conf, &key, &node, &pod, prev),
         // The configuration refuses this for ADD already; never a panic.
-        Mode::Chained { prev_result: None } => Err(CniError::config(
+        Mode::Chained { prev_result: None } => Err(Error::config(
             "ADD in chained mode needs prevResult, the result of the plugin before this one",
         )),
     }
@@ -45,7 +44,7 @@ fn add_interface(
     node: &Node,
     pod: &Pod,
     ipam_section: &Map<String, Value>,
-) -> CniResult<Value> {
+) -> Result<Value> {
     let ipam = Ipam::new(env, conf, ipam_section);
     let ifname = env.ifname();
     let requested = requested_mac(env, &conf.raw)?;
@@ -88,12 +87,12 @@ fn add_interface(
     let index = link.index;
     let mac = link
         .mac
-        .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?;
+        .ok_or_else(|| Error::internal(format!("{ifname} in the pod has no MAC address")))?;
     prepared?;
     let raw_allocation = reply?;
     let allocation = CniOutput::parse(&raw_allocation, "the IPAM result")?;
     if allocation.ips.is_empty() {
-        return Err(CniError::internal("the IPAM plugin returned no address"));
+        return Err(Error::internal("the IPAM plugin returned no address"));
     }
     let addresses = allocation_addresses(&allocation);
     pod_addresses::refuse_unfit(node, &raw_allocation, &addresses, Origin::IpamResult)?;
@@ -120,9 +119,9 @@ fn add_interface(
 /// A requested MAC that is the master's own: refused before anything is allocated (the
 /// kernel would refuse it only when the link comes up). Another macvlan's MAC is found then
 /// (`macvlan::configure`): the pods' links live in their own namespaces.
-fn refuse_masters_mac(requested: Option<RequestedMac>, master: &Link) -> CniResult<()> {
+fn refuse_masters_mac(requested: Option<RequestedMac>, master: &Link) -> Result<()> {
     match requested {
-        Some(r) if master.mac == Some(r.mac) => Err(CniError::internal(format!(
+        Some(r) if master.mac == Some(r.mac) => Err(Error::internal(format!(
             "MAC {} from {} is already in use on master {}: it is the master's own MAC",
             r.mac, r.source, master.name
         ))),
@@ -175,7 +174,7 @@ fn add_chained(
     node: &Node,
     pod: &Pod,
     prev: &Value,
-) -> CniResult<Value> {
+) -> Result<Value> {
     let ifname = env.ifname();
     let pod_if = CniOutput::parse(prev, "prevResult")?.pod_interface(ifname, "prevResult")?;
     pod_addresses::refuse_unfit(node, prev, &pod_if.addresses, Origin::PrevResult)?;
@@ -184,7 +183,7 @@ fn add_chained(
         .link_by_name(ifname)
         .context("looking up the pod's interface")?
         .ok_or_else(|| {
-            CniError::config(format!(
+            Error::config(format!(
                 "prevResult names interface {ifname:?} but the pod has no such interface"
             ))
         })?;
@@ -192,7 +191,7 @@ fn add_chained(
         Some(name) => node.resolve_master(Some(name))?,
         // The macvlan's parent, as the kernel reports it: never a guess.
         None => node.master_by_index(link.parent_index.ok_or_else(|| {
-            CniError::config(format!(
+            Error::config(format!(
                 "{ifname} in the pod has no parent link: is it a macvlan? Set \"master\" otherwise"
             ))
         })?)?,
@@ -202,7 +201,7 @@ fn add_chained(
         index: link.index,
         mac: link
             .mac
-            .ok_or_else(|| CniError::internal(format!("{ifname} in the pod has no MAC address")))?,
+            .ok_or_else(|| Error::internal(format!("{ifname} in the pod has no MAC address")))?,
         mtu: link.mtu,
         macvlan_mode: link.macvlan_mode,
         addresses: pod_if.addresses,
@@ -226,7 +225,7 @@ fn attach_host(
     pod: &Pod,
     master: &Link,
     pod_if: &PodInterface,
-) -> CniResult<Option<Attached>> {
+) -> Result<Option<Attached>> {
     if conf.host_access == HostAccess::None {
         return Ok(None);
     }

@@ -6,16 +6,15 @@ use crate::datapaths::engine;
 use crate::datapaths::macvlan;
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
+use crate::error::{Context, Error, Result};
 use crate::protocol::result::CniOutput;
-use crate::protocol::{
-    CniError, CniResult, Command, Context, Environment, HostAccess, Mode, NetConf,
-};
+use crate::protocol::{Command, Environment, HostAccess, Mode, NetConf};
 use crate::system::state::StateStore;
 
-pub fn check(env: &Environment, conf: &NetConf) -> CniResult<()> {
+pub fn check(env: &Environment, conf: &NetConf) -> Result<()> {
     let prev = conf
         .prev_result()
-        .ok_or_else(|| CniError::config("CHECK needs prevResult: the result of ADD"))?;
+        .ok_or_else(|| Error::config("CHECK needs prevResult: the result of ADD"))?;
     let prev = CniOutput::parse(prev, "prevResult")?;
     let Mode::Interface { ipam } = &conf.mode else {
         // The previous plugin checks the interface; here only that it is there at all.
@@ -48,13 +47,13 @@ fn check_interface(
     node: &Node,
     pod: &Pod,
     prev: &CniOutput,
-) -> CniResult<()> {
+) -> Result<()> {
     let master = node.resolve_master(conf.master.as_deref())?;
     macvlan::verify(&pod.netlink, env.ifname(), conf.macvlan_mode, &master, prev)
 }
 
 /// The node's path to the pod, against the attachment's record.
-fn check_host_access(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> CniResult<()> {
+fn check_host_access(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) -> Result<()> {
     if conf.host_access == HostAccess::None {
         return Ok(());
     }
@@ -63,7 +62,7 @@ fn check_host_access(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) 
         .load(&attachment_key(env, conf))
         .context("reading the attachment record")?
         .ok_or_else(|| {
-            CniError::internal(format!(
+            Error::internal(format!(
                 "no host-access record for container {} interface {} in {}",
                 env.container_id(),
                 env.ifname(),
@@ -75,5 +74,5 @@ fn check_host_access(env: &Environment, conf: &NetConf, node: &Node, pod: &Pod) 
         return Ok(());
     }
     let pieces: Vec<String> = drift.iter().map(ToString::to_string).collect();
-    Err(CniError::internal(pieces.join("; ")))
+    Err(Error::internal(pieces.join("; ")))
 }

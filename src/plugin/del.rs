@@ -8,13 +8,12 @@ use crate::datapaths::engine::Detach;
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
 use crate::datapaths::shim::unrecorded::Clues;
-use crate::protocol::{
-    CniError, CniResult, Command, Context, Environment, ErrorList, Mode, NetConf,
-};
+use crate::error::{Context, Error, ErrorList, Result};
+use crate::protocol::{Command, Environment, Mode, NetConf};
 use crate::system::netns::Netns;
 use crate::system::state::StateStore;
 
-pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
+pub fn del(env: &Environment, conf: &NetConf) -> Result<()> {
     let node = Node::open()?;
     // Before anything else: a CNI_NETNS that is the node's own namespace is refused.
     let pod_ns = pod_namespace_if_present(env, &node)?;
@@ -63,7 +62,7 @@ pub fn del(env: &Environment, conf: &NetConf) -> CniResult<()> {
 
 /// The pod's links of this attachment (its macvlan and, with veth, the pair's pod end) in one
 /// request: the kernel waits for one grace period for all of them.
-fn remove_pod_links(pod_ns: Option<Netns>, ifname: &str, group: u32) -> CniResult<()> {
+fn remove_pod_links(pod_ns: Option<Netns>, ifname: &str, group: u32) -> Result<()> {
     let Some(ns) = pod_ns else {
         return Ok(());
     };
@@ -71,7 +70,7 @@ fn remove_pod_links(pod_ns: Option<Netns>, ifname: &str, group: u32) -> CniResul
     let pod = Pod::connect(ns, &path)?;
     match pod.netlink.delete_link_group(group) {
         Err(e) if !e.is_not_found() => {
-            return Err(CniError::from(e).context("removing the attachment's links from the pod"))
+            return Err(Error::from(e).context("removing the attachment's links from the pod"))
         }
         _ => {}
     }

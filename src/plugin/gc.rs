@@ -6,19 +6,18 @@ use std::collections::HashSet;
 use super::ipam::Ipam;
 use crate::datapaths::node::Node;
 use crate::datapaths::{engine, shim};
-use crate::protocol::{CniError, CniResult, Context, Environment, ErrorList, Mode, NetConf};
+use crate::error::{Context, Error, ErrorList, Result};
+use crate::protocol::{Environment, Mode, NetConf};
 use crate::system::lock::NodeLock;
 use crate::system::state::StateStore;
 
-pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
+pub fn gc(env: &Environment, conf: &NetConf) -> Result<()> {
     let valid: HashSet<(String, String)> = conf
         .valid_attachments
         .clone()
         .ok_or_else(|| {
             // Without the list every attachment would look stale: refuse rather than wipe.
-            CniError::config(
-                "GC needs \"cni.dev/valid-attachments\": the list of attachments to keep",
-            )
+            Error::config("GC needs \"cni.dev/valid-attachments\": the list of attachments to keep")
         })?
         .into_iter()
         .collect();
@@ -46,7 +45,7 @@ pub fn gc(env: &Environment, conf: &NetConf) -> CniResult<()> {
 
 /// Temporary files of calls that were killed while writing state (under the node lock, no
 /// writer of a locked file is alive).
-fn remove_dead_temporaries(store: &StateStore) -> CniResult<()> {
+fn remove_dead_temporaries(store: &StateStore) -> Result<()> {
     NodeLock::acquire()
         .and_then(|_lock| store.remove_dead_temporaries())
         .context("removing temporary files of killed calls")

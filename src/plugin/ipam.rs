@@ -13,7 +13,8 @@ use std::process::{Child, Command as Process, Stdio};
 use serde_json::{json, Value};
 
 use super::ipam_versions::IpamVersions;
-use crate::protocol::{code, CniError, CniResult, CniVersion, Command, Environment, NetConf};
+use crate::error::{Error, Kind, Result};
+use crate::protocol::{CniVersion, Command, Environment, NetConf};
 
 pub struct Ipam<'a> {
     env: &'a Environment,
@@ -46,7 +47,7 @@ impl<'a> Ipam<'a> {
     }
 
     /// Starts a verb; its outcome comes from `Pending::wait`.
-    pub fn start(&self, command: Command) -> CniResult<Pending<'_, 'a>> {
+    pub fn start(&self, command: Command) -> Result<Pending<'_, 'a>> {
         let version = self.negotiated_version().unwrap_or(self.conf.cni_version);
         let child = self.spawn(command, version)?;
         Ok(Pending {
@@ -57,12 +58,12 @@ impl<'a> Ipam<'a> {
         })
     }
 
-    pub fn del(&self) -> CniResult<()> {
+    pub fn del(&self) -> Result<()> {
         self.start(Command::Del)?.wait().map(drop)
     }
 
     /// GC is passed on only to IPAM plugins that speak 1.1.0; older ones have no GC.
-    pub fn gc(&self) -> CniResult<()> {
+    pub fn gc(&self) -> Result<()> {
         if self.supported_versions()?.contains(&CniVersion::V1_1_0) {
             self.start(Command::Gc)?.wait().map(drop)
         } else {
@@ -70,7 +71,7 @@ impl<'a> Ipam<'a> {
         }
     }
 
-    fn supported_versions(&self) -> CniResult<Vec<CniVersion>> {
+    fn supported_versions(&self) -> Result<Vec<CniVersion>> {
         let child = self.spawn(Command::Version, self.conf.cni_version)?;
         let reply = self.collect(Command::Version, child)?.unwrap_or_default();
         Ok(reply
@@ -114,14 +115,14 @@ impl<'a> Ipam<'a> {
         ))
     }
 
-    fn binary(&self) -> CniResult<PathBuf> {
+    fn binary(&self) -> Result<PathBuf> {
         self.env
             .path
             .iter()
             .map(|dir| dir.join(&self.plugin))
             .find(|p| p.is_file())
             .ok_or_else(|| {
-                CniError::config(format!(
+                Error::config(format!(
                     "ipam.type {:?}: no such plugin in CNI_PATH ({})",
                     self.plugin,
                     self.env
@@ -138,7 +139,7 @@ impl<'a> Ipam<'a> {
         format!("IPAM plugin {} ({})", self.plugin, command.as_str())
     }
 
-    fn spawn(&self, command: Command, version: CniVersion) -> CniResult<Child> {
+    fn spawn(&self, command: Command, version: CniVersion) -> Result<Child> {
         let binary = self.binary()?;
         let mut conf = self.conf.raw.clone();
         conf.insert("cniVersion".into(), json!(version.as_str()));
@@ -150,8 +151,8 @@ impl<'a> Ipam<'a> {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                CniError::new(
-                    code::IO_FAILURE,
+                Error::new(
+                    Kind::Io,
                     format!(
                         "{}: cannot run {}: {e}",
                         self.what(command),
@@ -171,11 +172,11 @@ impl<'a> Ipam<'a> {
         Ok(child)
     }
 
-    fn collect(&self, command: Command, child: Child) -> CniResult<Option<Value>> {
+    fn collect(&self, command: Command, child: Child) -> Result<Option<Value>> {
         let what = self.what(command);
         let output = child
             .wait_with_output()
-            .map_err(|e| CniError::new(code::IO_FAILURE, format!("{what}: {e}")))?;
+            .map_err(|e| Error::new(Kind::Io, format!("{what}: {e}")))?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !stderr.trim().is_empty() {
             log::debug!("{what} stderr: {}", stderr.trim());
@@ -197,7 +198,7 @@ impl<'a> Ipam<'a> {
         let details = field("details")
             .and_then(|d| d.as_str().map(str::to_owned))
             .unwrap_or_default();
-        Err(CniError::foreign(
+        Err(Error::foreign(
             field("code").as_ref(),
             format!("{what}: {msg}"),
             &details,
@@ -210,7 +211,7 @@ impl Pending<'_, '_> {
     /// speaks up to 1.0.0) refuses it with code 1: then the call is repeated at the newest
     /// version both sides speak, and that version is remembered for this binary, so later
     /// calls go straight to it. Results are read version-independently.
-    pub fn wait(self) -> CniResult<Option<Value>> {
+    pub fn wait(self) -> Result<Option<Value>> {
         let Pending {
             ipam,
             command,
@@ -218,7 +219,7 @@ impl Pending<'_, '_> {
             child,
         } = self;
         match ipam.collect(command, child) {
-            Err(e) if e.code == code::INCOMPATIBLE_VERSION => {
+            Err(e) if e.kind == Kind::IncompatibleVersion => {
                 let common = ipam
                     .supported_versions()?
                     .into_iter()
@@ -240,9 +241,9 @@ impl Pending<'_, '_> {
     }
 
     /// `wait`, for a verb that must return a result (ADD).
-    pub fn wait_for_result(self) -> CniResult<Value> {
+    pub fn wait_for_result(self) -> Result<Value> {
         let what = self.ipam.what(self.command);
         self.wait()?
-            .ok_or_else(|| CniError::internal(format!("{what} returned no result")))
+            .ok_or_else(|| Error::internal(format!("{what} returned no result")))
     }
 }

@@ -16,8 +16,9 @@ use serde_json::Value;
 
 use crate::datapaths::node::Node;
 use crate::datapaths::pod::Pod;
+use crate::error::Result;
 use crate::protocol::version::version_reply;
-use crate::protocol::{CniResult, Command, Environment, NetConf};
+use crate::protocol::{Command, Environment, NetConf};
 use crate::system::legacy_lock;
 use crate::system::netns::Netns;
 use crate::system::state::AttachmentKey;
@@ -28,7 +29,7 @@ pub fn run(
     env: &Environment,
     stdin: &[u8],
     on_config: impl FnOnce(&NetConf),
-) -> CniResult<Option<Value>> {
+) -> Result<Option<Value>> {
     if env.command == Command::Version {
         return Ok(Some(version_reply(stdin)));
     }
@@ -58,12 +59,12 @@ fn attachment_key(env: &Environment, conf: &NetConf) -> AttachmentKey {
 }
 
 /// The pod of `CNI_NETNS`, for ADD and CHECK (never the plugin's own namespace).
-fn open_pod(env: &Environment, node: &Node) -> CniResult<Pod> {
+fn open_pod(env: &Environment, node: &Node) -> Result<Pod> {
     let path = env.netns.as_deref().unwrap_or(Path::new(""));
     Pod::open(path, &node.ns, "CNI_NETNS")
 }
 
 /// The pod's namespace of `CNI_NETNS` for DEL: None when it is gone; never the node's own.
-fn pod_namespace_if_present(env: &Environment, node: &Node) -> CniResult<Option<Netns>> {
+fn pod_namespace_if_present(env: &Environment, node: &Node) -> Result<Option<Netns>> {
     Pod::namespace_if_present(env.netns.as_deref(), &node.ns, "CNI_NETNS")
 }

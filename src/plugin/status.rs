@@ -1,10 +1,11 @@
 //! STATUS: whether the plugin can take ADDs: the master exists and is up.
 
 use crate::datapaths::node::Node;
-use crate::protocol::{code, CniError, CniResult, NetConf};
+use crate::error::{Error, Kind, Result};
+use crate::protocol::NetConf;
 
-pub fn status(conf: &NetConf) -> CniResult<()> {
-    let unavailable = |msg: String| CniError::new(code::NOT_AVAILABLE, msg);
+pub fn status(conf: &NetConf) -> Result<()> {
+    let unavailable = |msg: String| Error::new(Kind::NotAvailable, msg);
     let node = Node::open()?;
     let master = node
         .resolve_master(conf.master.as_deref())

@@ -9,8 +9,8 @@ use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 
 use super::env::Command;
-use super::error::{code, CniError, CniResult};
 use super::version::CniVersion;
+use crate::error::{Error, Kind, Result};
 use crate::system::names::{is_valid_id, validate_ifname};
 use crate::system::netlink::MacvlanMode;
 
@@ -102,17 +102,17 @@ impl NetConf {
     /// a verb the configuration's version does not have is refused (code 1) before anything
     /// else, and DEL, GC and STATUS, which may come without a prevResult, accept a chained
     /// configuration with neither `ipam` nor `prevResult` (served from the records).
-    pub fn parse(stdin: &[u8], command: Command) -> CniResult<NetConf> {
+    pub fn parse(stdin: &[u8], command: Command) -> Result<NetConf> {
         let without_prev_result = matches!(command, Command::Del | Command::Gc | Command::Status);
         let value: Value = serde_json::from_slice(stdin).map_err(|e| {
-            CniError::new(
-                code::DECODING_FAILURE,
+            Error::new(
+                Kind::Decoding,
                 format!("the network configuration on stdin is not valid JSON: {e}"),
             )
         })?;
         let Value::Object(raw) = value else {
-            return Err(CniError::new(
-                code::DECODING_FAILURE,
+            return Err(Error::new(
+                Kind::Decoding,
                 "the network configuration on stdin is not a JSON object",
             ));
         };
@@ -132,7 +132,7 @@ impl NetConf {
             Some(Value::Object(ipam)) => {
                 match ipam.get("type").and_then(Value::as_str) {
                     Some(t) if !t.is_empty() && !t.contains('/') => {}
-                    _ => return Err(CniError::config(format!(
+                    _ => return Err(Error::config(format!(
                         "ipam.type must name an IPAM plugin in CNI_PATH (e.g. \"host-local\"), got {}",
                         ipam.get("type").map(Value::to_string).unwrap_or_else(|| "nothing".into())
                     ))),
@@ -140,7 +140,7 @@ impl NetConf {
                 Some(ipam.clone())
             }
             Some(other) => {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "ipam must be an object, got {other}"
                 )))
             }
@@ -149,7 +149,7 @@ impl NetConf {
             None | Some(Value::Null) => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
             Some(other) => {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "prevResult must be an object, got {other}"
                 )))
             }
@@ -159,7 +159,7 @@ impl NetConf {
             (None, Some(prev)) => Mode::Chained { prev_result: Some(prev) },
             (None, None) if without_prev_result => Mode::Chained { prev_result: None },
             (None, None) => {
-                return Err(CniError::config(
+                return Err(Error::config(
                     "neither \"ipam\" nor \"prevResult\" is present: in interface mode macvlan-host creates the pod's \
                      macvlan itself and needs an \"ipam\" section (e.g. {\"type\": \"host-local\", ...}); in chained mode \
                      it runs after the \"macvlan\" plugin in a conflist, which passes it the pod's addresses as \"prevResult\"",
@@ -173,17 +173,17 @@ impl NetConf {
         }
         let macvlan_mode = match reader.optional_str("mode")? {
             None => MacvlanMode::Bridge,
-            Some(text) => text.parse().map_err(CniError::config)?,
+            Some(text) => text.parse().map_err(Error::config)?,
         };
         let mtu = reader
             .optional_u64("mtu")?
-            .map(|mtu| check_mtu(mtu).map_err(|why| CniError::config(format!("mtu {why}"))))
+            .map(|mtu| check_mtu(mtu).map_err(|why| Error::config(format!("mtu {why}"))))
             .transpose()?;
         let host_access = match reader.optional_str("hostAccess")? {
             None => HostAccess::Shim,
             Some(text) => text
                 .parse()
-                .map_err(|why| CniError::config(format!("hostAccess {why}")))?,
+                .map_err(|why| Error::config(format!("hostAccess {why}")))?,
         };
         let shim_name = reader.optional_str("shimName")?;
         if let Some(n) = &shim_name {
@@ -196,7 +196,7 @@ impl NetConf {
         let log_level = match reader.optional_str("logLevel")?.as_deref() {
             None | Some("info") => log::LevelFilter::Info,
             Some(other) => log::LevelFilter::from_str(other).map_err(|_| {
-                CniError::config(format!(
+                Error::config(format!(
                     "logLevel {other:?} is invalid: use \"error\", \"warn\", \"info\", \"debug\", \"trace\" or \"off\""
                 ))
             })?,
@@ -239,38 +239,38 @@ impl NetConf {
 struct Reader<'a>(&'a Map<String, Value>);
 
 impl Reader<'_> {
-    fn optional_str(&self, key: &str) -> CniResult<Option<String>> {
+    fn optional_str(&self, key: &str) -> Result<Option<String>> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(CniError::config(format!(
+            Some(other) => Err(Error::config(format!(
                 "{key} must be a string, got {other}"
             ))),
         }
     }
 
-    fn required_str(&self, key: &str) -> CniResult<String> {
-        self.optional_str(key)?.ok_or_else(|| {
-            CniError::config(format!("{key} is required in the network configuration"))
-        })
+    fn required_str(&self, key: &str) -> Result<String> {
+        self.optional_str(key)?
+            .ok_or_else(|| Error::config(format!("{key} is required in the network configuration")))
     }
 
-    fn optional_u64(&self, key: &str) -> CniResult<Option<u64>> {
+    fn optional_u64(&self, key: &str) -> Result<Option<u64>> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                CniError::config(format!("{key} must be a positive integer, got {v}"))
-            }),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| Error::config(format!("{key} must be a positive integer, got {v}"))),
         }
     }
 
-    fn cidr_list(&self, key: &str) -> CniResult<Vec<IpNetwork>> {
+    fn cidr_list(&self, key: &str) -> Result<Vec<IpNetwork>> {
         let items = match self.0.get(key) {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Array(items)) => items,
             Some(other) => {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "{key} must be a list of CIDRs, got {other}"
                 )))
             }
@@ -279,9 +279,9 @@ impl Reader<'_> {
             .iter()
             .map(|item| {
                 let text = item.as_str().ok_or_else(|| {
-                    CniError::config(format!("{key} must be a list of CIDRs, got {item}"))
+                    Error::config(format!("{key} must be a list of CIDRs, got {item}"))
                 })?;
-                parse_cidr(text).map_err(|why| CniError::config(format!("{key}: {text:?} {why}")))
+                parse_cidr(text).map_err(|why| Error::config(format!("{key}: {text:?} {why}")))
             })
             .collect()
     }
@@ -297,16 +297,16 @@ pub fn parse_cidr(text: &str) -> Result<IpNetwork, String> {
 }
 
 /// An interface name the kernel accepts.
-pub fn check_ifname(key: &str, name: &str) -> CniResult<()> {
-    validate_ifname(name).map_err(|why| CniError::config(format!("{key} {name:?} {why}")))
+pub fn check_ifname(key: &str, name: &str) -> Result<()> {
+    validate_ifname(name).map_err(|why| Error::config(format!("{key} {name:?} {why}")))
 }
 
 /// Network names also name state files: the specification's character set, bounded length.
-fn validate_network_name(name: &str) -> CniResult<()> {
+fn validate_network_name(name: &str) -> Result<()> {
     if is_valid_id(name, 100) {
         Ok(())
     } else {
-        Err(CniError::config(format!(
+        Err(Error::config(format!(
             "name {name:?} is invalid: it must be 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )))
     }
@@ -314,7 +314,7 @@ fn validate_network_name(name: &str) -> CniResult<()> {
 
 /// GC's list of attachments to keep: `cni.dev/valid-attachments`, or the older
 /// `cni.dev/attachments`.
-fn valid_attachments(raw: &Map<String, Value>) -> CniResult<Option<Vec<(String, String)>>> {
+fn valid_attachments(raw: &Map<String, Value>) -> Result<Option<Vec<(String, String)>>> {
     let Some((key, value)) = ["cni.dev/valid-attachments", "cni.dev/attachments"]
         .into_iter()
         .find_map(|k| raw.get(k).map(|v| (k, v)))
@@ -322,9 +322,7 @@ fn valid_attachments(raw: &Map<String, Value>) -> CniResult<Option<Vec<(String, 
         return Ok(None);
     };
     let Value::Array(items) = value else {
-        return Err(CniError::config(format!(
-            "{key} must be a list, got {value}"
-        )));
+        return Err(Error::config(format!("{key} must be a list, got {value}")));
     };
     items
         .iter()
@@ -333,11 +331,11 @@ fn valid_attachments(raw: &Map<String, Value>) -> CniResult<Option<Vec<(String, 
             let ifname = item.get("ifname").and_then(Value::as_str);
             match (id, ifname) {
                 (Some(id), Some(ifname)) => Ok((id.to_owned(), ifname.to_owned())),
-                _ => Err(CniError::config(format!(
+                _ => Err(Error::config(format!(
                     "{key}: every entry needs \"containerID\" and \"ifname\", got {item}"
                 ))),
             }
         })
-        .collect::<CniResult<Vec<_>>>()
+        .collect::<Result<Vec<_>>>()
         .map(Some)
 }

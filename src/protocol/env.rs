@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::error::{CniError, CniResult};
+use crate::error::{Error, Result};
 use crate::system::names::is_valid_id;
 pub use crate::system::names::validate_ifname;
 
@@ -17,7 +17,7 @@ pub enum Command {
 }
 
 impl Command {
-    pub fn parse(text: &str) -> CniResult<Command> {
+    pub fn parse(text: &str) -> Result<Command> {
         Ok(match text {
             "ADD" => Command::Add,
             "DEL" => Command::Del,
@@ -26,7 +26,7 @@ impl Command {
             "GC" => Command::Gc,
             "STATUS" => Command::Status,
             other => {
-                return Err(CniError::env(format!(
+                return Err(Error::env(format!(
                     "CNI_COMMAND {other:?} is not one of ADD, DEL, CHECK, VERSION, GC, STATUS"
                 )))
             }
@@ -64,15 +64,15 @@ pub struct Environment {
 
 impl Environment {
     /// Reads the process environment.
-    pub fn from_process() -> CniResult<Environment> {
+    pub fn from_process() -> Result<Environment> {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
     /// Reads the environment through `lookup` (tests pass a table).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> CniResult<Environment> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Environment> {
         let get = |key: &str| lookup(key).filter(|v| !v.is_empty());
         let command_text =
-            get("CNI_COMMAND").ok_or_else(|| CniError::env("CNI_COMMAND is not set"))?;
+            get("CNI_COMMAND").ok_or_else(|| Error::env("CNI_COMMAND is not set"))?;
         let command = Command::parse(&command_text)?;
         let mut env = Environment {
             command,
@@ -91,7 +91,7 @@ impl Environment {
             env.container_id = Some(id);
             let ifname = get("CNI_IFNAME").ok_or_else(|| missing("CNI_IFNAME", command))?;
             validate_ifname(&ifname)
-                .map_err(|why| CniError::env(format!("CNI_IFNAME {ifname:?} {why}")))?;
+                .map_err(|why| Error::env(format!("CNI_IFNAME {ifname:?} {why}")))?;
             env.ifname = Some(ifname);
             env.netns = get("CNI_NETNS").map(PathBuf::from);
             if env.netns.is_none() && command != Command::Del {
@@ -121,8 +121,8 @@ impl Environment {
     }
 }
 
-fn missing(var: &str, command: Command) -> CniError {
-    CniError::env(format!(
+fn missing(var: &str, command: Command) -> Error {
+    Error::env(format!(
         "{var} is required for {} but is not set",
         command.as_str()
     ))
@@ -130,9 +130,9 @@ fn missing(var: &str, command: Command) -> CniError {
 
 /// Container IDs name the plugin's state files, so only the characters the specification
 /// allows get through: letters, digits, `_`, `.`, `-`, starting with a letter or digit.
-pub fn validate_container_id(id: &str) -> CniResult<()> {
+pub fn validate_container_id(id: &str) -> Result<()> {
     if !is_valid_id(id, 128) {
-        return Err(CniError::env(format!(
+        return Err(Error::env(format!(
             "CNI_CONTAINERID {id:?} is invalid: it must be 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )));
     }
@@ -140,12 +140,12 @@ pub fn validate_container_id(id: &str) -> CniResult<()> {
 }
 
 /// CNI_ARGS: `K=V;K=V`. Unknown keys are kept (runtimes send `IgnoreUnknown=1;K8S_POD_NAME=..`).
-fn parse_args(text: &str) -> CniResult<Vec<(String, String)>> {
+fn parse_args(text: &str) -> Result<Vec<(String, String)>> {
     text.split(';')
         .filter(|pair| !pair.is_empty())
         .map(|pair| match pair.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(CniError::env(format!(
+            _ => Err(Error::env(format!(
                 "CNI_ARGS {text:?} is invalid: {pair:?} is not of the form KEY=VALUE"
             ))),
         })
@@ -157,7 +157,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env_of(pairs: &[(&str, &str)]) -> CniResult<Environment> {
+    fn env_of(pairs: &[(&str, &str)]) -> Result<Environment> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -174,7 +174,7 @@ mod tests {
         ("CNI_PATH", "/opt/cni/bin:/usr/lib/cni"),
     ];
 
-    fn with(overrides: &[(&'static str, &'static str)]) -> CniResult<Environment> {
+    fn with(overrides: &[(&'static str, &'static str)]) -> Result<Environment> {
         let mut pairs: Vec<(&str, &str)> = GOOD
             .iter()
             .filter(|(k, _)| !overrides.iter().any(|(ok, _)| ok == k))
@@ -218,7 +218,7 @@ mod tests {
         ];
         for (overrides, var) in cases {
             let err = with(overrides).expect_err(var);
-            assert_eq!(err.code, 4, "{var}: {}", err.msg);
+            assert_eq!(err.cni_code(), 4, "{var}: {}", err.msg);
             assert!(err.msg.contains(var), "{var}: {}", err.msg);
         }
     }

@@ -1,13 +1,10 @@
-//! The CNI error: what a plugin prints on stdout when a verb fails.
-//!
-//! Codes are those of the CNI specification; 999 is the generic failure that the reference
-//! plugins use for anything without a more precise code.
-
-use std::fmt;
+//! The CNI front end's form of an error: the code of the CNI specification for each kind of
+//! failure, and the JSON document a plugin prints on stdout when a verb fails. 999 is the
+//! generic failure that the reference plugins use for anything without a more precise code.
 
 use serde_json::json;
 
-use crate::system::SysError;
+use crate::error::{Error, Kind};
 
 pub mod code {
     pub const INCOMPATIBLE_VERSION: u32 = 1;
@@ -23,33 +20,49 @@ pub mod code {
     pub const INTERNAL: u32 = 999;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CniError {
-    pub code: u32,
-    pub msg: String,
-    pub details: String,
-    /// The errno of the system call or netlink request that failed, kept from `SysError`
-    /// so that a caller decides on it (never on the message); not part of the wire form.
-    pub errno: Option<i32>,
-}
-
-pub type CniResult<T> = Result<T, CniError>;
-
-impl CniError {
-    pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        CniError {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-            errno: None,
+impl Kind {
+    /// The CNI error code of this kind of failure.
+    pub fn cni_code(self) -> u32 {
+        match self {
+            Kind::IncompatibleVersion => code::INCOMPATIBLE_VERSION,
+            Kind::UnsupportedField => code::UNSUPPORTED_FIELD,
+            Kind::UnknownContainer => code::UNKNOWN_CONTAINER,
+            Kind::Environment => code::INVALID_ENVIRONMENT,
+            Kind::Io => code::IO_FAILURE,
+            Kind::Decoding => code::DECODING_FAILURE,
+            Kind::Config => code::INVALID_CONFIG,
+            Kind::TryAgainLater => code::TRY_AGAIN_LATER,
+            Kind::NotAvailable => code::NOT_AVAILABLE,
+            Kind::LimitedConnectivity => code::LIMITED_CONNECTIVITY,
+            // Code 0 would read as success to some runtimes: an error is never 0.
+            Kind::Delegated(0) | Kind::Internal => code::INTERNAL,
+            Kind::Delegated(code) => code,
         }
     }
 
-    pub fn with_details(mut self, details: impl Into<String>) -> Self {
-        self.details = details.into();
-        self
+    /// The kind a CNI code stands for; a code the specification does not define is kept as
+    /// the delegated plugin's own.
+    pub fn from_cni_code(code: u32) -> Kind {
+        [
+            Kind::IncompatibleVersion,
+            Kind::UnsupportedField,
+            Kind::UnknownContainer,
+            Kind::Environment,
+            Kind::Io,
+            Kind::Decoding,
+            Kind::Config,
+            Kind::TryAgainLater,
+            Kind::NotAvailable,
+            Kind::LimitedConnectivity,
+            Kind::Internal,
+        ]
+        .into_iter()
+        .find(|kind| kind.cni_code() == code)
+        .unwrap_or(Kind::Delegated(code))
     }
+}
 
+impl Error {
     /// The error another plugin (IPAM) reported, as this plugin reports it. Its code is kept
     /// when it is a valid CNI error code (1 to 2^32-1); anything else (0, negative, too large,
     /// not a number, missing) becomes 999, and the original goes into `details`, so that an
@@ -75,35 +88,20 @@ impl CniError {
                 }
             }
         };
-        CniError::new(code.unwrap_or(code::INTERNAL), msg).with_details(details)
+        let kind = code.map_or(Kind::Internal, Kind::from_cni_code);
+        Error::new(kind, msg).with_details(details)
     }
 
-    /// A missing or invalid CNI_* environment variable.
-    pub fn env(msg: impl Into<String>) -> Self {
-        Self::new(code::INVALID_ENVIRONMENT, msg)
-    }
-
-    /// An invalid network configuration; the message names the key and the value.
-    pub fn config(msg: impl Into<String>) -> Self {
-        Self::new(code::INVALID_CONFIG, msg)
-    }
-
-    pub fn internal(msg: impl Into<String>) -> Self {
-        Self::new(code::INTERNAL, msg)
-    }
-
-    /// Prefixes the message with what the plugin was doing, keeping the code.
-    pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.msg = format!("{what}: {}", self.msg);
-        self
+    /// The CNI code this error is reported with.
+    pub fn cni_code(&self) -> u32 {
+        self.kind.cni_code()
     }
 
     /// The JSON object printed on stdout.
     pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
         let mut value = json!({
             "cniVersion": cni_version,
-            // Code 0 would read as success to some runtimes: an error is never 0.
-            "code": if self.code == 0 { code::INTERNAL } else { self.code },
+            "code": self.cni_code(),
             "msg": self.msg,
         });
         if !self.details.is_empty() {
@@ -113,72 +111,19 @@ impl CniError {
     }
 }
 
-impl fmt::Display for CniError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (code {})", self.msg, self.code)?;
-        if !self.details.is_empty() {
-            write!(f, ": {}", self.details)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for CniError {}
-
-impl From<SysError> for CniError {
-    fn from(err: SysError) -> Self {
-        let code = match &err {
-            SysError::Io { .. } => code::IO_FAILURE,
-            _ => code::INTERNAL,
-        };
-        CniError {
-            errno: err.errno(),
-            ..CniError::new(code, err.to_string())
-        }
-    }
-}
-
-/// Runs `f`, turning a panic into a code-999 error: whatever happens, the runtime gets a CNI
-/// error on stdout, never a bare backtrace. The default hook's backtrace is replaced by a log
-/// line (stderr, and the log file when one is configured).
-pub fn catch_panics<T>(f: impl FnOnce() -> CniResult<T>) -> CniResult<T> {
-    std::panic::set_hook(Box::new(|info| log::error!("internal error: {info}")));
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(CniError::internal(format!(
-            "internal error (a bug in macvlan-host): {what}"
-        )))
-    })
-}
-
-/// Adds context to any error that converts into a `CniError`.
-pub trait Context<T> {
-    fn context(self, what: impl fmt::Display) -> CniResult<T>;
-    fn with_context<D: fmt::Display>(self, what: impl FnOnce() -> D) -> CniResult<T>;
-}
-
-impl<T, E: Into<CniError>> Context<T> for Result<T, E> {
-    fn context(self, what: impl fmt::Display) -> CniResult<T> {
-        self.map_err(|e| e.into().context(what))
-    }
-
-    fn with_context<D: fmt::Display>(self, what: impl FnOnce() -> D) -> CniResult<T> {
-        self.map_err(|e| e.into().context(what()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_foreign_code_is_kept_only_when_it_is_a_cni_error_code() {
-        let err = CniError::foreign(Some(&json!(11)), "busy", "pool");
-        assert_eq!((err.code, err.details.as_str()), (11, "pool"));
+        let err = Error::foreign(Some(&json!(11)), "busy", "pool");
+        assert_eq!(
+            (err.kind, err.details.as_str()),
+            (Kind::TryAgainLater, "pool")
+        );
+        let err = Error::foreign(Some(&json!(120)), "exhausted", "pool");
+        assert_eq!((err.cni_code(), err.kind), (120, Kind::Delegated(120)));
         for bad in [
             json!(1099511627776u64),
             json!(0),
@@ -186,27 +131,23 @@ mod tests {
             json!("5"),
             json!(1.5),
         ] {
-            let err = CniError::foreign(Some(&bad), "failed", "pool");
-            assert_eq!(err.code, code::INTERNAL, "{bad}");
+            let err = Error::foreign(Some(&bad), "failed", "pool");
+            assert_eq!(err.cni_code(), code::INTERNAL, "{bad}");
             assert!(err.details.contains("pool"), "{}", err.details);
             assert!(err.details.contains(&bad.to_string()), "{}", err.details);
         }
-        let err = CniError::foreign(None, "failed", "");
-        assert_eq!((err.code, err.details.as_str()), (code::INTERNAL, ""));
-        assert_eq!(CniError::new(0, "x").to_json("1.0.0")["code"], json!(999));
+        let err = Error::foreign(None, "failed", "");
+        assert_eq!((err.cni_code(), err.details.as_str()), (code::INTERNAL, ""));
+        assert_eq!(
+            Error::new(Kind::Delegated(0), "x").to_json("1.0.0")["code"],
+            json!(999)
+        );
     }
 
     #[test]
-    fn a_panic_becomes_an_internal_cni_error() {
-        let err = catch_panics(|| -> CniResult<()> { panic!("boom at {}", 42) }).unwrap_err();
-        assert_eq!(err.code, code::INTERNAL);
-        assert!(err.msg.contains("boom at 42"), "{}", err.msg);
-        let err = catch_panics(|| -> CniResult<()> {
-            let handle = std::thread::spawn(|| panic!("in a thread"));
-            std::panic::resume_unwind(handle.join().unwrap_err())
-        })
-        .unwrap_err();
-        assert!(err.msg.contains("in a thread"), "{}", err.msg);
-        assert_eq!(catch_panics(|| Ok(7)), Ok(7));
+    fn every_kind_has_its_own_code_and_comes_back_from_it() {
+        for code in [1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 999, 120] {
+            assert_eq!(Kind::from_cni_code(code).cni_code(), code);
+        }
     }
 }

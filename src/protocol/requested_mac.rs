@@ -12,7 +12,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{CniError, CniResult, Environment};
+use super::Environment;
+use crate::error::{Error, Result};
 use crate::system::Mac;
 
 /// A MAC asked for, and where it was asked for (for messages).
@@ -24,10 +25,7 @@ pub struct RequestedMac {
 
 /// The requested MAC, or None. A value that is no unicast MAC is refused with code 7 naming
 /// the key and the value.
-pub fn requested_mac(
-    env: &Environment,
-    conf: &Map<String, Value>,
-) -> CniResult<Option<RequestedMac>> {
+pub fn requested_mac(env: &Environment, conf: &Map<String, Value>) -> Result<Option<RequestedMac>> {
     let from_runtime = conf.get("runtimeConfig").and_then(|rc| rc.get("mac"));
     let from_args = conf
         .get("args")
@@ -50,12 +48,10 @@ pub fn requested_mac(
             Some(Value::String(text)) => {
                 return parse_unicast(&text)
                     .map(|mac| Some(RequestedMac { mac, source }))
-                    .map_err(|why| {
-                        CniError::config(format!("{source} {text:?} is invalid: {why}"))
-                    })
+                    .map_err(|why| Error::config(format!("{source} {text:?} is invalid: {why}")))
             }
             Some(other) => {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "{source} must be a string such as \"02:00:00:00:00:01\", got {other}"
                 )))
             }
@@ -164,7 +160,7 @@ mod tests {
             ),
         ] {
             let err = requested_mac(&env(&cni_args), &conf(value)).unwrap_err();
-            assert_eq!(err.code, 7, "{err}");
+            assert_eq!(err.cni_code(), 7, "{err}");
             assert!(err.msg.contains(named), "{err}");
         }
         let err = requested_mac(&env(&[]), &conf(json!({"runtimeConfig": {"mac": "zz:00"}})))

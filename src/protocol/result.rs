@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use serde_json::{json, Map, Value};
 
-use super::error::{CniError, CniResult};
 use super::version::CniVersion;
+use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Interface {
@@ -47,12 +47,12 @@ pub struct CniOutput {
 impl CniOutput {
     /// Reads a result of any supported version. `what` names it in errors ("the IPAM result",
     /// "prevResult").
-    pub fn parse(value: &Value, what: &str) -> CniResult<CniOutput> {
-        let list = |key: &str| -> CniResult<Vec<Value>> {
+    pub fn parse(value: &Value, what: &str) -> Result<CniOutput> {
+        let list = |key: &str| -> Result<Vec<Value>> {
             match value.get(key) {
                 None | Some(Value::Null) => Ok(Vec::new()),
                 Some(Value::Array(items)) => Ok(items.clone()),
-                Some(other) => Err(CniError::config(format!(
+                Some(other) => Err(Error::config(format!(
                     "{what}: {key} must be a list, got {other}"
                 ))),
             }
@@ -61,7 +61,7 @@ impl CniOutput {
             .iter()
             .map(|i| {
                 let name = i.get("name").and_then(Value::as_str).ok_or_else(|| {
-                    CniError::config(format!("{what}: interfaces entry without a name: {i}"))
+                    Error::config(format!("{what}: interfaces entry without a name: {i}"))
                 })?;
                 let text = |k: &str| {
                     i.get(k)
@@ -75,7 +75,7 @@ impl CniOutput {
                     sandbox: text("sandbox"),
                 })
             })
-            .collect::<CniResult<_>>()?;
+            .collect::<Result<_>>()?;
         let ips = list("ips")?
             .iter()
             .map(|ip| {
@@ -84,9 +84,7 @@ impl CniOutput {
                 let interface = match ip.get("interface") {
                     None | Some(Value::Null) => None,
                     Some(v) => Some(v.as_u64().ok_or_else(|| {
-                        CniError::config(format!(
-                            "{what}: ips[].interface must be an index, got {v}"
-                        ))
+                        Error::config(format!("{what}: ips[].interface must be an index, got {v}"))
                     })? as usize),
                 };
                 Ok(IpConfig {
@@ -95,12 +93,12 @@ impl CniOutput {
                     interface,
                 })
             })
-            .collect::<CniResult<_>>()?;
+            .collect::<Result<_>>()?;
         let routes = list("routes")?
             .iter()
             .map(|r| {
                 let Value::Object(raw) = r else {
-                    return Err(CniError::config(format!(
+                    return Err(Error::config(format!(
                         "{what}: routes entry is not an object: {r}"
                     )));
                 };
@@ -110,7 +108,7 @@ impl CniOutput {
                     raw: raw.clone(),
                 })
             })
-            .collect::<CniResult<_>>()?;
+            .collect::<Result<_>>()?;
         let dns = value
             .get("dns")
             .filter(|d| d.as_object().is_some_and(|o| !o.is_empty()))
@@ -214,14 +212,14 @@ impl CniOutput {
     /// The interface named `ifname` that lives in a sandbox, and the addresses that point at
     /// it. An address without an `interface` index counts when there is only one sandbox
     /// interface (0.3.0 results may omit the index).
-    pub fn pod_interface(&self, ifname: &str, what: &str) -> CniResult<ResultInterface> {
+    pub fn pod_interface(&self, ifname: &str, what: &str) -> Result<ResultInterface> {
         let (index, iface) = self
             .interfaces
             .iter()
             .enumerate()
             .find(|(_, i)| i.name == ifname && i.sandbox.is_some())
             .ok_or_else(|| {
-                CniError::config(format!(
+                Error::config(format!(
                     "{what} has no interface named {ifname:?} inside a sandbox: the previous plugin must create the pod's \
                      interface (e.g. \"macvlan\" before \"macvlan-host\")"
                 ))
@@ -238,7 +236,7 @@ impl CniOutput {
             .map(|ip| ip.address)
             .collect();
         if addresses.is_empty() {
-            return Err(CniError::config(format!(
+            return Err(Error::config(format!(
                 "{what} has no address for interface {ifname:?}: host access needs the pod's addresses"
             )));
         }
@@ -252,23 +250,23 @@ impl CniOutput {
     }
 }
 
-fn field_cidr(v: &Value, key: &str, what: &str, list: &str) -> CniResult<IpNetwork> {
+fn field_cidr(v: &Value, key: &str, what: &str, list: &str) -> Result<IpNetwork> {
     let text = v
         .get(key)
         .and_then(Value::as_str)
-        .ok_or_else(|| CniError::config(format!("{what}: {list}[].{key} is missing in {v}")))?;
+        .ok_or_else(|| Error::config(format!("{what}: {list}[].{key} is missing in {v}")))?;
     text.parse().map_err(|e| {
-        CniError::config(format!(
+        Error::config(format!(
             "{what}: {list}[].{key} {text:?} is not a valid CIDR: {e}"
         ))
     })
 }
 
-fn optional_ip(v: &Value, key: &str, what: &str, list: &str) -> CniResult<Option<IpAddr>> {
+fn optional_ip(v: &Value, key: &str, what: &str, list: &str) -> Result<Option<IpAddr>> {
     match v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(text) => text.parse().map(Some).map_err(|e| {
-            CniError::config(format!(
+            Error::config(format!(
                 "{what}: {list}[].{key} {text:?} is not a valid IP address: {e}"
             ))
         }),

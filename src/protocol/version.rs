@@ -5,7 +5,7 @@ use std::fmt;
 use serde_json::{json, Value};
 
 use super::env::Command;
-use super::error::{code, CniError, CniResult};
+use crate::error::{Error, Kind, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CniVersion {
@@ -26,13 +26,13 @@ impl CniVersion {
     ];
     pub const LATEST: CniVersion = CniVersion::V1_1_0;
 
-    pub fn parse(text: &str) -> CniResult<CniVersion> {
+    pub fn parse(text: &str) -> Result<CniVersion> {
         Self::ALL
             .into_iter()
             .find(|v| v.as_str() == text)
             .ok_or_else(|| {
-                CniError::new(
-                    code::INCOMPATIBLE_VERSION,
+                Error::new(
+                    Kind::IncompatibleVersion,
                     format!(
                         "unsupported cniVersion {text:?}: this plugin supports {}",
                         supported_list()
@@ -62,14 +62,14 @@ impl CniVersion {
     }
 
     /// Refuses (code 1) a verb this version of the specification does not have.
-    pub fn require_verb(self, command: Command) -> CniResult<()> {
+    pub fn require_verb(self, command: Command) -> Result<()> {
         let since = match command {
             Command::Check if !self.has_check() => "0.4.0",
             Command::Gc | Command::Status if !self.has_gc_and_status() => "1.1.0",
             _ => return Ok(()),
         };
-        Err(CniError::new(
-            code::INCOMPATIBLE_VERSION,
+        Err(Error::new(
+            Kind::IncompatibleVersion,
             format!(
                 "{} needs cniVersion {since} or later; the configuration has {self}",
                 command.as_str()
@@ -126,7 +126,7 @@ mod tests {
         }
         for bad in ["0.1.0", "0.2.0", "1.2.0", "", "1.0", "v1.0.0"] {
             let err = CniVersion::parse(bad).unwrap_err();
-            assert_eq!(err.code, 1, "{bad}");
+            assert_eq!(err.cni_code(), 1, "{bad}");
             assert!(err.msg.contains("cniVersion"), "{}", err.msg);
         }
     }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use macvlan_host::protocol::{code, CniError, CniResult, CniVersion, Command, Environment};
+use macvlan_host::error::{Error, Kind, Result};
+use macvlan_host::protocol::{code, CniVersion, Command, Environment};
 use serde_json::json;
 
 const ALL_VARIABLES: [(&str, &str); 5] = [
@@ -36,7 +37,7 @@ const REQUIRED: [(Command, &str, &[&str]); 6] = [
     (Command::Version, "VERSION", &[]),
 ];
 
-fn environment(command: &str, variables: &[&str]) -> CniResult<Environment> {
+fn environment(command: &str, variables: &[&str]) -> Result<Environment> {
     let mut map: HashMap<&str, &str> = ALL_VARIABLES
         .iter()
         .filter(|(k, _)| variables.contains(k))
@@ -80,7 +81,7 @@ fn every_verb_is_accepted_with_exactly_the_variables_it_needs() {
             let rest: Vec<&str> = required.iter().copied().filter(|v| v != missing).collect();
             let err = environment(text, &rest).expect_err(&format!("{text} without {missing}"));
             assert_eq!(
-                err.code,
+                err.cni_code(),
                 code::INVALID_ENVIRONMENT,
                 "{text} without {missing}: {}",
                 err.msg
@@ -110,7 +111,7 @@ fn an_empty_variable_counts_as_unset() {
         let err =
             Environment::from_lookup(|key| (key == "CNI_COMMAND").then(|| command.to_owned()))
                 .unwrap_err();
-        assert_eq!(err.code, code::INVALID_ENVIRONMENT);
+        assert_eq!(err.cni_code(), code::INVALID_ENVIRONMENT);
         assert!(err.msg.contains("CNI_COMMAND"), "{}", err.msg);
     }
 }
@@ -153,7 +154,7 @@ fn every_verb_at_every_version() {
 
 #[test]
 fn error_json_has_version_code_message_and_details_only_when_present() {
-    let err = CniError::config("mtu 0 is out of range");
+    let err = Error::config("mtu 0 is out of range");
     let json = err.to_json("1.0.0");
     assert_eq!(
         json,
@@ -165,7 +166,7 @@ fn error_json_has_version_code_message_and_details_only_when_present() {
     let json = err.clone().with_details("").to_json("0.4.0");
     assert!(json.get("details").is_none(), "{json}");
 
-    let json = CniError::new(code::TRY_AGAIN_LATER, "locked")
+    let json = Error::new(Kind::TryAgainLater, "locked")
         .with_details("held by pid 42")
         .to_json("1.1.0");
     assert_eq!(
@@ -174,7 +175,7 @@ fn error_json_has_version_code_message_and_details_only_when_present() {
     );
     assert!(json["code"].is_u64(), "the code is a number, not a string");
 
-    let json = CniError::env("CNI_PATH is required")
+    let json = Error::env("CNI_PATH is required")
         .context("reading the environment")
         .to_json("0.3.1");
     assert_eq!(json["code"], 4);

@@ -226,7 +226,7 @@ fn every_invalid_key_is_refused_with_its_code_naming_the_key_and_the_value() {
         let label = format!("{key} = {value:?}");
         for command in [Command::Add, Command::Del] {
             let err = NetConf::parse(&stdin, command).expect_err(&label);
-            assert_eq!(err.code, *expected_code, "{label}: {}", err.msg);
+            assert_eq!(err.cni_code(), *expected_code, "{label}: {}", err.msg);
             for needle in needles {
                 assert!(
                     err.msg.contains(needle),
@@ -250,7 +250,7 @@ fn stdin_that_is_not_a_json_object_is_a_decoding_failure() {
         b"null",
     ] {
         let err = NetConf::parse(stdin, Command::Add).expect_err(&String::from_utf8_lossy(stdin));
-        assert_eq!(err.code, code::DECODING_FAILURE, "{}", err.msg);
+        assert_eq!(err.cni_code(), code::DECODING_FAILURE, "{}", err.msg);
         assert!(err.msg.contains("network configuration"), "{}", err.msg);
     }
 }
@@ -260,7 +260,7 @@ fn without_ipam_or_prev_result_add_is_refused_and_del_is_a_chained_del() {
     for empty_ipam in [None, Some(Value::Null), Some(json!({}))] {
         let stdin = conf_with("ipam", empty_ipam.clone());
         let err = NetConf::parse(&stdin, Command::Add).unwrap_err();
-        assert_eq!(err.code, code::INVALID_CONFIG);
+        assert_eq!(err.cni_code(), code::INVALID_CONFIG);
         for needle in [
             "\"ipam\"",
             "\"prevResult\"",

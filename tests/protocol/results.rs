@@ -201,7 +201,12 @@ fn parse_refuses_malformed_results_naming_the_field() {
     ];
     for (result, needles) in cases {
         let err = CniOutput::parse(&result, "the IPAM result").expect_err(&result.to_string());
-        assert_eq!(err.code, code::INVALID_CONFIG, "{result}: {}", err.msg);
+        assert_eq!(
+            err.cni_code(),
+            code::INVALID_CONFIG,
+            "{result}: {}",
+            err.msg
+        );
         assert!(err.msg.starts_with("the IPAM result"), "{}", err.msg);
         for needle in needles {
             assert!(
@@ -455,7 +460,7 @@ fn pod_interface_errors_name_the_interface() {
         let err = result_of(interfaces, ips)
             .pod_interface("net1", "prevResult")
             .unwrap_err();
-        assert_eq!(err.code, code::INVALID_CONFIG, "{interfaces:?}");
+        assert_eq!(err.cni_code(), code::INVALID_CONFIG, "{interfaces:?}");
         for needle in ["prevResult", "\"net1\"", why] {
             assert!(
                 err.msg.contains(needle),

@@ -24,17 +24,17 @@ use super::node::{delete_link, Node};
 use super::objects::{Action, Drift, Mismatch, Object, Problem, Repair};
 use super::pod_addresses::is_link_local_v6;
 use super::routes::{self, Writer};
+use crate::error::{Context, Error, ErrorList, Result};
 use crate::protocol::result::Interface;
-use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
 use crate::system::state::{HostSide, Record, StateStore};
 use crate::system::{names, sysctl, Mac, SysResult};
 
 /// ADD: the shim's name and MAC; refuses a pod macvlan the shim cannot reach.
-pub fn plan(settings: &Settings, master: &Link, pod_if: &PodInterface) -> CniResult<SidePlan> {
+pub fn plan(settings: &Settings, master: &Link, pod_if: &PodInterface) -> Result<SidePlan> {
     if let Some(mode) = pod_if.macvlan_mode.filter(|m| *m != MacvlanMode::Bridge) {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "the pod's macvlan {} is in {mode} mode: the shim reaches pods only in bridge mode; use \"hostAccess\": \"veth\" for other modes",
             pod_if.ifname,
         )));
@@ -130,7 +130,7 @@ impl<'a> ShimPath<'a> {
 
     /// Creates the shim; None when an interface with its name appeared meanwhile (made by
     /// someone outside the node lock): the caller checks and adopts it.
-    fn create(&self, node: &Node, master: &Link) -> CniResult<Option<Link>> {
+    fn create(&self, node: &Node, master: &Link) -> Result<Option<Link>> {
         let name = self.name;
         let created = node.netlink.create_macvlan(&MacvlanSpec {
             name: name.to_owned(),
@@ -155,7 +155,7 @@ impl<'a> ShimPath<'a> {
             .link_by_name(name)
             .context("looking up the new shim")?
             .ok_or_else(|| {
-                CniError::internal(format!("shim {name} vanished right after its creation"))
+                Error::internal(format!("shim {name} vanished right after its creation"))
             })?;
         log::info!(
             "created shim {name} on master {} with MAC {}",
@@ -167,7 +167,7 @@ impl<'a> ShimPath<'a> {
 
     /// Writes the hardening sysctls: all of them on a new shim; on a `reused` one, those whose
     /// value (as the link reports it) differs. Returns the settings written.
-    fn harden(&self, reused: Option<&Link>) -> CniResult<Vec<String>> {
+    fn harden(&self, reused: Option<&Link>) -> Result<Vec<String>> {
         let mut written = Vec::new();
         for (family, key, wanted) in HARDENING {
             let path = hardening_key(self.name, family, key);
@@ -183,14 +183,14 @@ impl<'a> ShimPath<'a> {
 
     /// The shim someone else created while we were about to: ours to use when it is a shim
     /// this plugin would make (kind, master, mode, MAC); a name collision otherwise.
-    fn adopt(&self, node: &Node, master: &Link) -> CniResult<Link> {
+    fn adopt(&self, node: &Node, master: &Link) -> Result<Link> {
         let name = self.name;
         let link = node
             .netlink
             .link_by_name(name)
             .context("looking up the shim created meanwhile")?
             .ok_or_else(|| {
-                CniError::internal(format!(
+                Error::internal(format!(
                     "creating shim {name}: it existed, and then vanished again"
                 ))
             })?;
@@ -201,12 +201,7 @@ impl<'a> ShimPath<'a> {
         Ok(link)
     }
 
-    fn remove_link_local(
-        &self,
-        node: &Node,
-        index: u32,
-        repairs: &mut Vec<Repair>,
-    ) -> CniResult<()> {
+    fn remove_link_local(&self, node: &Node, index: u32, repairs: &mut Vec<Repair>) -> Result<()> {
         let addresses = node
             .netlink
             .addresses(index)
@@ -230,8 +225,8 @@ impl<'a> ShimPath<'a> {
 }
 
 /// Refuses an interface that merely has the shim's name.
-fn collision(name: &str, why: &Mismatch) -> CniError {
-    CniError::config(format!(
+fn collision(name: &str, why: &Mismatch) -> Error {
+    Error::config(format!(
         "shim {name}: the interface {why}; set \"shimName\" to another name or remove it"
     ))
 }
@@ -245,7 +240,7 @@ impl ShimPath<'_> {
     /// An interface with the shim's name that differs from ours only in its MAC: ours when
     /// it has users in this stateDir or routes marked ours go through it (pods of another
     /// stateDir share it). A macvlan nobody uses is someone else's, whatever it looks like.
-    fn is_ours_but_mac(&self, site: &Site, link: &Link) -> CniResult<bool> {
+    fn is_ours_but_mac(&self, site: &Site, link: &Link) -> Result<bool> {
         if !matches!(
             foreign(link, site.master, self.mac),
             Some(Mismatch::Mac { .. })
@@ -269,7 +264,7 @@ impl HostPath for ShimPath<'_> {
         None
     }
 
-    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> CniResult<Devices> {
+    fn ensure(&self, site: &Site, repairs: &mut Vec<Repair>) -> Result<Devices> {
         let (name, node, master) = (self.name, site.node, site.master);
         let existing = node
             .netlink
@@ -371,7 +366,7 @@ impl HostPath for ShimPath<'_> {
         // side is all there is to make.
         let pod = match site.pod {
             Some(_) => Some(site.pod_link()?.ok_or_else(|| {
-                CniError::internal(format!(
+                Error::internal(format!(
                     "interface {} does not exist in the pod",
                     self.pod_ifname
                 ))
@@ -387,7 +382,7 @@ impl HostPath for ShimPath<'_> {
         })
     }
 
-    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> CniResult<Option<Devices>> {
+    fn verify(&self, site: &Site, drift: &mut Vec<Drift>) -> Result<Option<Devices>> {
         let (node, master) = (site.node, site.master);
         let Some(link) = node
             .netlink
@@ -574,7 +569,7 @@ pub fn remove_unused(node: &Node, store: &StateStore) -> ErrorList {
     let _lock = match NodeLock::acquire() {
         Ok(lock) => lock,
         Err(e) => {
-            errors.push(CniError::from(e).context("taking the node lock"));
+            errors.push(Error::from(e).context("taking the node lock"));
             return errors;
         }
     };

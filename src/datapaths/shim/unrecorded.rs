@@ -24,8 +24,8 @@ use serde_json::Value;
 use super::{default_name, foreign, mac_for, still_routed};
 use crate::datapaths::node::{delete_link, Node};
 use crate::datapaths::routes::host_route_selector;
+use crate::error::{Context, Error, ErrorList, Result};
 use crate::protocol::result::CniOutput;
-use crate::protocol::{CniError, CniResult, Context, ErrorList};
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, Neighbour, Netlink};
 use crate::system::netns::Netns;
@@ -87,7 +87,7 @@ pub fn from_prev_result(prev: &Value, ifname: &str) -> Option<Learned> {
 }
 
 /// The pod's interface as it is, while the namespace exists; None when it has none.
-pub fn from_pod(ns: &Netns, ifname: &str) -> CniResult<Option<Learned>> {
+pub fn from_pod(ns: &Netns, ifname: &str) -> Result<Option<Learned>> {
     let netlink = Netlink::open_in(ns).context("opening netlink in the pod")?;
     let Some(link) = netlink
         .link_by_name(ifname)
@@ -118,7 +118,7 @@ pub fn shim_of(
     shim_name: Option<&str>,
     master: Option<&str>,
     learned: &Learned,
-) -> CniResult<Option<(String, Link)>> {
+) -> Result<Option<(String, Link)>> {
     let master = match (master, learned.parent_index) {
         (Some(name), _) => node
             .netlink
@@ -161,7 +161,7 @@ pub fn release(
             learned,
             &mut errors,
         ),
-        Err(e) => errors.push(CniError::from(e).context("taking the node lock")),
+        Err(e) => errors.push(Error::from(e).context("taking the node lock")),
     }
     errors
 }
@@ -243,10 +243,10 @@ fn remove_entries(node: &Node, shim: &Link, ip: IpAddr, errors: &mut ErrorList) 
         .netlink
         .delete_route(&host_route_selector(ip, shim.index))
     {
-        errors.push(CniError::from(e).context(format!("removing the route to {ip}")));
+        errors.push(Error::from(e).context(format!("removing the route to {ip}")));
     }
     if let Err(e) = node.netlink.delete_neighbour(shim.index, ip) {
-        errors.push(CniError::from(e).context(format!("removing the neighbour entry of {ip}")));
+        errors.push(Error::from(e).context(format!("removing the neighbour entry of {ip}")));
     }
     log::info!(
         "removed the route to {ip} through {} without a record",
