@@ -36,7 +36,7 @@ const MAX_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// What the next pass must cover.
 #[derive(Default)]
-struct Pending {
+struct DueWork {
     since: Option<Instant>,
     full: bool,
     pods: Vec<String>,
@@ -108,7 +108,7 @@ struct Watcher<'a> {
     node_events: EventSocket,
     /// An event socket per pod namespace path of a live attachment.
     pods: HashMap<String, EventSocket>,
-    pending: Pending,
+    due: DueWork,
     interval: Duration,
     next_full: Instant,
     debounce: Duration,
@@ -133,7 +133,7 @@ impl<'a> Watcher<'a> {
             dirs: &options.state_dirs,
             node_events,
             pods: HashMap::new(),
-            pending: Pending::default(),
+            due: DueWork::default(),
             interval: options.interval,
             next_full: Instant::now() + options.interval,
             debounce: DEBOUNCE,
@@ -143,9 +143,9 @@ impl<'a> Watcher<'a> {
             release_stale: options.release_stale,
             telemetry,
         };
-        let first = Pending {
+        let first = DueWork {
             full: true,
-            ..Pending::default()
+            ..DueWork::default()
         };
         watcher.pass(&first, Cause::Startup)?;
         Ok(watcher)
@@ -153,7 +153,7 @@ impl<'a> Watcher<'a> {
 
     /// Blocks until a descriptor is readable or the next pass is due; None when interrupted.
     fn wait(&self, signals: &SignalFd) -> Result<Option<Ready>, String> {
-        let deadline = match self.pending.since {
+        let deadline = match self.due.since {
             Some(since) => self.due(since).min(self.next_full),
             None => self.next_full,
         };
@@ -197,8 +197,8 @@ impl<'a> Watcher<'a> {
             match self.node_events.drain() {
                 Ok(changes) if !changes.is_empty() => {
                     self.telemetry.events(Source::Node, &changes);
-                    self.pending.since.get_or_insert_with(Instant::now);
-                    self.pending.full = true;
+                    self.due.since.get_or_insert_with(Instant::now);
+                    self.due.full = true;
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -214,9 +214,9 @@ impl<'a> Watcher<'a> {
             match socket.drain() {
                 Ok(changes) if !changes.is_empty() => {
                     self.telemetry.events(Source::Pod, &changes);
-                    self.pending.since.get_or_insert_with(Instant::now);
-                    if !self.pending.pods.contains(name) {
-                        self.pending.pods.push(name.clone());
+                    self.due.since.get_or_insert_with(Instant::now);
+                    if !self.due.pods.contains(name) {
+                        self.due.pods.push(name.clone());
                     }
                 }
                 Ok(_) => {}
@@ -232,13 +232,13 @@ impl<'a> Watcher<'a> {
     fn pass_when_due(&mut self) {
         let now = Instant::now();
         let periodic = now >= self.next_full;
-        let debounced = self.pending.since.is_some_and(|s| now >= self.due(s));
+        let debounced = self.due.since.is_some_and(|s| now >= self.due(s));
         if !(periodic || debounced) {
             return;
         }
-        let work = Pending {
-            full: self.pending.full || periodic,
-            ..std::mem::take(&mut self.pending)
+        let work = DueWork {
+            full: self.due.full || periodic,
+            ..std::mem::take(&mut self.due)
         };
         let cause = if work.since.is_some() {
             Cause::Event
@@ -265,7 +265,7 @@ impl<'a> Watcher<'a> {
         }
     }
 
-    fn pass(&mut self, work: &Pending, cause: Cause) -> Result<(), String> {
+    fn pass(&mut self, work: &DueWork, cause: Cause) -> Result<(), String> {
         let started = Instant::now();
         let scope = if work.full {
             Scope::All

@@ -14,12 +14,12 @@ use std::fmt;
 use std::path::Path;
 
 use super::host_access::{self, Released};
-use super::host_path;
+use super::host_path::{self, Unrecorded};
 use super::node::Node;
 use super::objects::{Action, Drift, Repair};
 use super::plan::{self, replan, Plan, PodInterface, Settings};
 use super::pod::Pod;
-use super::shim::unrecorded::{self, Clues, Learned};
+use super::shim::unrecorded::Clues;
 use crate::error::{Context, Error, Result};
 use crate::protocol::result::Interface;
 use crate::protocol::HostAccess;
@@ -99,14 +99,8 @@ pub enum Detach {
     /// `hostAccess: "none"` and nothing recorded.
     Nothing,
     Recorded(StateStore, Box<Record>),
-    /// No record: what can be found without it, plus, for a shim, what was learned of the
-    /// pod and of the shim it would have used.
-    Unrecorded {
-        store: StateStore,
-        host_access: HostAccess,
-        /// Boxed: a `Link` carries the link's whole IPv4/IPv6 configuration.
-        learned: Option<Box<(Learned, (String, Link))>>,
-    },
+    /// No record: what can be found without it (`host_path::Unrecorded`).
+    Unrecorded(StateStore, Unrecorded),
     Failed(Error),
 }
 
@@ -123,15 +117,10 @@ impl Detach {
     ) -> Detach {
         match store.load(key).context("reading the attachment record") {
             Ok(Some(record)) => Detach::Recorded(store, Box::new(record)),
-            Ok(None) if host_access == HostAccess::None => Detach::Nothing,
-            Ok(None) => {
-                let learned = host_path::learn_unrecorded(node, host_access, clues);
-                Detach::Unrecorded {
-                    store,
-                    host_access,
-                    learned,
-                }
-            }
+            Ok(None) => match host_path::unrecorded(node, host_access, clues) {
+                Unrecorded::Nothing => Detach::Nothing,
+                side => Detach::Unrecorded(store, side),
+            },
             Err(e) => Detach::Failed(e),
         }
     }
@@ -142,19 +131,10 @@ impl Detach {
         match self {
             Detach::Nothing => Released::nothing(),
             Detach::Recorded(store, record) => detach(node, &store, &record),
-            Detach::Unrecorded {
-                store,
-                host_access,
-                learned,
-            } => {
+            Detach::Unrecorded(store, side) => {
                 // First, while the route owners are still there to ask.
-                let learned_errors = learned
-                    .map(|boxed| {
-                        let (learned, shim) = *boxed;
-                        unrecorded::release(node, &store, key, shim, &learned)
-                    })
-                    .unwrap_or_default();
-                let mut released = host_access::release_unrecorded(node, &store, key, host_access);
+                let learned_errors = side.release_learned(node, &store, key);
+                let mut released = host_access::release_unrecorded(node, &store, key, &side);
                 released.errors.append(learned_errors);
                 released
             }

@@ -14,14 +14,13 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::host_path::{self, Devices, PodDevice, Site, Teardown};
+use super::host_path::{self, Devices, PodDevice, Site, Teardown, Unrecorded};
 use super::node::{delete_link, Node};
 use super::objects::{Action, Drift, Object, Problem, Repair};
 use super::plan::{replan, Plan, PodRoute};
 use super::pod::Pod;
 use super::routes::{self, host_route, host_route_selector};
 use crate::error::{Context, Error, ErrorList, Result};
-use crate::protocol::HostAccess;
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, Netlink, Route};
 use crate::system::state::{AttachmentKey, Record, StateStore};
@@ -334,14 +333,12 @@ pub fn release_unrecorded(
     node: &Node,
     store: &StateStore,
     key: &AttachmentKey,
-    host_access: HostAccess,
+    side: &Unrecorded,
 ) -> Released {
     let mut errors = ErrorList::new();
     errors.note(store.clear_owners_of(key));
     errors.note(store.remove_record_temporary(key));
-    let deferred = errors
-        .note(host_path::orphan_host_end(node, key, host_access))
-        .flatten();
+    let deferred = errors.note(side.orphan_host_end(node, key)).flatten();
     Released { errors, deferred }
 }
 

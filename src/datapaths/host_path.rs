@@ -15,7 +15,7 @@ use ipnetwork::IpNetwork;
 use super::node::Node;
 use super::objects::{Drift, Repair};
 use super::pod::Pod;
-use super::shim::unrecorded::{self, Clues, Learned};
+use super::shim::unrecorded::{self, Clues};
 use super::{shim, veth};
 use crate::error::{Context, Error, ErrorList, Result};
 use crate::protocol::result::Interface;
@@ -179,28 +179,50 @@ pub fn of(record: &Record) -> Box<dyn HostPath + '_> {
     }
 }
 
-/// DEL without a record: the host device that belongs to this attachment alone, found by its
-/// derived name (a veth's node end; the shim is shared, and GC looks after it).
-pub fn orphan_host_end(
-    node: &Node,
-    key: &AttachmentKey,
-    host_access: HostAccess,
-) -> Result<Option<Link>> {
+/// DEL without a record: the host side the configuration names, with what could be learned
+/// of it. The choice is made once, here (`unrecorded`), from the configured host access.
+pub enum Unrecorded {
+    /// `hostAccess: "none"`: nothing of the attachment's on the node.
+    Nothing,
+    /// A shim attachment, with its pod and the shim it would have used when they could be
+    /// learned (from prevResult or the pod: `shim::unrecorded`). Boxed: a `Link` carries the
+    /// link's whole IPv4/IPv6 configuration.
+    Shim(Option<Box<unrecorded::Found>>),
+    /// A veth attachment: its node end has a derived name; nothing needs learning.
+    Veth,
+}
+
+/// What DEL without a record can know of the host side, learned while the pod still exists.
+pub fn unrecorded(node: &Node, host_access: HostAccess, clues: &Clues) -> Unrecorded {
     match host_access {
-        HostAccess::Veth => veth::find_host_end(node, key),
-        HostAccess::Shim | HostAccess::None => Ok(None),
+        HostAccess::Shim => Unrecorded::Shim(unrecorded::learn(node, clues).map(Box::new)),
+        HostAccess::Veth => Unrecorded::Veth,
+        HostAccess::None => Unrecorded::Nothing,
     }
 }
 
-/// DEL without a record: what a shim attachment's pod and shim were, learned from prevResult
-/// or the pod (`unrecorded`). A veth needs nothing learned: its node end has a derived name.
-pub fn learn_unrecorded(
-    node: &Node,
-    host_access: HostAccess,
-    clues: &Clues,
-) -> Option<Box<(Learned, (String, Link))>> {
-    match host_access {
-        HostAccess::Shim => unrecorded::learn(node, clues).map(Box::new),
-        HostAccess::Veth | HostAccess::None => None,
+impl Unrecorded {
+    /// Under its own node lock, before the route owners are cleared (they are asked): a shim
+    /// attachment's routes and neighbour entries that are provably its own, and the shim when
+    /// nothing routes through it any more.
+    pub fn release_learned(
+        &self,
+        node: &Node,
+        store: &StateStore,
+        key: &AttachmentKey,
+    ) -> ErrorList {
+        match self {
+            Unrecorded::Shim(Some(found)) => unrecorded::release(node, store, key, found),
+            Unrecorded::Shim(None) | Unrecorded::Veth | Unrecorded::Nothing => ErrorList::new(),
+        }
+    }
+
+    /// The host device that belongs to this attachment alone, found by its derived name (a
+    /// veth's node end; the shim is shared, and GC looks after it).
+    pub fn orphan_host_end(&self, node: &Node, key: &AttachmentKey) -> Result<Option<Link>> {
+        match self {
+            Unrecorded::Veth => veth::find_host_end(node, key),
+            Unrecorded::Shim(_) | Unrecorded::Nothing => Ok(None),
+        }
     }
 }

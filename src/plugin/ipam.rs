@@ -2,7 +2,7 @@
 //! environment, this configuration on stdin), so any IPAM plugin works: host-local, static,
 //! dhcp, whereabouts.
 //!
-//! A call can be started and collected later (`start` / `Pending::wait`): the IPAM plugin is a
+//! A call can be started and collected later (`start` / `IpamCall::wait`): the IPAM plugin is a
 //! process of its own, and the plugin does its netlink work while it runs.
 
 use std::io::Write;
@@ -23,7 +23,7 @@ pub struct Ipam<'a> {
 }
 
 /// A running IPAM call.
-pub struct Pending<'i, 'a> {
+pub struct IpamCall<'i, 'a> {
     ipam: &'i Ipam<'a>,
     command: Command,
     version: CniVersion,
@@ -46,11 +46,11 @@ impl<'a> Ipam<'a> {
         Ipam { env, conf, plugin }
     }
 
-    /// Starts a verb; its outcome comes from `Pending::wait`.
-    pub fn start(&self, command: Command) -> Result<Pending<'_, 'a>> {
+    /// Starts a verb; its outcome comes from `IpamCall::wait`.
+    pub fn start(&self, command: Command) -> Result<IpamCall<'_, 'a>> {
         let version = self.negotiated_version().unwrap_or(self.conf.cni_version);
         let child = self.spawn(command, version)?;
-        Ok(Pending {
+        Ok(IpamCall {
             ipam: self,
             command,
             version,
@@ -83,7 +83,7 @@ impl<'a> Ipam<'a> {
             .collect())
     }
 
-    /// The version agreed with this very binary by an earlier call (see `Pending::wait`).
+    /// The version agreed with this very binary by an earlier call (see `IpamCall::wait`).
     fn negotiated_version(&self) -> Option<CniVersion> {
         let identity = self.identity()?;
         IpamVersions::in_state_dir(&self.conf.state_dir)
@@ -206,13 +206,13 @@ impl<'a> Ipam<'a> {
     }
 }
 
-impl Pending<'_, '_> {
+impl IpamCall<'_, '_> {
     /// Waits for the call. An IPAM plugin older than the configuration (Debian's host-local
     /// speaks up to 1.0.0) refuses it with code 1: then the call is repeated at the newest
     /// version both sides speak, and that version is remembered for this binary, so later
     /// calls go straight to it. Results are read version-independently.
     pub fn wait(self) -> Result<Option<Value>> {
-        let Pending {
+        let IpamCall {
             ipam,
             command,
             version,

@@ -43,14 +43,14 @@ impl Response {
 }
 
 /// A polled answer: None while it is not known yet.
-pub type Pending = Box<dyn FnMut() -> Option<Response> + Send>;
+pub type Deferred = Box<dyn FnMut() -> Option<Response> + Send>;
 
 /// What a handler answers for a path.
 pub enum Answer {
     Now(Response),
     /// Asked again every few milliseconds until it answers (the connection's deadline still
     /// applies): for a question another thread answers (`/healthz`).
-    Later(Pending),
+    Later(Deferred),
 }
 
 /// The paths the server serves: `path` without its query string.
@@ -61,7 +61,7 @@ pub trait Handler: Send + 'static {
 enum Stage {
     /// Collecting the request head.
     Reading(Vec<u8>),
-    Waiting(Pending, bool),
+    Waiting(Deferred, bool),
     /// The response, and how much of it is written.
     Writing(Vec<u8>, usize),
 }

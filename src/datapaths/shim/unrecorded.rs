@@ -41,6 +41,15 @@ pub struct Learned {
     pub parent_index: Option<u32>,
 }
 
+/// What DEL without a record learned of a shim attachment: the pod, and the shim it would have
+/// used on which master.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub pod: Learned,
+    pub shim_name: String,
+    pub master: Link,
+}
+
 /// What DEL still has of an attachment without a record: the configuration's shim and
 /// master, prevResult, and the pod's namespace while it exists.
 pub struct Clues<'a> {
@@ -53,7 +62,7 @@ pub struct Clues<'a> {
 
 /// The pod's addresses and MAC and the shim's name without a record: prevResult first, else
 /// the pod's interface. Best effort: what cannot be learned is left (and logged).
-pub fn learn(node: &Node, clues: &Clues) -> Option<(Learned, (String, Link))> {
+pub fn learn(node: &Node, clues: &Clues) -> Option<Found> {
     let from_pod = || match clues.pod_ns.map(|ns| from_pod(ns, clues.ifname)) {
         Some(Ok(learned)) => learned,
         Some(Err(e)) => {
@@ -67,7 +76,11 @@ pub fn learn(node: &Node, clues: &Clues) -> Option<(Learned, (String, Link))> {
         .and_then(|prev| from_prev_result(prev, clues.ifname))
         .or_else(from_pod)?;
     match shim_of(node, clues.shim_name, clues.master, &learned) {
-        Ok(shim) => shim.map(|shim| (learned, shim)),
+        Ok(shim) => shim.map(|(shim_name, master)| Found {
+            pod: learned,
+            shim_name,
+            master,
+        }),
         Err(e) => {
             log::warn!("no record, and finding the shim failed: {e}");
             None
@@ -141,24 +154,18 @@ pub fn shim_of(
 
 /// Removes the pod's routes and neighbour entries on the shim that are provably its own, and
 /// the shim when nothing routes through it any more.
-pub fn release(
-    node: &Node,
-    store: &StateStore,
-    key: &AttachmentKey,
-    (shim_name, master): (String, Link),
-    learned: &Learned,
-) -> ErrorList {
+pub fn release(node: &Node, store: &StateStore, key: &AttachmentKey, found: &Found) -> ErrorList {
     let mut errors = ErrorList::new();
     match NodeLock::acquire() {
         Ok(_lock) => release_locked(
-            &Unrecorded {
+            &UnrecordedSite {
                 node,
                 store,
                 key,
-                shim_name: &shim_name,
-                master: &master,
+                shim_name: &found.shim_name,
+                master: &found.master,
             },
-            learned,
+            &found.pod,
             &mut errors,
         ),
         Err(e) => errors.push(Error::from(e).context("taking the node lock")),
@@ -167,7 +174,7 @@ pub fn release(
 }
 
 /// What DEL without a record works with.
-struct Unrecorded<'a> {
+struct UnrecordedSite<'a> {
     node: &'a Node,
     store: &'a StateStore,
     key: &'a AttachmentKey,
@@ -175,8 +182,8 @@ struct Unrecorded<'a> {
     master: &'a Link,
 }
 
-fn release_locked(at: &Unrecorded, learned: &Learned, errors: &mut ErrorList) {
-    let Unrecorded {
+fn release_locked(at: &UnrecordedSite, learned: &Learned, errors: &mut ErrorList) {
+    let UnrecordedSite {
         node,
         store,
         key,
