@@ -17,7 +17,7 @@ use ipnetwork::IpNetwork;
 use super::host_path::{self, Devices, PodDevice, Site, Teardown, Unrecorded};
 use super::node::{delete_link, Node};
 use super::objects::{Action, Drift, Object, Problem, Repair};
-use super::plan::{replan, Plan, PodRoute};
+use super::plan::{current_master, replan_on, Plan, PodRoute};
 use super::pod::Pod;
 use super::routes::{self, host_route, host_route_selector};
 use crate::error::{Context, Error, ErrorList, Result};
@@ -150,18 +150,14 @@ pub fn verify(
     record: &Record,
     pod: Option<&Pod>,
 ) -> Result<Vec<Drift>> {
-    let master_present = node
-        .netlink
-        .link_by_name(&record.master)
-        .context("looking up the master")?
-        .is_some();
-    if !master_present {
+    // The master is looked up once: it is the first thing verify needs, and the plan's.
+    let Some(master) = current_master(node, record)? else {
         return Ok(vec![Drift::new(
             Object::Master(record.master.clone()),
             Problem::Missing,
         )]);
-    }
-    let (plan, master) = replan(node, record)?;
+    };
+    let (plan, master) = replan_on(node, record, master)?;
     verify_planned(node, store, &plan, &master, pod)
 }
 

@@ -108,16 +108,24 @@ pub fn planned(
 /// Reconcile and verify: the plan of a recorded attachment, with the node as it is now (its
 /// master may have a new index, MAC or MTU, its addresses may have changed).
 pub fn replan(node: &Node, record: &Record) -> Result<(Plan, Link)> {
-    let master = node
-        .netlink
+    let master = current_master(node, record)?.ok_or_else(|| {
+        Error::internal(format!(
+            "master {} does not exist in the node's network namespace",
+            record.master
+        ))
+    })?;
+    replan_on(node, record, master)
+}
+
+/// The record's master as the node has it now (None: gone).
+pub fn current_master(node: &Node, record: &Record) -> Result<Option<Link>> {
+    node.netlink
         .link_by_name(&record.master)
-        .with_context(|| format!("looking up master {}", record.master))?
-        .ok_or_else(|| {
-            Error::internal(format!(
-                "master {} does not exist in the node's network namespace",
-                record.master
-            ))
-        })?;
+        .with_context(|| format!("looking up master {}", record.master))
+}
+
+/// `replan` with the master looked up already.
+pub fn replan_on(node: &Node, record: &Record, master: Link) -> Result<(Plan, Link)> {
     let facts = NodeFacts::observe(node, master)?;
     let plan = desired(record, &facts)?;
     Ok((plan, facts.master))
