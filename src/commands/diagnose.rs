@@ -125,7 +125,7 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
                 continue;
             };
             let shims = masters.entry(record.master.clone()).or_default();
-            let datapath = record.host_side.to_string();
+            let datapath = record.path.to_string();
             let (status, drift, unreachable) = match attachment::diagnose(&node, &store, &key) {
                 Diagnosis::Gone => continue,
                 Diagnosis::Drift(drift) if drift.is_empty() => ("ok", Vec::new(), None),
@@ -133,7 +133,7 @@ fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
                 Diagnosis::Unreachable(reason) => ("unreachable", Vec::new(), Some(reason)),
                 Diagnosis::Failed(reason) => ("drift", Vec::new(), Some(reason)),
             };
-            if let Some(name) = record.host_side.shared_shim() {
+            if let Some(name) = record.path.shared_shim() {
                 let shim = shims
                     .entry(name.to_owned())
                     .or_insert_with(|| (record.host_mac.to_string(), Vec::new()));

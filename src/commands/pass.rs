@@ -120,7 +120,7 @@ fn reconcile_one(
     report.examined += 1;
     report
         .shims
-        .extend(record.host_side.shared_shim().map(str::to_owned));
+        .extend(record.path.shared_shim().map(str::to_owned));
     match attachment::reconcile(node, store, key) {
         Ok(Outcome::InSync) => report.pod_namespaces.push(record.netns),
         Ok(Outcome::Repaired {

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::host_access::{self, Released};
+use super::converge::{self, Released};
 use super::host_path::{self, Unrecorded};
 use super::node::Node;
 use super::objects::{Action, Drift, Repair};
@@ -134,7 +134,7 @@ impl Detach {
             Detach::Unrecorded(store, side) => {
                 // First, while the route owners are still there to ask.
                 let learned_errors = side.release_learned(node, &store, key);
-                let mut released = host_access::release_unrecorded(node, &store, key, &side);
+                let mut released = converge::release_unrecorded(node, &store, key, &side);
                 released.errors.append(learned_errors);
                 released
             }
@@ -191,14 +191,14 @@ pub fn attach(
     pod: Option<&Pod>,
 ) -> Result<Vec<Repair>> {
     let lock = NodeLock::acquire().context("taking the node lock")?;
-    match host_access::ensure_locked(node, store, plan, master, pod) {
+    match converge::ensure_locked(node, store, plan, master, pod) {
         Ok(mut repairs) => {
             let healed = heal_concerned(node, store, &repairs, &plan.record.key);
             repairs.extend(healed);
             Ok(repairs)
         }
         Err(err) => {
-            let released = host_access::release_locked(node, store, &plan.record);
+            let released = converge::release_locked(node, store, &plan.record);
             drop(lock);
             for cleanup in released.finish(node) {
                 log::warn!(
@@ -214,13 +214,13 @@ pub fn attach(
 /// DEL and GC: converges a recorded attachment to nothing, under the node lock; what must go
 /// after the lock (a veth's node end) is in the returned `Released`.
 pub fn detach(node: &Node, store: &StateStore, record: &Record) -> Released {
-    host_access::release(node, store, record)
+    converge::release(node, store, record)
 }
 
 /// CHECK: what is missing or wrong in the attachment that breaks traffic between node and
 /// pod (a route of an earlier version, still working, is no failure: `reconcile` adopts it).
 pub fn check(node: &Node, store: &StateStore, record: &Record, pod: &Pod) -> Result<Vec<Drift>> {
-    let drift = host_access::verify(node, store, record, Some(pod))?;
+    let drift = converge::verify(node, store, record, Some(pod))?;
     Ok(drift.into_iter().filter(Drift::breaks_traffic).collect())
 }
 
@@ -238,14 +238,14 @@ pub fn reconcile_attachment(
     key: &AttachmentKey,
 ) -> Result<Vec<Repair>, AttachmentError> {
     let _lock = NodeLock::acquire().context("taking the node lock")?;
-    let mut repairs = converge(node, store, key)?;
+    let mut repairs = converge_recorded(node, store, key)?;
     let healed = heal_concerned(node, store, &repairs, key);
     repairs.extend(healed);
     Ok(repairs)
 }
 
 /// One attachment made true, for a caller that holds the node lock; reacts to nothing.
-fn converge(
+fn converge_recorded(
     node: &Node,
     store: &StateStore,
     key: &AttachmentKey,
@@ -255,8 +255,8 @@ fn converge(
     let record = load(store, key)?;
     let pod = open_pod(node, &record)?;
     let (plan, master) = replan(node, &record)?;
-    let drift = host_access::verify_planned(node, store, &plan, &master, Some(&pod))?;
-    let mut repairs = host_access::ensure_locked(node, store, &plan, &master, Some(&pod))?;
+    let drift = converge::verify_planned(node, store, &plan, &master, Some(&pod))?;
+    let mut repairs = converge::ensure_locked(node, store, &plan, &master, Some(&pod))?;
     // Routes and neighbour entries are rewritten without being read first; verify said which
     // of them were wrong. Device drift is reported by ensure itself.
     repairs.extend(
@@ -295,7 +295,7 @@ fn heal_concerned(
             }
         };
         for key in users.iter().filter(|k| *k != done) {
-            match converge(node, store, key) {
+            match converge_recorded(node, store, key) {
                 Ok(mut more) => healed.append(&mut more),
                 Err(AttachmentError::Gone(_)) => {}
                 Err(e) => log::warn!("restoring {} on shim {shim}: {e}", key.file_stem()),
@@ -313,7 +313,7 @@ pub fn diagnose_attachment(
 ) -> Result<Vec<Drift>, AttachmentError> {
     let record = load(store, key)?;
     let pod = open_pod(node, &record)?;
-    Ok(host_access::verify(node, store, &record, Some(&pod))?)
+    Ok(converge::verify(node, store, &record, Some(&pod))?)
 }
 
 fn load(store: &StateStore, key: &AttachmentKey) -> Result<Record, AttachmentError> {

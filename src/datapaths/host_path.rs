@@ -21,7 +21,7 @@ use crate::error::{Context, Error, ErrorList, Result};
 use crate::protocol::result::Interface;
 use crate::protocol::HostAccess;
 use crate::system::netlink::{Link, MacvlanMode};
-use crate::system::state::{AttachmentKey, HostSide, Record, StateStore};
+use crate::system::state::{AttachmentKey, Record, RecordedPath, StateStore};
 use crate::system::Mac;
 
 /// The values of the configuration that host access needs: the datapaths never see the
@@ -51,7 +51,7 @@ pub struct PodInterface {
 
 /// What planning one host side decided.
 pub struct SidePlan {
-    pub side: HostSide,
+    pub side: RecordedPath,
     pub host_mac: Mac,
     /// The MAC the node's neighbour entries for the pod point at.
     pub pod_mac: Mac,
@@ -173,9 +173,11 @@ pub fn plan_side(
 
 /// The implementation of the record's host side.
 pub fn of(record: &Record) -> Box<dyn HostPath + '_> {
-    match &record.host_side {
-        HostSide::Shim { name } => Box::new(shim::ShimPath::new(name, record)),
-        HostSide::Veth { name, pod_end } => Box::new(veth::VethPath::new(name, pod_end, record)),
+    match &record.path {
+        RecordedPath::Shim { name } => Box::new(shim::ShimPath::new(name, record)),
+        RecordedPath::Veth { name, pod_end } => {
+            Box::new(veth::VethPath::new(name, pod_end, record))
+        }
     }
 }
 

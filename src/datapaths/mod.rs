@@ -2,8 +2,8 @@
 //! the host path by which the node reaches it (the shared shim or a per-pod veth), as typed
 //! objects made true idempotently.
 
+pub mod converge;
 pub mod engine;
-pub mod host_access;
 pub mod host_path;
 pub mod link_ready;
 pub mod macvlan;

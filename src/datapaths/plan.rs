@@ -80,7 +80,7 @@ pub fn planned(
     )?;
     let record = Record {
         key: key.clone(),
-        host_side: side.side,
+        path: side.side,
         master: master.name.clone(),
         master_index: master.index,
         netns: netns_path.to_owned(),
@@ -154,7 +154,7 @@ pub fn desired(record: &Record, facts: &NodeFacts) -> Result<Plan> {
     // The shim's MAC follows the master's current MAC (a bridge that gained a port, a bond
     // that failed over): one value for every attachment on the shim, never the one a record
     // was written with, so two attachments never fight over it.
-    if let Some(name) = record.host_side.shared_shim() {
+    if let Some(name) = record.path.shared_shim() {
         updated.host_mac = shim::mac_for(master, name);
     }
     Ok(Plan {
@@ -305,7 +305,7 @@ mod tests {
     use super::*;
     use crate::protocol::HostAccess;
     use crate::system::netlink::MacvlanMode;
-    use crate::system::state::HostSide;
+    use crate::system::state::RecordedPath;
 
     fn net(text: &str) -> IpNetwork {
         text.parse().unwrap()
@@ -460,8 +460,8 @@ mod tests {
     fn the_shim_side_is_named_after_the_master_with_a_derived_mac() {
         let plan = shim_plan(&DUAL_NODE, &["10.0.0.100/24"]).unwrap();
         assert_eq!(
-            plan.record.host_side,
-            HostSide::Shim {
+            plan.record.path,
+            RecordedPath::Shim {
                 name: "mvh-eth0".into()
             }
         );
@@ -482,7 +482,7 @@ mod tests {
             &pod_if(&["10.0.0.100/24"]),
         )
         .unwrap();
-        assert_eq!(plan.record.host_side.shared_shim(), Some("lanshim"));
+        assert_eq!(plan.record.path.shared_shim(), Some("lanshim"));
         assert_eq!(plan.record.host_mac, shim::mac_for(&master(1), "lanshim"));
     }
 
@@ -516,8 +516,8 @@ mod tests {
             &pod_if(&["10.0.0.100/24"]),
         )
         .unwrap();
-        let HostSide::Veth { name, pod_end } = &plan.record.host_side else {
-            panic!("a veth side: {:?}", plan.record.host_side);
+        let RecordedPath::Veth { name, pod_end } = &plan.record.path else {
+            panic!("a veth side: {:?}", plan.record.path);
         };
         assert!(name.starts_with("mvh") && name.len() <= 15, "{name}");
         assert_eq!(pod_end, "host-eth0");

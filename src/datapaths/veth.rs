@@ -13,7 +13,7 @@ use super::pod::Pod;
 use crate::error::{Context, Error, ErrorList, Result};
 use crate::protocol::result::Interface;
 use crate::system::netlink::{Link, Netlink, VethSpec};
-use crate::system::state::{AttachmentKey, HostSide, Record};
+use crate::system::state::{AttachmentKey, Record, RecordedPath};
 use crate::system::{names, Mac};
 
 /// The node end: derived from the attachment, so DEL finds it without any state.
@@ -30,7 +30,7 @@ pub fn plan(settings: &Settings, key: &AttachmentKey, ifname: &str) -> SidePlan 
         .clone()
         .unwrap_or_else(|| names::derived_ifname("host-", ifname));
     SidePlan {
-        side: HostSide::Veth {
+        side: RecordedPath::Veth {
             name: host_end_name(key),
             pod_end,
         },

@@ -28,7 +28,7 @@ use crate::error::{Context, Error, ErrorList, Result};
 use crate::protocol::result::Interface;
 use crate::system::lock::NodeLock;
 use crate::system::netlink::{Link, MacvlanMode, MacvlanSpec};
-use crate::system::state::{HostSide, Record, StateStore};
+use crate::system::state::{Record, RecordedPath, StateStore};
 use crate::system::{names, sysctl, Mac, SysResult};
 
 /// ADD: the shim's name and MAC; refuses a pod macvlan the shim cannot reach.
@@ -45,7 +45,7 @@ pub fn plan(settings: &Settings, master: &Link, pod_if: &PodInterface) -> Result
         .unwrap_or_else(|| default_name(&master.name));
     let mac = mac_for(master, &name);
     Ok(SidePlan {
-        side: HostSide::Shim { name },
+        side: RecordedPath::Shim { name },
         host_mac: mac,
         pod_mac: pod_if.mac,
         own_addresses: settings.shim_addresses.clone(),

@@ -24,7 +24,7 @@ impl StateStore {
     /// under the lock nobody is adding one.
     pub fn remove_temporaries_of(&self, record: &Record) -> SysResult<()> {
         let mut targets = vec![self.record_path(&record.key)];
-        let shim = record.host_side.shared_shim();
+        let shim = record.path.shared_shim();
         if let Some(name) = shim {
             targets.push(self.users_dir(name).join(record.key.file_stem()));
         }

@@ -80,31 +80,32 @@ impl AttachmentKey {
     }
 }
 
-/// Which host-side datapath an attachment uses, with what it created.
+/// Which host path an attachment uses (`HostAccess` as it was made), with the names of the
+/// devices it created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum HostSide {
+pub enum RecordedPath {
     Shim { name: String },
     Veth { name: String, pod_end: String },
 }
 
-impl HostSide {
+impl RecordedPath {
     /// The shared shim this side uses, if any: it has one user marker per attachment, and
     /// what happens to it concerns every pod on it.
     pub fn shared_shim(&self) -> Option<&str> {
         match self {
-            HostSide::Shim { name } => Some(name),
-            HostSide::Veth { .. } => None,
+            RecordedPath::Shim { name } => Some(name),
+            RecordedPath::Veth { .. } => None,
         }
     }
 }
 
 /// "shim mvh-eth0" / "veth mvh0123... / host-eth0": the host side in operator output.
-impl fmt::Display for HostSide {
+impl fmt::Display for RecordedPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HostSide::Shim { name } => write!(f, "shim {name}"),
-            HostSide::Veth { name, pod_end } => write!(f, "veth {name} / {pod_end}"),
+            RecordedPath::Shim { name } => write!(f, "shim {name}"),
+            RecordedPath::Veth { name, pod_end } => write!(f, "veth {name} / {pod_end}"),
         }
     }
 }
@@ -117,7 +118,9 @@ impl fmt::Display for HostSide {
 pub struct Record {
     /// Network, container and the pod's interface name.
     pub key: AttachmentKey,
-    pub host_side: HostSide,
+    /// The host path and its devices' names (`hostSide` in the records of every release).
+    #[serde(rename = "hostSide")]
+    pub path: RecordedPath,
     pub master: String,
     pub master_index: u32,
     /// The pod's network namespace (`CNI_NETNS` of ADD).

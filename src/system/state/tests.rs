@@ -20,7 +20,7 @@ fn record(id: &str) -> Record {
             container_id: id.into(),
             ifname: "eth0".into(),
         },
-        host_side: HostSide::Shim {
+        path: RecordedPath::Shim {
             name: "mvh-eth0".into(),
         },
         master: "eth0".into(),

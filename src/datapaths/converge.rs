@@ -1,4 +1,5 @@
-//! Host access, whichever host path carries it: the steps that the shim and the veth share.
+//! One attachment's host access converged, whichever host path carries it: the steps that the
+//! shim and the veth share (ensure, verify, release).
 //!
 //! Node -> pod: a /32 (/128) route to each pod address through the host device, with the
 //! node's current address as source, and a permanent neighbour entry (pod address -> pod
