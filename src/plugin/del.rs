@@ -2,7 +2,7 @@
 //! namespace, prevResult, record, shim or master already gone): a failing DEL would keep the
 //! runtime from running the plugins behind this one, and their IP allocations would leak.
 
-use super::ipam::Ipam;
+use super::ipam::{Ipam, IpamCall};
 use super::{attachment_key, pod_namespace_if_present};
 use crate::datapaths::engine::Detach;
 use crate::datapaths::node::Node;
@@ -36,12 +36,19 @@ pub fn del(env: &Environment, conf: &NetConf) -> Result<()> {
     // Interface mode. IPAM DEL first, while the pod and its path to the node are intact, as
     // the reference plugins do: an IPAM plugin may need them to release (the `dhcp` daemon
     // sends DHCPRELEASE out of the pod's interface, to a server that may be the node itself,
-    // reached through the host side). Only reading (the record, what DEL learned) overlaps
-    // it; that is right for every IPAM type. The allocation is released always, also when the
-    // pod is gone, and a failing release does not stop the teardown.
+    // reached through the host side). A plugin that keeps its allocations in local files
+    // needs neither, and its DEL (a process of its own, which reads every allocation) runs
+    // beside the teardown. The allocation is released always, also when the pod is gone, and
+    // a failing release does not stop the teardown.
     let mut errors = ErrorList::new();
     let ipam = Ipam::new(env, conf, ipam);
-    errors.note(ipam.start(Command::Del).and_then(|pending| pending.wait()));
+    let release = ipam.start(Command::Del);
+    let release = if ipam.releases_locally() {
+        Some(release)
+    } else {
+        errors.note(release.and_then(IpamCall::wait));
+        None
+    };
     // Then two independent teardowns side by side: deleting the pod's links waits for an
     // RCU grace period in the kernel, the host side waits for the node lock.
     errors.append(std::thread::scope(|scope| {
@@ -57,6 +64,9 @@ pub fn del(env: &Environment, conf: &NetConf) -> Result<()> {
         errors.append(released.finish(&node));
         errors
     }));
+    if let Some(release) = release {
+        errors.note(release.and_then(IpamCall::wait));
+    }
     errors.into_result()
 }
 

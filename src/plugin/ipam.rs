@@ -46,6 +46,14 @@ impl<'a> Ipam<'a> {
         Ipam { env, conf, plugin }
     }
 
+    /// Whether the plugin keeps its allocations in local files only (`host-local`) or has
+    /// none to keep (`static`): it never needs the pod or its path to the node to release an
+    /// address, so its DEL may run while they are torn down. Any other plugin (`dhcp`, which
+    /// sends DHCPRELEASE from the pod; one this code does not know) is given them intact.
+    pub fn releases_locally(&self) -> bool {
+        matches!(self.plugin.as_str(), "host-local" | "static")
+    }
+
     /// Starts a verb; its outcome comes from `IpamCall::wait`.
     pub fn start(&self, command: Command) -> Result<IpamCall<'_, 'a>> {
         let version = self.negotiated_version().unwrap_or(self.conf.cni_version);
