@@ -65,7 +65,28 @@ log() { echo "runtime-root($SUITE): $*" >&2; }
 
 ready() { [[ -f $ROOT/.mvh-stamp && $(cat "$ROOT/.mvh-stamp") == "$STAMP" ]]; }
 
+# Roots of this suite for other package sets or recipes (another checkout's, or an older
+# version's) are removed once unused for UNUSED_DAYS: each use touches the root's stamp, and a
+# root whose lock someone holds (a build) is left alone. Each root is about 600 MB.
+UNUSED_DAYS=${MVH_ROOTS_UNUSED_DAYS:-14}
+prune_unused() {
+    local other lock
+    for other in "$CACHE/$SUITE"-*/; do
+        other=${other%/}
+        [[ $other != "$ROOT" && -f $other/.mvh-stamp ]] || continue
+        [[ -n $(find "$other/.mvh-stamp" -mtime +"$UNUSED_DAYS" 2>/dev/null) ]] || continue
+        lock=$other.lock
+        (
+            flock -n 9 || exit 0
+            log "removing $other (unused for more than $UNUSED_DAYS days)"
+            rm -rf "$other" "$other.debootstrap.log" "$lock"
+        ) 9>>"$lock"
+    done
+}
+
 if ready; then
+    touch "$ROOT/.mvh-stamp"
+    prune_unused
     echo "$ROOT"
     exit 0
 fi
@@ -150,4 +171,5 @@ echo "$STAMP" >"$WORK/.mvh-stamp"
 rm -rf "$ROOT"
 mv "$WORK" "$ROOT"
 log "built in $((SECONDS - START)) s: $(du -sh "$ROOT" 2>/dev/null | cut -f1)"
+prune_unused
 echo "$ROOT"
