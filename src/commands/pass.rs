@@ -8,7 +8,6 @@ use super::attachment::{self, Outcome};
 use super::stale;
 use crate::datapaths::node::Node;
 use crate::datapaths::objects::{Drift, Repair};
-use crate::error::Error;
 use crate::system::state::{AttachmentKey, StateStore};
 
 /// What one pass did.
@@ -142,7 +141,7 @@ fn reconcile_one(
         }
         Ok(Outcome::Unreachable(reason)) => report.unreachable.push((name, reason)),
         Ok(Outcome::Gone) => {}
-        Err(Error { msg, .. }) => report.failed.push((name, msg)),
+        Err(e) => report.failed.push((name, e.message())),
     }
 }
 

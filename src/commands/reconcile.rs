@@ -60,7 +60,7 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     let node = match Node::open() {
         Ok(node) => node,
-        Err(e) => return could_not_run("reconcile", e.msg),
+        Err(e) => return could_not_run("reconcile", e.message()),
     };
     match pass::run(&node, &options.state_dirs, Scope::All, &Hooks::NONE) {
         Ok(report) => {

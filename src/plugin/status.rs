@@ -5,13 +5,20 @@ use crate::error::{Error, Kind, Result};
 use crate::protocol::NetConf;
 
 pub fn status(conf: &NetConf) -> Result<()> {
-    let unavailable = |msg: String| Error::new(Kind::NotAvailable, msg);
     let node = Node::open()?;
+    // Without its master the network takes no ADD: whatever the lookup's failure, STATUS
+    // says "not available" with its message and details.
     let master = node
         .resolve_master(conf.master.as_deref())
-        .map_err(|e| unavailable(e.msg))?;
+        .map_err(|e| Error {
+            kind: Kind::NotAvailable,
+            ..e
+        })?;
     if !master.up {
-        return Err(unavailable(format!("master {} is down", master.name)));
+        return Err(Error::new(
+            Kind::NotAvailable,
+            format!("master {} is down", master.name),
+        ));
     }
     Ok(())
 }
