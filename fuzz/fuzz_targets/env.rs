@@ -23,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!env.ifname().contains('/'), "ifname {:?}", env.ifname());
             }
         }
-        Err(err) => assert_ne!(err.code, 0, "an error with code 0: {err}"),
+        Err(err) => assert_ne!(err.cni_code(), 0, "an error with code 0: {err}"),
     }
 });

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = serde_json::Value::Object(conf.raw.clone()).to_string();
         }
         Err(err) => {
-            assert_ne!(err.code, 0, "an error with code 0: {err}");
+            assert_ne!(err.cni_code(), 0, "an error with code 0: {err}");
             let json = err.to_json("1.1.0");
             assert!(json["code"].as_u64().is_some_and(|c| c != 0), "{json}");
             assert!(json["msg"].is_string(), "{json}");

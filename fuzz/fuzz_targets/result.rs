@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let parsed = match CniOutput::parse(&value, "prevResult") {
         Ok(parsed) => parsed,
         Err(err) => {
-            assert_ne!(err.code, 0, "an error with code 0: {err}");
+            assert_ne!(err.cni_code(), 0, "an error with code 0: {err}");
             return;
         }
     };
