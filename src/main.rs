@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use macvlan_host::error::{catch_panics, Error, Kind};
+use macvlan_host::error::{catch_panics, Error};
 use macvlan_host::protocol::version::declared_version;
 use macvlan_host::protocol::{CniVersion, Environment};
 use macvlan_host::system::{logger, sysctl};
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
     let outcome = catch_panics(|| {
         std::io::stdin()
             .read_to_end(&mut stdin)
-            .map_err(|e| Error::new(Kind::Io, format!("reading stdin: {e}")))?;
+            .map_err(|e| Error::io(format!("reading stdin: {e}")))?;
         if let Some(v) = declared_version(&stdin) {
             version = v;
         }

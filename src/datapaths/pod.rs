@@ -76,6 +76,6 @@ fn open_error(e: OpenError, what: &str) -> Error {
         }
         // A FIFO, socket, directory or another kind of namespace: never waited on, refused.
         OpenError::NotANamespace(_) => Error::env(format!("{what}: {e}")),
-        OpenError::Io { .. } => Error::new(Kind::Io, format!("{what}: {e}")),
+        OpenError::Io { .. } => Error::io(format!("{what}: {e}")),
     }
 }

@@ -159,14 +159,11 @@ impl<'a> Ipam<'a> {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                Error::new(
-                    Kind::Io,
-                    format!(
-                        "{}: cannot run {}: {e}",
-                        self.what(command),
-                        binary.display()
-                    ),
-                )
+                Error::io(format!(
+                    "{}: cannot run {}: {e}",
+                    self.what(command),
+                    binary.display()
+                ))
             })?;
         // Plugins read all of stdin before they answer, so this cannot deadlock with the child
         // waiting for its output to be read. A plugin that exits without reading stdin makes
@@ -184,7 +181,7 @@ impl<'a> Ipam<'a> {
         let what = self.what(command);
         let output = child
             .wait_with_output()
-            .map_err(|e| Error::new(Kind::Io, format!("{what}: {e}")))?;
+            .map_err(|e| Error::io(format!("{what}: {e}")))?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !stderr.trim().is_empty() {
             log::debug!("{what} stderr: {}", stderr.trim());
