@@ -49,8 +49,9 @@ pub fn del(env: &Environment, conf: &NetConf) -> Result<()> {
         errors.note(release.and_then(IpamCall::wait));
         None
     };
-    // Then two independent teardowns side by side: deleting the pod's links waits for an
-    // RCU grace period in the kernel, the host side waits for the node lock.
+    // Then the two teardowns side by side (and a local IPAM release beside them): deleting
+    // the pod's links waits for an RCU grace period in the kernel, the host side waits for
+    // the node lock.
     errors.append(std::thread::scope(|scope| {
         let pod_links = scope.spawn(|| remove_pod_links(pod_ns, env.ifname(), key.link_group()));
         let released = host.release(&node, &key);
