@@ -79,6 +79,6 @@ pub fn diagnose(node: &Node, store: &StateStore, key: &AttachmentKey) -> Diagnos
         Err(AttachmentError::PodUnreachable { netns, reason }) => {
             Diagnosis::Unreachable(format!("pod namespace {netns}: {reason}"))
         }
-        Err(AttachmentError::Failed(e)) => Diagnosis::Failed(e.message()),
+        Err(AttachmentError::Failed(e)) => Diagnosis::Failed(e.to_string()),
     }
 }

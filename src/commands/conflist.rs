@@ -21,7 +21,7 @@ pub fn validate(bytes: &[u8]) -> Result<(), String> {
         return Err("it is not a JSON object".into());
     };
     let version = string_key(&list, "cniVersion")?;
-    CniVersion::parse(&version).map_err(|e| format!("cniVersion: {}", e.message()))?;
+    CniVersion::parse(&version).map_err(|e| format!("cniVersion: {e}"))?;
     string_key(&list, "name")?;
     let plugins = match list.get("plugins") {
         Some(Value::Array(p)) if !p.is_empty() => p,
@@ -72,7 +72,7 @@ fn validate_ours(
     // Without `ipam` the entry runs chained: it gets its `prevResult` from the entries before
     // it, which DEL's reading (no prevResult needed) accepts, so every other key is checked.
     let parsed = NetConf::parse(Value::Object(conf).to_string().as_bytes(), Command::Del)
-        .map_err(|e| e.message())?;
+        .map_err(|e| e.to_string())?;
     if matches!(parsed.mode, Mode::Chained { .. }) && index == 0 {
         return Err(
             "it has no \"ipam\" section, so it runs chained and needs a plugin before it that \

@@ -109,7 +109,7 @@ pub fn main(args: &[String]) -> ExitCode {
 }
 
 fn collect(dirs: &[std::path::PathBuf]) -> Result<Report, String> {
-    let node = Node::open().map_err(|e| e.message())?;
+    let node = Node::open().map_err(|e| e.to_string())?;
     let mut attachments = Vec::new();
     // master -> shim name -> (expected MAC, what is wrong with it)
     let mut masters: BTreeMap<String, BTreeMap<String, (String, Vec<String>)>> = BTreeMap::new();

@@ -141,7 +141,7 @@ fn reconcile_one(
         }
         Ok(Outcome::Unreachable(reason)) => report.unreachable.push((name, reason)),
         Ok(Outcome::Gone) => {}
-        Err(e) => report.failed.push((name, e.message())),
+        Err(e) => report.failed.push((name, e.to_string())),
     }
 }
 

@@ -60,7 +60,7 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     let node = match Node::open() {
         Ok(node) => node,
-        Err(e) => return could_not_run("reconcile", e.message()),
+        Err(e) => return could_not_run("reconcile", e.to_string()),
     };
     match pass::run(&node, &options.state_dirs, Scope::All, &Hooks::NONE) {
         Ok(report) => {

@@ -103,7 +103,7 @@ pub fn release_if_gone(
         log::info!("{}: released: the pod is gone ({proof})", key.file_stem());
         Ok(Some(proof))
     } else {
-        let messages: Vec<String> = errors.into_iter().map(|e| e.message()).collect();
+        let messages: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
         Err(format!(
             "releasing a gone pod's host side: {}",
             messages.join("; ")

@@ -126,7 +126,7 @@ impl<'a> Watcher<'a> {
     /// Subscribes in the node, then runs the first full pass: nothing that happens during it
     /// goes unseen.
     fn start(options: &'a Options, telemetry: Telemetry) -> Result<Watcher<'a>, String> {
-        let node = Node::open().map_err(|e| e.message())?;
+        let node = Node::open().map_err(|e| e.to_string())?;
         let node_events = EventSocket::open().map_err(|e| e.to_string())?;
         let mut watcher = Watcher {
             node,

@@ -327,7 +327,7 @@ fn open_pod(node: &Node, record: &Record) -> Result<Pod, AttachmentError> {
     Pod::open(Path::new(&record.netns), &node.ns, "the record's netns").map_err(|e| {
         AttachmentError::PodUnreachable {
             netns: record.netns.clone(),
-            reason: e.message(),
+            reason: e.to_string(),
         }
     })
 }

@@ -155,7 +155,7 @@ pub fn handle(shared: &Shared, path: &str, body: &[u8]) -> Reply {
     };
     outcome.unwrap_or_else(|e| {
         // Docker shows `Err` to the user as it is: the details go with the message.
-        let message = e.message();
+        let message = e.to_string();
         log::warn!("{method}: {message}");
         Reply::failed(200, message)
     })
@@ -350,7 +350,7 @@ fn undo_join(driver: &Driver, network: &Network, endpoint: &Endpoint) {
         driver.host.delete_link(endpoint),
     ] {
         if let Err(e) = outcome {
-            log::warn!("undoing Join of endpoint {}: {}", endpoint.id, e.message());
+            log::warn!("undoing Join of endpoint {}: {}", endpoint.id, e);
         }
     }
 }

@@ -100,7 +100,7 @@ pub fn main(args: &[String]) -> ExitCode {
     crate::system::logger::init_with_stderr_level("docker-driver".into(), log::LevelFilter::Info);
     let driver = match Driver::load(&options.network_dir, &options.state_dir) {
         Ok(driver) => driver,
-        Err(e) => return could_not_start(e.message()),
+        Err(e) => return could_not_start(e.to_string()),
     };
     let listener = match listen(&options.socket) {
         Ok(listener) => listener,

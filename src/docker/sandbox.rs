@@ -52,10 +52,7 @@ pub fn spawn_waiter<J: Joins>(shared: Arc<Mutex<J>>, endpoint_id: String, sandbo
             if let Err(e) =
                 complete_when_ready(&shared, &endpoint_id, &sandbox, Patience::Background)
             {
-                log::warn!(
-                    "endpoint {endpoint_id}: the container's side: {}",
-                    e.message()
-                );
+                log::warn!("endpoint {endpoint_id}: the container's side: {e}");
             }
         });
     if let Err(e) = spawned {

@@ -95,18 +95,10 @@ impl Error {
         self.msg = format!("{what}: {}", self.msg);
         self
     }
-
-    /// The message, with the details after it when there are any: the one line a front end
-    /// without a details field (netavark, Docker) reports.
-    pub fn message(&self) -> String {
-        if self.details.is_empty() {
-            self.msg.clone()
-        } else {
-            format!("{}: {}", self.msg, self.details)
-        }
-    }
 }
 
+/// The message, with the details after it when there are any: the one line a front end
+/// without a details field (netavark, Docker, the operator commands) reports.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.msg)?;
@@ -181,6 +173,14 @@ mod tests {
         .unwrap_err();
         assert!(err.msg.contains("in a thread"), "{}", err.msg);
         assert_eq!(catch_panics(|| Ok(7)), Ok(7));
+    }
+
+    #[test]
+    fn the_line_a_front_end_reports_carries_the_details() {
+        let plain = Error::config("mtu 0 is out of range");
+        assert_eq!(plain.to_string(), "mtu 0 is out of range");
+        let detailed = Error::io("removing shim mvh-eth0").with_details("busy");
+        assert_eq!(detailed.to_string(), "removing shim mvh-eth0: busy");
     }
 
     #[test]

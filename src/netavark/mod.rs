@@ -61,7 +61,7 @@ pub fn main(verb: &str, args: &[String]) -> ExitCode {
         Ok(None) => ExitCode::SUCCESS,
         Err(err) => {
             log::warn!("{err}");
-            let _ = writeln!(stdout, "{}", json!({ "error": err.message() }));
+            let _ = writeln!(stdout, "{}", json!({ "error": err.to_string() }));
             ExitCode::FAILURE
         }
     }
