@@ -14,6 +14,14 @@
 # sees an interface or starts a daemon, and nothing touches the machine's network.
 set -euo pipefail
 
+# `--prune SUITE`: only remove that suite's roots of other package sets unused for 14 days
+# (below, `prune_unused`; every use of the script does it too).
+prune_only=
+if [[ ${1:-} == --prune ]]; then
+    prune_only=1
+    shift
+fi
+
 # `--background SUITE...`: start the builds and return at once (`make test` starts them first,
 # so that they overlap the compilation; a test that needs a root waits on the flock below).
 if [[ ${1:-} == --background ]]; then
@@ -31,7 +39,7 @@ SUITE=${1:-}
 case "$SUITE" in
 trixie | sid) ;;
 *)
-    echo "usage: $0 trixie|sid, or $0 --background trixie|sid..." >&2
+    echo "usage: $0 trixie|sid, $0 --prune trixie|sid, or $0 --background trixie|sid..." >&2
     exit 2
     ;;
 esac
@@ -83,6 +91,11 @@ prune_unused() {
         ) 9>>"$lock"
     done
 }
+
+if [[ -n $prune_only ]]; then
+    prune_unused
+    exit 0
+fi
 
 if ready; then
     touch "$ROOT/.mvh-stamp"

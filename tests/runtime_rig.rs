@@ -159,3 +159,69 @@ fn docker_and_podman_run_inside_a_test_node(suite: Suite, docker: &str, podman: 
         assert!(!dir.exists(), "{dir:?} left behind");
     }
 }
+
+/// The root cache does not grow without bound: a suite's roots of other package sets go once
+/// unused for 14 days, while a recent one, one being built (its lock held), one not finished
+/// (no stamp) and another suite's stay. Run on a cache of empty stand-ins
+/// (`MVH_ROOTS`), through `runtime-root.sh --prune`, the same function every use of the
+/// script runs.
+#[test]
+fn roots_of_other_package_sets_unused_for_14_days_are_pruned() {
+    let cache = TempDir::new("root-cache");
+    let root = |name: &str, stamp_age: Option<&str>| {
+        let dir = cache.join(name);
+        std::fs::create_dir_all(dir.join("usr")).unwrap();
+        if let Some(age) = stamp_age {
+            let stamp = dir.join(".mvh-stamp");
+            std::fs::write(&stamp, "suite=trixie recipe=0 packages=old").unwrap();
+            let touched = std::process::Command::new("touch")
+                .args(["-d", age])
+                .arg(&stamp)
+                .status()
+                .unwrap();
+            assert!(touched.success());
+        }
+    };
+    root("trixie-0ld", Some("30 days ago"));
+    root("trixie-recent", Some("3 days ago"));
+    root("trixie-building", Some("30 days ago"));
+    root("trixie-unfinished", None);
+    root("sid-0ld", Some("30 days ago"));
+    // A builder holds trixie-building's lock while the script runs.
+    let ready = cache.join("holder-ready");
+    let mut holder = std::process::Command::new("flock")
+        .arg(cache.join("trixie-building.lock"))
+        .args(["sh", "-c", "touch \"$0\" && exec sleep 60"])
+        .arg(&ready)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready.exists() {
+        assert!(start.elapsed().as_secs() < 10, "flock never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pruned = std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/runtime-root.sh"),
+    )
+    .args(["--prune", "trixie"])
+    .env("MVH_ROOTS", cache.path())
+    .output()
+    .unwrap();
+    // Stopped by its PID, whatever happened above.
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let log = String::from_utf8_lossy(&pruned.stderr);
+    assert!(pruned.status.success(), "runtime-root.sh --prune: {log}");
+    let left: Vec<bool> = [
+        "trixie-0ld",
+        "trixie-recent",
+        "trixie-building",
+        "trixie-unfinished",
+        "sid-0ld",
+    ]
+    .iter()
+    .map(|name| cache.join(name).exists())
+    .collect();
+    assert_eq!(left, [false, true, true, true, true], "{log}");
+    assert!(log.contains("trixie-0ld"), "the removal is said: {log}");
+}
